@@ -1,0 +1,188 @@
+"""The LightningModule that trains a :class:`~fastnst.transformer_net.TransformerNet`.
+
+It takes plain numbers and strings only and saves them with ``save_hyperparameters()``,
+so ``StyleTransferModule.load_from_checkpoint(path)`` works without Hydra. The frozen
+VGG19 loss network is built in :meth:`setup` for training and is never saved in a
+checkpoint: a checkpoint holds the style network and the optimizer state only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from fastnst.data import load_image, to_pil
+from fastnst.losses import PerceptualLoss
+from fastnst.styles import resolve_style_image
+from fastnst.transformer_net import TransformerNet
+from fastnst.vgg import vgg19
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTENT_LAYERS = {"relu2_2": 1.0}
+DEFAULT_STYLE_LAYERS = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0}
+
+
+def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
+    """Tile batches of equal-size images: one row per batch, one column per image.
+
+    Args:
+        rows: tensors of shape ``(N, 3, H, W)``, all of the same shape.
+
+    Returns:
+        A ``(3, H', W')`` image with white padding between tiles.
+    """
+    n, c, h, w = rows[0].shape
+    grid = torch.ones(c, len(rows) * (h + padding) + padding, n * (w + padding) + padding)
+    for r, batch in enumerate(rows):
+        for i, image in enumerate(batch):
+            top, left = padding + r * (h + padding), padding + i * (w + padding)
+            grid[:, top : top + h, left : left + w] = image.detach().float().clamp(0, 1).cpu()
+    return grid
+
+
+class StyleTransferModule(pl.LightningModule):
+    """Johnson et al. training: stylize a batch, score it with the perceptual loss, step Adam.
+
+    Args:
+        style_image: path of the style image, or the name of a built-in painting.
+        style_name: name of the style (used for exports and run folders).
+        style_size: short side, in pixels, at which the style's Gram matrices are computed.
+        content_layers: ``{vgg_layer: weight}`` of the content term.
+        style_layers: ``{vgg_layer: weight}`` of the style term.
+        content_weight, style_weight, tv_weight: weights of the loss terms.
+        vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.vgg.vgg19`).
+        vgg_convention: input convention of ``vgg_weights`` if it is a path with an unclear name.
+        width: channel multiplier of the style network.
+        num_residual_blocks: residual blocks of the style network.
+        lr: Adam learning rate.
+        image_size: training crop size (recorded for exports).
+        channels_last: use the channels-last memory format (faster with tensor cores).
+    """
+
+    def __init__(
+        self,
+        style_image: str = "starry_night",
+        style_name: str = "",
+        style_size: int = 512,
+        content_layers: dict[str, float] | None = None,
+        style_layers: dict[str, float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float = 10.0,
+        tv_weight: float = 0.0,
+        vgg_weights: str = "caffe",
+        vgg_convention: str | None = None,
+        width: float = 1.0,
+        num_residual_blocks: int = 5,
+        lr: float = 1e-3,
+        image_size: int = 256,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.content_layers = dict(content_layers or DEFAULT_CONTENT_LAYERS)
+        self.style_layers = dict(style_layers or DEFAULT_STYLE_LAYERS)
+        self.net = TransformerNet(width=width, num_residual_blocks=num_residual_blocks)
+        self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
+        self.nonfinite_steps = 0
+
+    # -- training -------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        """Build the loss network and the style's Gram matrices (once per process)."""
+        if stage != "fit" or self.perceptual is not None:
+            return
+        hp = self.hparams
+        vgg = vgg19(
+            layers=[*self.content_layers, *self.style_layers], weights=hp.vgg_weights, convention=hp.vgg_convention
+        )
+        perceptual = PerceptualLoss(
+            vgg, self.content_layers, self.style_layers, hp.content_weight, hp.style_weight, hp.tv_weight
+        )
+        perceptual.set_style(load_image(resolve_style_image(hp.style_image), size=hp.style_size))
+        self.perceptual = perceptual
+        if hp.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Stylize an RGB [0, 1] batch."""
+        return self.net(image)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        assert self.perceptual is not None, "setup('fit') builds the loss network"
+        content = batch["image"]
+        if self.hparams.channels_last:
+            content = content.contiguous(memory_format=torch.channels_last)
+        output = self.net(content)
+        terms = self.perceptual(output, content)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", terms["loss"], prog_bar=True, on_step=on_step, on_epoch=not on_step)
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in terms.items() if k != "loss"},
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=content.shape[0],
+        )
+        return terms["loss"], content, output
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, _, _ = self._step(batch, "train")
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        _, content, output = self._step(batch, "val")
+        if batch_idx == 0 and self.global_rank == 0:
+            self._log_preview(image_grid([content, output]))
+
+    def _log_preview(self, grid: torch.Tensor) -> None:
+        """Show the stylized validation photos in TensorBoard and as a PNG in the run folder."""
+        step = self.global_step
+        logger = self.logger
+        if logger is not None and hasattr(logger.experiment, "add_image"):
+            logger.experiment.add_image("val/preview", grid, step)
+        if self.trainer is not None and self.trainer.default_root_dir:
+            folder = Path(self.trainer.default_root_dir) / "previews"
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as tmp:
+                to_pil(grid).save(tmp, format="PNG")
+            os.replace(tmp.name, folder / f"step_{step:07d}.png")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip a step whose gradients are not finite (zeroed), instead of poisoning the weights.
+
+        Under 16-mixed the GradScaler already skips such steps and must see the infs.
+        """
+        if self.trainer.precision == "16-mixed":
+            return
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads]).max()):
+            self.nonfinite_steps += 1
+            log.warning("step %d: non-finite gradients, update skipped (%d so far)", self.global_step, self.nonfinite_steps)
+            for g in grads:
+                g.zero_()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+
+    # -- checkpoints: the style network and optimizer only ---------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Called before the state dict is loaded: put back the loss network we built
+        # ourselves, so that strict loading still checks every key of the style network.
+        if self.perceptual is not None:
+            own = {f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()}
+            checkpoint["state_dict"] = {**checkpoint["state_dict"], **own}
+
+    def num_parameters(self) -> int:
+        """Parameters of the style network."""
+        return sum(p.numel() for p in self.net.parameters())
+

@@ -1,0 +1,145 @@
+"""Building the Lightning ``Trainer`` for a run: devices, precision, logs, checkpoints, resume."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from fastnst.errors import FastNSTError
+
+log = logging.getLogger(__name__)
+
+QUICK_CPU_COMMAND = "python train.py data=sample model=small trainer=cpu"
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` -> ``bf16-mixed`` on GPUs that support it, ``16-mixed`` on other GPUs, ``32-true`` on CPU."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("cuda", "gpu") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def find_last_checkpoint(style_dir: str | Path) -> Path:
+    """The newest ``last.ckpt`` among the runs of a style (``checkpoints/<style>/*/last.ckpt``)."""
+    runs = sorted(Path(style_dir).glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FastNSTError(f"ckpt_path=last: no earlier run with a last.ckpt in {style_dir}/")
+    return runs[-1]
+
+
+class SkippedImages(Callback):
+    """Report unreadable training images as they are met, and a summary at the end."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.skipped: dict[str, None] = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        for entry in batch.get("skipped", []):
+            if entry not in self.skipped:
+                self.skipped[entry] = None
+                log.warning("skipped unreadable image %s", entry)
+        if self.skipped:
+            pl_module.log("data/skipped_images", float(len(self.skipped)), on_step=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.skipped and trainer.is_global_zero:
+            report = self.run_dir / "skipped_images.txt"
+            report.write_text("".join(f"{entry}\n" for entry in self.skipped))
+            log.warning("%d unreadable image(s) were skipped; list in %s", len(self.skipped), report)
+
+
+def build_trainer(
+    run_dir: str | Path,
+    *,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    precision: str = "auto",
+    max_steps: int = 40_000,
+    log_every_n_steps: int = 50,
+    val_every_n_steps: int = 500,
+    checkpoint_every_n_steps: int = 1000,
+    gradient_clip_val: float | None = None,
+    accumulate_grad_batches: int = 1,
+    deterministic: bool = False,
+    enable_progress_bar: bool = True,
+    logger: bool = True,
+) -> pl.Trainer:
+    """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``."""
+    run_dir = Path(run_dir)
+    accelerator = resolve_accelerator(accelerator)
+    callbacks: list[Callback] = [
+        # every_n_train_steps checkpoints keep the full training state; last.ckpt is the one to resume.
+        ModelCheckpoint(
+            dirpath=run_dir,
+            filename="step={step:07d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=checkpoint_every_n_steps,
+            save_top_k=-1,
+            save_last=True,
+        ),
+        SkippedImages(run_dir),
+    ]
+    tb_logger: TensorBoardLogger | bool = False
+    if logger:
+        tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return pl.Trainer(
+        default_root_dir=str(run_dir),
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(precision, accelerator),  # type: ignore[arg-type]
+        max_steps=max_steps,
+        log_every_n_steps=log_every_n_steps,
+        val_check_interval=val_every_n_steps,
+        check_val_every_n_epoch=None,  # validate every val_every_n_steps, counted across the run
+        num_sanity_val_steps=0,
+        gradient_clip_val=gradient_clip_val,
+        accumulate_grad_batches=accumulate_grad_batches,
+        deterministic=deterministic,
+        use_distributed_sampler=False,  # our sampler shards the stream by rank itself
+        enable_progress_bar=enable_progress_bar,
+        logger=tb_logger,
+        callbacks=callbacks,
+    )
+
+
+def check_data_root(root: str | None, annotations: str | None = None) -> None:
+    """Fail early, and say how to get data, when ``data.root`` does not exist."""
+    if root is None or Path(root).expanduser().is_dir():
+        return
+    raise FastNSTError(
+        f"data.root={root}: no such folder. Get COCO with `python scripts/download_coco.py data/coco` "
+        f"(train2017, 18 GB), point data.root at any folder of photos, "
+        f"or try the embedded sample photos: `{QUICK_CPU_COMMAND}`"
+    )
+
+
+def warn_if_slow(trainer: pl.Trainer, max_steps: int) -> None:
+    """On a CPU, say that a full-size run will be slow and point at the quick preset."""
+    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and max_steps > 1000:
+        log.warning(
+            "training on the CPU: %d steps will take many hours (a GPU does a step in milliseconds). "
+            "For a quick CPU run: `%s`",
+            max_steps,
+            QUICK_CPU_COMMAND,
+        )

@@ -1,0 +1,94 @@
+"""The image transformation network of Johnson et al. (2016).
+
+Encoder (9x9 conv, two stride-2 convs), residual blocks, decoder (nearest
+upsampling + conv, which avoids the checkerboard artifacts of transposed
+convolutions), instance norm and reflection padding throughout.
+
+Input and output are RGB in [0, 1]. Any height and width are accepted: the image
+is padded to a multiple of 4 and the result cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding + convolution (+ instance norm + ReLU)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, norm_relu: bool = True):
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(kernel_size // 2),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride),
+        ]
+        if norm_relu:
+            layers += [nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv layers with instance norm and an identity skip (He et al. 2016)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels, affine=True),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class UpsampleConvLayer(nn.Sequential):
+    """Nearest-neighbour 2x upsampling followed by a conv layer (Odena et al. 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_channels, out_channels, kernel_size))
+
+
+class TransformerNet(nn.Module):
+    """Feed-forward style network.
+
+    Args:
+        width: channel multiplier (1.0 = 32/64/128 channels as in the paper; 0.5 halves them).
+        num_residual_blocks: residual blocks between encoder and decoder (paper: 5).
+    """
+
+    def __init__(self, width: float = 1.0, num_residual_blocks: int = 5) -> None:
+        super().__init__()
+        if width <= 0 or num_residual_blocks < 0:
+            raise ValueError(f"width must be > 0 and num_residual_blocks >= 0, got {width}, {num_residual_blocks}")
+        c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c1, kernel_size=9),
+            ConvLayer(c1, c2, kernel_size=3, stride=2),
+            ConvLayer(c2, c3, kernel_size=3, stride=2),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(c3) for _ in range(num_residual_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConvLayer(c3, c2),
+            UpsampleConvLayer(c2, c1),
+            ConvLayer(c1, 3, kernel_size=9, norm_relu=False),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Stylize an RGB [0, 1] batch ``(N, 3, H, W)``; returns the same shape, in [0, 1]."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(image.shape)}")
+        h, w = image.shape[-2:]
+        # Two stride-2 convs: pad to a multiple of 4 so the decoder gives the size back exactly.
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = image
+        if pad_h or pad_w:
+            mode = "reflect" if h > pad_h and w > pad_w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        y = self.decoder(self.residuals(self.encoder(x)))
+        return torch.sigmoid(y[:, :, :h, :w])

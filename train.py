@@ -1,0 +1,96 @@
+"""Train a fast style-transfer network: ``python train.py style=starry_night``.
+
+Hydra composes ``conf/train.yaml`` from one group per axis (``style/``, ``model/``,
+``loss/``, ``data/``, ``trainer/``); any value is an override (``loss.style_weight=5``,
+``data.root=/data/coco/train2017``, ``trainer.max_steps=2000``). Each run writes its
+checkpoints, TensorBoard logs, previews and resolved config into
+``checkpoints/<style>/<timestamp>/``. Resume with ``ckpt_path=/path/to/last.ckpt`` or
+``ckpt_path=last`` (the newest run of the style).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("fastnst.train")
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train one style network as configured; returns the run folder."""
+    import lightning.pytorch as pl
+
+    from fastnst.data import PhotoDataModule
+    from fastnst.module import StyleTransferModule
+    from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, warn_if_slow
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+
+    data = cfg.data
+    check_data_root(data.root, data.annotations)
+    datamodule = PhotoDataModule(
+        root=data.root,
+        annotations=data.annotations,
+        image_size=data.image_size,
+        batch_size=data.batch_size,
+        num_workers=data.num_workers,
+        val_images=data.val_images,
+        num_val_images=data.num_val_images,
+        seed=cfg.seed,
+    )
+
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    lr, channels_last = trainer_cfg.pop("lr"), trainer_cfg.pop("channels_last")
+    trainer = build_trainer(run_dir, **trainer_cfg)
+    on_gpu = trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
+
+    loss = cfg.loss
+    module = StyleTransferModule(
+        style_image=cfg.style.image,
+        style_name=cfg.style.name,
+        style_size=cfg.style.size,
+        content_layers=OmegaConf.to_container(loss.content_layers),
+        style_layers=OmegaConf.to_container(loss.style_layers),
+        content_weight=loss.content_weight,
+        style_weight=loss.style_weight,
+        tv_weight=loss.tv_weight,
+        vgg_weights=loss.vgg_weights,
+        vgg_convention=loss.vgg_convention,
+        width=cfg.model.width,
+        num_residual_blocks=cfg.model.num_residual_blocks,
+        lr=lr,
+        image_size=data.image_size,
+        channels_last=on_gpu if channels_last == "auto" else bool(channels_last),
+    )
+
+    ckpt_path = cfg.ckpt_path
+    if ckpt_path == "last":
+        ckpt_path = str(find_last_checkpoint(run_dir.parent))
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    warn_if_slow(trainer, cfg.trainer.max_steps)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    log.info("run folder: %s", run_dir)
+    return run_dir
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from fastnst.errors import FastNSTError
+
+    try:
+        train(cfg)
+    except FastNSTError as e:
+        log.error("error: %s", e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
