@@ -21,15 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("fastnst.train")
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train one style network as configured; returns the run folder."""
+def train(cfg: DictConfig, run_dir: Path) -> None:
+    """Train one style network as configured, writing everything into ``run_dir``."""
     import lightning.pytorch as pl
 
     from fastnst.data import PhotoDataModule
     from fastnst.module import StyleTransferModule
     from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, warn_if_slow
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
 
@@ -78,7 +78,6 @@ def train(cfg: DictConfig) -> Path:
     warn_if_slow(trainer, cfg.trainer.max_steps)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     log.info("run folder: %s", run_dir)
-    return run_dir
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -86,7 +85,7 @@ def main(cfg: DictConfig) -> None:
     from fastnst.errors import FastNSTError
 
     try:
-        train(cfg)
+        train(cfg, Path(HydraConfig.get().runtime.output_dir))
     except FastNSTError as e:
         log.error("error: %s", e)
         sys.exit(2)

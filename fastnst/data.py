@@ -258,10 +258,10 @@ class PhotoDataModule(pl.LightningDataModule):
                 self.val_files = [Path(p) for p in self.val_images]
             self.val_files = self.val_files[: self.num_val_images]
 
-    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, **kwargs: Any) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             num_workers=self.num_workers,
             collate_fn=collate,
             pin_memory=torch.cuda.is_available(),
@@ -284,8 +284,10 @@ class PhotoDataModule(pl.LightningDataModule):
             rank=trainer.global_rank,
             world_size=trainer.world_size,
         )
-        return self._loader(PhotoDataset(self.train_files, self.image_size), sampler=sampler, drop_last=True)
+        dataset = PhotoDataset(self.train_files, self.image_size)
+        return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         dataset = PhotoDataset(self.val_files, self.image_size, random_crop=False)
-        return self._loader(dataset, shuffle=False)
+        # One batch: the preview grid shows every validation photo.
+        return self._loader(dataset, len(self.val_files), shuffle=False)

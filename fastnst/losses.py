@@ -165,7 +165,8 @@ class PerceptualLoss(nn.Module):
 
         terms: dict[str, torch.Tensor] = {}
         terms["content"] = sum(
-            w * content_loss(output_features[name], content_features[name], self.normalize) for name, w in self.content_layers.items()
+            w * content_loss(output_features[name], content_features[name], self.normalize)
+            for name, w in self.content_layers.items()
         )
         style_total = output.new_zeros((), dtype=torch.float32)
         for name, w in self.style_layers.items():

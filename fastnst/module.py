@@ -54,8 +54,8 @@ class StyleTransferModule(pl.LightningModule):
         style_image: path of the style image, or the name of a built-in painting.
         style_name: name of the style (used for exports and run folders).
         style_size: short side, in pixels, at which the style's Gram matrices are computed.
-        content_layers: ``{vgg_layer: weight}`` of the content term.
-        style_layers: ``{vgg_layer: weight}`` of the style term.
+        content_layers: ``{vgg_layer: weight}`` of the content term (weight 0: layer off).
+        style_layers: ``{vgg_layer: weight}`` of the style term (weight 0: layer off).
         content_weight, style_weight, tv_weight: weights of the loss terms.
         vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.vgg.vgg19`).
         vgg_convention: input convention of ``vgg_weights`` if it is a path with an unclear name.
@@ -86,8 +86,12 @@ class StyleTransferModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.content_layers = dict(content_layers or DEFAULT_CONTENT_LAYERS)
-        self.style_layers = dict(style_layers or DEFAULT_STYLE_LAYERS)
+        # A zero weight switches a layer off (Hydra merges dict overrides, so this is how
+        # a layer is removed from the command line: loss.style_layers.relu4_4=0).
+        self.content_layers = {k: float(w) for k, w in (content_layers or DEFAULT_CONTENT_LAYERS).items() if w}
+        self.style_layers = {k: float(w) for k, w in (style_layers or DEFAULT_STYLE_LAYERS).items() if w}
+        if not self.style_layers:
+            raise ValueError("at least one style layer needs a non-zero weight")
         self.net = TransformerNet(width=width, num_residual_blocks=num_residual_blocks)
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
         self.nonfinite_steps = 0
@@ -163,7 +167,9 @@ class StyleTransferModule(pl.LightningModule):
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads]).max()):
             self.nonfinite_steps += 1
-            log.warning("step %d: non-finite gradients, update skipped (%d so far)", self.global_step, self.nonfinite_steps)
+            log.warning(
+                "step %d: non-finite gradients, update skipped (%d so far)", self.global_step, self.nonfinite_steps
+            )
             for g in grads:
                 g.zero_()
 
@@ -173,7 +179,9 @@ class StyleTransferModule(pl.LightningModule):
     # -- checkpoints: the style network and optimizer only ---------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Called before the state dict is loaded: put back the loss network we built
@@ -185,4 +193,3 @@ class StyleTransferModule(pl.LightningModule):
     def num_parameters(self) -> int:
         """Parameters of the style network."""
         return sum(p.numel() for p in self.net.parameters())
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ class SkippedImages(Callback):
         self.run_dir = Path(run_dir)
         self.skipped: dict[str, None] = {}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         for entry in batch.get("skipped", []):
             if entry not in self.skipped:
                 self.skipped[entry] = None
@@ -62,6 +65,41 @@ class SkippedImages(Callback):
             report = self.run_dir / "skipped_images.txt"
             report.write_text("".join(f"{entry}\n" for entry in self.skipped))
             log.warning("%d unreadable image(s) were skipped; list in %s", len(self.skipped), report)
+
+
+class ProgressLog(Callback):
+    """One log line every ``every`` steps (for log files and terminals without a progress bar)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self._start: float | None = None
+        self._start_step = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._start_step = time.monotonic(), trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if (step % self.every and step != trainer.max_steps) or not trainer.is_global_zero or self._start is None:
+            return
+        rate = (step - self._start_step) / max(time.monotonic() - self._start, 1e-9)
+        eta = (trainer.max_steps - step) / max(rate, 1e-9)
+        metrics = trainer.callback_metrics
+        terms = ", ".join(
+            f"{k} {metrics[f'train/{k}']:.3g}" for k in ("content", "style", "tv") if f"train/{k}" in metrics
+        )
+        loss = metrics.get("train/loss")
+        log.info(
+            "step %d/%d | loss %s (%s) | %.2f steps/s | ETA %s",
+            step,
+            trainer.max_steps,
+            f"{float(loss):.4g}" if loss is not None else "-",
+            terms,
+            rate,
+            time.strftime("%H:%M:%S", time.gmtime(eta)),
+        )
 
 
 def build_trainer(
@@ -96,6 +134,7 @@ def build_trainer(
             save_last=True,
         ),
         SkippedImages(run_dir),
+        ProgressLog(log_every_n_steps),
     ]
     tb_logger: TensorBoardLogger | bool = False
     if logger:

@@ -344,4 +344,3 @@ __all__ = [
     "save_caffe_weights_fp16",
     "vgg19",
 ]
-

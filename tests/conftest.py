@@ -1,0 +1,95 @@
+"""Shared fixtures: the real assets in ../shared/assets (or $FASTNST_ASSETS) and Hydra configs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+
+def assets_dir() -> Path | None:
+    """The development assets folder, or None when it is not there."""
+    path = Path(os.environ.get("FASTNST_ASSETS", REPO.parent / "shared" / "assets"))
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    path = assets_dir()
+    if path is None:
+        pytest.skip("development assets not found: set FASTNST_ASSETS or put them in ../shared/assets")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg_weights_file(assets: Path) -> Path:
+    path = assets / "weights" / "vgg19_features_caffe-d2188631.pth"
+    if not path.is_file():
+        pytest.skip(f"VGG19 weights not found at {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _vgg_weights_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point FASTNST_VGG_WEIGHTS at the real weights (offline), unless the caller set it."""
+    if "FASTNST_VGG_WEIGHTS" not in os.environ and (a := assets_dir()) is not None:
+        monkeypatch.setenv("FASTNST_VGG_WEIGHTS", str(a / "weights"))
+
+
+# Tiny but real training settings: a few seconds a run on a 2-core CPU.
+TINY = [
+    "data=sample",
+    "data.image_size=32",
+    "data.batch_size=2",
+    "model.width=0.25",
+    "model.num_residual_blocks=1",
+    "loss.style_layers.relu3_4=0",
+    "loss.style_layers.relu4_4=0",
+    "style.size=64",
+    "trainer=cpu",
+    "trainer.max_steps=4",
+    "trainer.val_every_n_steps=2",
+    "trainer.checkpoint_every_n_steps=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def load_train_script():
+    """Import the root train.py as a module."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(REPO))
+    return train
+
+
+@pytest.fixture
+def compose():
+    """compose(overrides) -> the train config, as Hydra builds it for `python train.py ...`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(overrides: list[str], config_name: str = "train"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return hydra_compose(config_name, overrides=overrides)
+
+    return _compose
+
+
+@pytest.fixture
+def run_training(compose, vgg_weights_file):
+    """run_training(run_dir, overrides) trains in-process with the TINY settings plus overrides."""
+    train = load_train_script()
+
+    def _run(run_dir: Path, overrides: list[str] = ()) -> Path:
+        train.train(compose([*TINY, *overrides]), Path(run_dir))
+        return Path(run_dir)
+
+    return _run

@@ -1,0 +1,131 @@
+"""Tests of fastnst.transformer_net: size, shapes, architecture and gradients of TransformerNet."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fastnst.transformer_net import TransformerNet
+
+# Published parameter count of the pytorch/examples fast_neural_style TransformerNet
+# (32/64/128 channels, 5 residual blocks, affine instance norm).
+JOHNSON_PARAMETERS = 1_679_235
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="module")
+def net() -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet()
+
+
+def test_parameter_count(net: TransformerNet) -> None:
+    assert count_parameters(net) == JOHNSON_PARAMETERS
+
+
+def test_width_scales_parameters(net: TransformerNet) -> None:
+    half = TransformerNet(width=0.5)
+    assert count_parameters(half) < count_parameters(net)
+    # Channels halve (16/32/64): the residual convs, the bulk of the net, shrink about 4x.
+    assert count_parameters(half) < 0.3 * JOHNSON_PARAMETERS
+    convs = [m for m in half.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels == 16
+    assert max(c.out_channels for c in convs) == 64
+    assert count_parameters(TransformerNet(num_residual_blocks=3)) < JOHNSON_PARAMETERS
+
+
+@pytest.mark.parametrize(("width", "blocks"), [(0, 5), (-1.0, 5), (1.0, -1)])
+def test_invalid_arguments_raise(width: float, blocks: int) -> None:
+    with pytest.raises(ValueError):
+        TransformerNet(width=width, num_residual_blocks=blocks)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 33, 47), (1, 3, 17, 18), (1, 3, 5, 7), (1, 3, 32, 32)])
+def test_output_shape_and_range(net: TransformerNet, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(1)
+    image = torch.rand(shape)
+    with torch.no_grad():
+        out = net(image)
+    assert out.shape == image.shape
+    assert out.dtype == image.dtype
+    assert torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1
+    assert out.std() > 0  # not a constant image
+
+
+def test_batch_independence(net: TransformerNet) -> None:
+    torch.manual_seed(2)
+    batch = torch.rand(2, 3, 24, 20)
+    batch[1] = batch[1] * 0.3 + 0.5  # different statistics per image
+    with torch.no_grad():
+        together = net(batch)
+        alone = torch.cat([net(batch[:1]), net(batch[1:])])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(together[0], together[1], atol=1e-3)
+
+
+def test_train_and_eval_mode_agree() -> None:
+    """Instance norm without running statistics: the mode does not change the output."""
+    torch.manual_seed(3)
+    model = TransformerNet(width=0.5, num_residual_blocks=1)
+    image = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        train_out = model.train()(image)
+        eval_out = model.eval()(image)
+    torch.testing.assert_close(train_out, eval_out)
+
+
+def test_architecture(net: TransformerNet) -> None:
+    modules = list(net.modules())
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in modules)
+    upsamples = [m for m in modules if isinstance(m, nn.Upsample)]
+    assert len(upsamples) == 2
+    assert all(m.mode == "nearest" and m.scale_factor == 2 for m in upsamples)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    convs = [m for m in modules if isinstance(m, nn.Conv2d)]
+    pads = [m for m in modules if isinstance(m, nn.ReflectionPad2d)]
+    norms = [m for m in modules if isinstance(m, nn.InstanceNorm2d)]
+    assert len(convs) == 3 + 2 * 5 + 3
+    # Every conv pads by reflection, none by zeros.
+    assert len(pads) == len(convs)
+    assert all(c.padding == (0, 0) and c.padding_mode == "zeros" for c in convs)
+    # Instance norm after every conv except the output one; learnable affine parameters.
+    assert len(norms) == len(convs) - 1
+    assert all(n.affine for n in norms)
+    assert [c.kernel_size for c in (convs[0], convs[-1])] == [(9, 9), (9, 9)]
+    assert [c.stride for c in convs[:3]] == [(1, 1), (2, 2), (2, 2)]
+
+
+def test_input_not_modified(net: TransformerNet) -> None:
+    torch.manual_seed(4)
+    for shape in [(1, 3, 16, 16), (1, 3, 13, 10)]:
+        image = torch.rand(shape)
+        before = image.clone()
+        with torch.no_grad():
+            net(image)
+        assert torch.equal(image, before)
+
+
+def test_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(5)
+    model = TransformerNet()
+    image = torch.rand(2, 3, 20, 20, requires_grad=True)
+    target = torch.rand(2, 3, 20, 20)
+    (model(image) - target).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert all(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.endswith("weight")), [
+        n for n, p in model.named_parameters() if n.endswith("weight") and p.grad.abs().sum() == 0
+    ]
+    assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 16, 16), (1, 4, 16, 16), (3, 16, 16), (1, 1, 3, 16, 16)])
+def test_non_rgb_input_raises(net: TransformerNet, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        net(torch.rand(shape))
