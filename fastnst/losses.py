@@ -164,10 +164,12 @@ class PerceptualLoss(nn.Module):
         output_features = self.vgg(output)
 
         terms: dict[str, torch.Tensor] = {}
-        terms["content"] = sum(
-            w * content_loss(output_features[name], content_features[name], self.normalize)
-            for name, w in self.content_layers.items()
-        )
+        content_total = output.new_zeros((), dtype=torch.float32)
+        for name, w in self.content_layers.items():
+            content_total = content_total + w * content_loss(
+                output_features[name], content_features[name], self.normalize
+            )
+        terms["content"] = content_total
         style_total = output.new_zeros((), dtype=torch.float32)
         for name, w in self.style_layers.items():
             terms[f"style/{name}"] = w * style_loss(output_features[name], self.target_gram(name), self.normalize)

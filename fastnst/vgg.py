@@ -239,6 +239,15 @@ def _find_local(source: str) -> Path | None:
     if env:
         path = Path(env).expanduser()
         if path.is_file():
+            try:
+                named = guess_convention(str(path))
+            except VGGWeightsError:
+                named = source  # a name that says nothing: trust the user
+            if named != source:
+                raise VGGWeightsError(
+                    f"{WEIGHTS_ENV}={env} holds {named} weights, but loss.vgg_weights={source}; "
+                    f"set loss.vgg_weights={env} or point {WEIGHTS_ENV} at the {source} file"
+                )
             return path
         if not path.is_dir():
             raise VGGWeightsError(f"{WEIGHTS_ENV}={env}: no such file or folder")

@@ -129,3 +129,10 @@ def test_gradients_reach_every_parameter() -> None:
 def test_non_rgb_input_raises(net: TransformerNet, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="RGB"):
         net(torch.rand(shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 4, 4), (1, 3, 3, 16), (1, 3, 1, 1)])
+def test_tiny_images(net: TransformerNet, shape: tuple[int, ...]) -> None:
+    with torch.no_grad():
+        out = net(torch.rand(shape))
+    assert out.shape == shape

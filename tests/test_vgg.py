@@ -343,7 +343,7 @@ def test_unreadable_weights_file_raises(tmp_path: Path) -> None:
         load_vgg19_state_dict(str(bad))
     other = tmp_path / "other_caffe.pth"
     torch.save({"conv.weight": torch.zeros(1)}, other)
-    with pytest.raises(VGGWeightsError, match="features.0.weight"):
+    with pytest.raises(VGGWeightsError, match=r"features\.0\.weight"):
         load_vgg19_state_dict(str(other))
 
 
@@ -486,3 +486,11 @@ def test_save_caffe_weights_fp16(weights_path: Path, photo: torch.Tensor, tmp_pa
     # The truncated copy cannot serve a deeper layer.
     with pytest.raises(VGGWeightsError, match="missing"):
         vgg19(["relu5_2"], weights=str(out), convention="caffe")
+
+
+def test_env_file_of_the_wrong_convention_is_refused(monkeypatch, vgg_weights_file):
+    from fastnst.vgg import VGGWeightsError, load_vgg19_state_dict
+
+    monkeypatch.setenv("FASTNST_VGG_WEIGHTS", str(vgg_weights_file))
+    with pytest.raises(VGGWeightsError, match="holds caffe weights"):
+        load_vgg19_state_dict("torchvision", download=False)

@@ -1,0 +1,7 @@
+"""``python -m fastnst`` is the ``fastnst`` command."""
+
+import sys
+
+from fastnst.cli import main
+
+sys.exit(main())
