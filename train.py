@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -19,6 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("fastnst.train")
+
+# Known, intentional situations that Lightning warns about: the VGG loss network is kept
+# in eval mode, and the run folder holds the config and log next to the checkpoints.
+for message in (r"Found \d+ module\(s\) in eval mode", r"Checkpoint directory .* exists and is not empty"):
+    warnings.filterwarnings("ignore", message=message)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> None:

@@ -175,3 +175,20 @@ def test_ddp_two_cpu_processes(tmp_path, vgg_weights_file):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ckpt = load_ckpt(tmp_path / "run" / "last.ckpt")
     assert ckpt["global_step"] == 4
+
+
+def test_bf16_mixed_precision_keeps_losses_finite(run_training, tmp_path):
+    # bf16 autocast runs on the CPU too: the same code path as a GPU run, Gram in float32.
+    run = run_training(tmp_path / "run", ["trainer.precision=bf16-mixed", "trainer.max_steps=2"])
+    ckpt = load_ckpt(run / "last.ckpt")
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert losses and all(map(lambda v: v == v and abs(v) < 1e6, losses))
+    assert {"train/content", "train/style", "train/tv", "train/style/relu1_2", "val/loss"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert "val/preview" in events.Tags()["images"]

@@ -1,0 +1,118 @@
+"""The README's commands and snippets run as written (with tiny sizes appended where they train)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, TINY
+
+README = (REPO / "README.md").read_text()
+
+
+def readme_lines(prefix: str) -> list[str]:
+    return [line.strip() for line in README.splitlines() if line.strip().startswith(prefix)]
+
+
+def test_ci_runs_the_readme_test_command():
+    (test_command,) = [line for line in readme_lines("pip install") if "pytest" in line]
+    assert "-c scripts/constraints.txt" in test_command  # torch stays the local build
+    ci = (REPO / ".ci" / "run").read_text()
+    pattern = re.search(r"grep -m1 -E '(.+?)' README.md", ci).group(1)
+    assert re.search(pattern, test_command), "CI must pick this line"
+    assert "torch==" in (REPO / "scripts" / "constraints.txt").read_text()
+
+
+def test_quickstart_training_command_runs(tmp_path, vgg_weights_file):
+    (line,) = [line for line in readme_lines("pip install") if "train.py" in line]
+    train_cmd = shlex.split(line.split("&&")[1])
+    assert train_cmd[:2] == ["python", "train.py"]
+    # The README's choices as written; only sizes are shrunk (dotted keys, appended).
+    tiny = [o for o in TINY if "." in o.split("=")[0] and not o.startswith("trainer.max_steps")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            *train_cmd[2:],
+            *tiny,
+            "trainer.max_steps=2",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "last.ckpt").is_file()
+    log = (tmp_path / "train.log").read_text()
+    assert "step 2/2" in log  # the progress line
+
+
+def test_readme_train_examples_compose(compose):
+    examples = [line for line in readme_lines("python train.py") if "=" in line]
+    assert len(examples) >= 8
+    for line in examples:
+        args = shlex.split(line.split("#")[0])[2:]
+        overrides = [a.split(",")[0] if "," in a and "{" not in a else a for a in args if a != "-m"]
+        cfg = compose(overrides)
+        for arg in overrides:
+            key, value = arg.split("=", 1)
+            if "." in key and key != "ckpt_path":
+                node = cfg
+                for part in key.split("."):
+                    node = node[part]
+                assert str(node) == value or float(node) == float(value), line
+
+
+def test_python_snippet_loads_a_checkpoint_and_stylizes(run_training, tmp_path, monkeypatch):
+    run = run_training(tmp_path / "run", ["trainer.max_steps=2"])
+    (snippet,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    photo = REPO / "fastnst" / "assets" / "sample_photos" / "chelsea.jpg"
+    code = snippet.replace("checkpoints/starry_night/<run>/last.ckpt", str(run / "last.ckpt"))
+    code = code.replace('"photo.jpg"', repr(str(photo))).replace('"stylized.png"', repr(str(tmp_path / "out.png")))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    from PIL import Image
+
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (770, 512)  # chelsea.jpg is 451x300; the snippet asks for a 512-px short side
+
+
+@pytest.mark.parametrize("args", [["styles"], ["--version"]])
+def test_fastnst_command(args):
+    result = subprocess.run([sys.executable, "-m", "fastnst", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("starry_night" in result.stdout) if args == ["styles"] else result.stdout.startswith("fastnst ")
+
+
+def test_fastnst_vgg_fp16_copy(tmp_path, vgg_weights_file):
+    out = tmp_path / "vgg19_fp16.pth"
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnst", "vgg", "--weights", str(vgg_weights_file), "--fp16", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    state = torch.load(out, weights_only=True)
+    assert {v.dtype for v in state.values()} == {torch.float16} and "features.28.weight" in state
+    assert "features.30.weight" not in state
+    assert 20e6 < out.stat().st_size < 30e6
+
+
+def test_fastnst_error_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnst", "vgg", "--weights", str(tmp_path / "none.pth")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "none.pth: no such file" in result.stderr
+    assert Path(tmp_path / "none.pth").exists() is False
