@@ -11,6 +11,7 @@ checkpoints, TensorBoard logs, previews and resolved config into
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -35,12 +36,13 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
     from fastnst.module import StyleTransferModule
     from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, warn_if_slow
 
+    data = cfg.data
+    check_data_root(data.root)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()  # Hydra's handlers print and write train.log
     pl.seed_everything(cfg.seed, workers=True)
-
-    data = cfg.data
-    check_data_root(data.root, data.annotations)
     datamodule = PhotoDataModule(
         root=data.root,
         annotations=data.annotations,
@@ -90,10 +92,14 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
 def main(cfg: DictConfig) -> None:
     from fastnst.errors import FastNSTError
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        train(cfg, run_dir)
     except FastNSTError as e:
         log.error("error: %s", e)
+        if not any(run_dir.glob("*.ckpt")):  # a run that never started leaves no empty folder
+            logging.shutdown()
+            shutil.rmtree(run_dir, ignore_errors=True)
         sys.exit(2)
 
 

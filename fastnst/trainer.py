@@ -162,14 +162,15 @@ def build_trainer(
     )
 
 
-def check_data_root(root: str | None, annotations: str | None = None) -> None:
+def check_data_root(root: str | None) -> None:
     """Fail early, and say how to get data, when ``data.root`` does not exist."""
     if root is None or Path(root).expanduser().is_dir():
         return
+    cpu_note = "" if torch.cuda.is_available() else " (no GPU here: a full-size run would take days on this CPU)"
     raise FastNSTError(
         f"data.root={root}: no such folder. Get COCO with `python scripts/download_coco.py data/coco` "
-        f"(train2017, 18 GB), point data.root at any folder of photos, "
-        f"or try the embedded sample photos: `{QUICK_CPU_COMMAND}`"
+        f"(train2017, 18 GB) or point data.root at any folder of photos; "
+        f"or train on the embedded sample photos{cpu_note}: `{QUICK_CPU_COMMAND}`"
     )
 
 

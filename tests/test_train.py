@@ -192,3 +192,10 @@ def test_bf16_mixed_precision_keeps_losses_finite(run_training, tmp_path):
         events.Tags()["scalars"]
     )
     assert "val/preview" in events.Tags()["images"]
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path):
+    run_dir = tmp_path / "checkpoints" / "starry_night" / "now"
+    result = _train_cli("data.root=missing", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert not run_dir.exists()
