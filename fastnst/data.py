@@ -62,6 +62,8 @@ def find_images(root: str | Path, annotations: str | Path | None = None) -> list
             names = [entry["file_name"] for entry in json.loads(ann.read_text())["images"]]
         except FileNotFoundError as e:
             raise DataError(f"data.annotations={ann}: no such file") from e
+        except OSError as e:
+            raise DataError(f"data.annotations={ann}: cannot be read ({e})") from e
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise DataError(f"data.annotations={ann}: not a COCO annotations file with images[].file_name ({e})") from e
         files = [root / name for name in names]
@@ -84,6 +86,10 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
             if scale >= 2:
                 img.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
         img = ImageOps.exif_transpose(img)
+        if img.mode.startswith("I;16") or (img.mode == "I" and img.getextrema()[1] > 255):
+            # 16-bit grayscale: convert("RGB") would clip at 255; scale to 8 bits instead.
+            array = np.asarray(img.convert("I"), dtype=np.float64) / 257.0
+            img = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), "L")
         return img.convert("RGB")
 
 
@@ -125,8 +131,8 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 class ResumableSampler(Sampler[tuple[int, int]]):
     """A shuffled, deterministic stream of ``(index, crop_seed)`` for one process.
 
-    The stream is infinite in principle: pass ``p`` over the data uses permutation
-    ``p`` of ``range(num_items)``, drawn from ``seed + p``. With ``world_size``
+    The stream is infinite in principle: pass ``p`` over the data uses its own
+    permutation of ``range(num_items)``, drawn from ``(seed, p)``. With ``world_size``
     processes, process ``rank`` takes every ``world_size``-th position.
 
     ``length`` is the number of positions in the whole run; iteration begins at
@@ -141,7 +147,8 @@ class ResumableSampler(Sampler[tuple[int, int]]):
 
     def _permutation(self, pass_index: int) -> torch.Tensor:
         if pass_index != self._perm_pass:
-            gen = torch.Generator().manual_seed(self.seed + pass_index)
+            # Mix seed and pass, so that runs with neighbouring seeds do not share passes.
+            gen = torch.Generator().manual_seed((self.seed * 0x9E3779B97F4A7C15 + pass_index) % 2**63)
             self._perm, self._perm_pass = torch.randperm(self.num_items, generator=gen), pass_index
         return self._perm
 
