@@ -18,6 +18,15 @@ def assets_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def asset(relative: str) -> Path:
+    """Path of one asset file; skips the calling test when it is absent."""
+    base = assets_dir()
+    path = base / relative if base is not None else Path(relative)
+    if not path.is_file():
+        pytest.skip(f"asset {relative} not found: set FASTNST_ASSETS or put the assets in ../shared/assets")
+    return path
+
+
 @pytest.fixture(scope="session")
 def assets() -> Path:
     path = assets_dir()

@@ -3,34 +3,14 @@ against the same functions applied by hand (with the real VGG19 Caffe weights)."
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import asset
 
 from fastnst.data import load_image
 from fastnst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
 from fastnst.vgg import VGG19, vgg19
-
-# ---------------------------------------------------------------------------
-# Assets lookup
-# ---------------------------------------------------------------------------
-
-
-def assets_dir() -> Path:
-    """``$FASTNST_ASSETS``, else ``<repo>/../shared/assets``."""
-    env = os.environ.get("FASTNST_ASSETS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "assets"
-
-
-def asset(relative: str) -> Path:
-    """Path of an asset file; skips the test when it is absent."""
-    path = assets_dir() / relative
-    if not path.is_file():
-        pytest.skip(f"asset {relative} not found at {path}: set FASTNST_ASSETS")
-    return path
 
 
 def small_image(relative: str, size: int = 32) -> torch.Tensor:

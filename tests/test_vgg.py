@@ -8,12 +8,12 @@ through ``file://`` URLs; nothing is mocked.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import asset
 from torch import nn
 
 from fastnst.data import load_image
@@ -34,25 +34,6 @@ from fastnst.vgg import (
 
 VGG19_WEIGHTS = "vgg19_features_caffe-d2188631.pth"
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
-
-
-# ---------------------------------------------------------------------------
-# Assets lookup
-# ---------------------------------------------------------------------------
-
-
-def assets_dir() -> Path:
-    """``$FASTNST_ASSETS``, else ``<repo>/../shared/assets``."""
-    env = os.environ.get("FASTNST_ASSETS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "assets"
-
-
-def asset(relative: str) -> Path:
-    """Path of an asset file; skips the test when it is absent."""
-    path = assets_dir() / relative
-    if not path.is_file():
-        pytest.skip(f"asset {relative} not found at {path}: set FASTNST_ASSETS")
-    return path
 
 
 @pytest.fixture(scope="module")
