@@ -84,12 +84,14 @@ class TransformerNet(nn.Module):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(image.shape)}")
         h, w = image.shape[-2:]
-        # Two stride-2 convs: pad to a multiple of 4 so the decoder gives the size back
-        # exactly, and to at least 8 so that every reflection pad fits inside the image.
-        pad_h, pad_w = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
-        x = image
-        if pad_h or pad_w:
-            mode = "reflect" if h > pad_h and w > pad_w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        # Two stride-2 convs: pad to a multiple of 4 so the decoder gives the size back exactly.
+        # No branch on the pad amounts: they stay symbolic when exported with dynamic H and W.
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        if h < 8 or w < 8:
+            # Tiny images: grow to 8 px so that every reflection pad fits (replicate allows any pad).
+            pad_h, pad_w = max(8, h + pad_h) - h, max(8, w + pad_w) - w
+            x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+        else:
+            x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
         return torch.sigmoid(y[:, :, :h, :w])
