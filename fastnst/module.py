@@ -74,7 +74,7 @@ class StyleTransferModule(pl.LightningModule):
         content_layers: dict[str, float] | None = None,
         style_layers: dict[str, float] | None = None,
         content_weight: float = 1.0,
-        style_weight: float = 10.0,
+        style_weight: float = 2.0,
         tv_weight: float = 0.0,
         vgg_weights: str = "caffe",
         vgg_convention: str | None = None,

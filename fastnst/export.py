@@ -1,0 +1,345 @@
+"""Export a trained style network to ONNX, and verify it against PyTorch.
+
+The exported graph has dynamic batch, height and width, and one extra feature for
+seam-free tiled inference of large images: every instance norm can take its
+statistics from outside instead of computing them over the (tile) input.
+
+Inputs
+    ``image``           float32 ``(N, 3, H, W)``, RGB in [0, 1], H and W >= 8.
+    ``norm_stats``      float32 ``(1, S)``, optional: per-channel mean and variance of every
+                        instance norm, as returned in ``norm_stats_out`` by a previous run.
+    ``use_norm_stats``  float32 ``(1,)``, optional: 1 to use ``norm_stats``, 0 (default) to
+                        compute the statistics over ``image`` as usual.
+Outputs
+    ``stylized``        float32 ``(N, 3, H, W)``, RGB in [0, 1].
+    ``norm_stats_out``  float32 ``(N, S)``: the statistics computed over ``image``.
+
+The two optional inputs have default values (graph initializers), so a plain
+``session.run(None, {"image": x})`` works. Metadata properties (``fastnst.*``) record
+the style, the training image size, the loss weights and fastnst's version.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastnst import __version__
+from fastnst.errors import FastNSTError
+from fastnst.transformer_net import TransformerNet
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+FORMAT_VERSION = "1"
+PRECISIONS = ("fp32", "fp16", "int8")
+# Sizes at which every export is checked against PyTorch (odd ones included).
+VERIFY_SIZES = ((1, 64, 64), (2, 257, 383), (1, 9, 13), (1, 128, 96))
+# Largest difference from the fp32 PyTorch output accepted per precision (pixel values in [0, 1]).
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 0.25}
+
+
+class ExportError(FastNSTError):
+    """An export that failed or did not verify."""
+
+
+class _StatsContext:
+    """Shared by the instance norms of one forward pass: external stats in, computed stats out."""
+
+    def __init__(self, stats: torch.Tensor, use: torch.Tensor) -> None:
+        self.stats, self.use, self.offset = stats, use, 0
+        self.collected: list[torch.Tensor] = []
+
+
+class StatsInstanceNorm(nn.Module):
+    """Instance norm that can normalise with given statistics (same math as ``nn.InstanceNorm2d``)."""
+
+    def __init__(self, norm: nn.InstanceNorm2d) -> None:
+        super().__init__()
+        self.num_features, self.eps = norm.num_features, norm.eps
+        self.weight, self.bias = norm.weight, norm.bias
+        self.context: _StatsContext | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ctx = self.context
+        assert ctx is not None, "StatsInstanceNorm runs inside StatsTransformerNet"
+        c = self.num_features
+        # Statistics in float32 whatever the precision of the convolutions.
+        xf = x.float()
+        mean = xf.mean(dim=(2, 3), keepdim=True)
+        var = (xf - mean).square().mean(dim=(2, 3), keepdim=True)
+        ctx.collected.append(torch.cat([mean.flatten(1), var.flatten(1)], dim=1))
+        given = ctx.stats[:, ctx.offset : ctx.offset + 2 * c]
+        ctx.offset += 2 * c
+        use = ctx.use.reshape(1, 1, 1, 1) > 0.5
+        mean = torch.where(use, given[:, :c].reshape(-1, c, 1, 1), mean)
+        var = torch.where(use, given[:, c:].reshape(-1, c, 1, 1), var)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        y = y * self.weight.reshape(1, c, 1, 1) + self.bias.reshape(1, c, 1, 1)
+        return y.to(x.dtype)
+
+
+class StatsTransformerNet(nn.Module):
+    """A copy of a :class:`TransformerNet` whose instance norms accept external statistics.
+
+    With ``half=True`` the weights and convolutions are float16 while inputs, outputs and
+    the instance-norm statistics stay float32 (fp16 reductions lose precision or overflow).
+    """
+
+    def __init__(self, net: TransformerNet, half: bool = False) -> None:
+        super().__init__()
+        self.half_precision = half
+        self.net = copy.deepcopy(net).eval()
+        if half:
+            self.net.half()
+        self.norms: list[StatsInstanceNorm] = []
+        for module in list(self.net.modules()):
+            for child_name, child in list(module.named_children()):
+                if isinstance(child, nn.InstanceNorm2d):
+                    replacement = StatsInstanceNorm(child)
+                    setattr(module, child_name, replacement)
+                    self.norms.append(replacement)
+        self.stats_size = sum(2 * n.num_features for n in self.norms)
+
+    def forward(
+        self, image: torch.Tensor, norm_stats: torch.Tensor, use_norm_stats: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx = _StatsContext(norm_stats, use_norm_stats)
+        for norm in self.norms:
+            norm.context = ctx
+        try:
+            out = self.net(image.half() if self.half_precision else image)
+        finally:
+            for norm in self.norms:
+                norm.context = None
+        return out.float(), torch.cat(ctx.collected, dim=1)
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote and how far it is from PyTorch."""
+
+    path: Path
+    precision: str
+    size_bytes: int
+    max_abs_error: float
+    mean_abs_error: float
+    errors_by_size: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"{self.path} ({self.precision}, {self.size_bytes / 1e6:.2f} MB): |onnxruntime - torch| max "
+            f"{self.max_abs_error:.2e} on random images of sizes {', '.join(self.errors_by_size) or '-'}, "
+            f"mean {self.mean_abs_error:.2e} on a photo"
+        )
+
+
+def load_network(checkpoint: str | Path) -> tuple[TransformerNet, dict]:
+    """The style network and hyperparameters of a training checkpoint."""
+    from fastnst.module import StyleTransferModule
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such checkpoint")
+    try:
+        module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu")
+    except Exception as e:
+        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {e})") from e
+    return module.net.eval(), dict(module.hparams)
+
+
+def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
+    keys = ("style_name", "style_image", "image_size", "style_size", "content_weight", "style_weight", "tv_weight")
+    meta = {f"fastnst.{k}": str(hparams[k]) for k in keys if k in hparams}
+    meta.update(
+        {
+            "fastnst.format": FORMAT_VERSION,
+            "fastnst.version": __version__,
+            "fastnst.precision": precision,
+            "fastnst.norm_stats_size": str(stats_size),
+            "fastnst.style_layers": json.dumps(hparams.get("style_layers") or {}),
+            "fastnst.content_layers": json.dumps(hparams.get("content_layers") or {}),
+            "fastnst.width": str(hparams.get("width", "")),
+            "fastnst.num_residual_blocks": str(hparams.get("num_residual_blocks", "")),
+        }
+    )
+    return meta
+
+
+def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
+    """Export through torch.export (dynamic shapes stay symbolic, incl. the pad-to-4 amounts)."""
+    image = torch.rand(1, 3, 64, 64)
+    stats = torch.zeros(1, net.stats_size)
+    use = torch.zeros(1)
+    batch = torch.export.Dim("batch", max=4096)
+    # H, W >= 8: the network's tiny-image path is then statically excluded from the graph.
+    height, width = torch.export.Dim("height", min=8, max=32768), torch.export.Dim("width", min=8, max=32768)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("torch.onnx", "onnx_ir", "onnxscript"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        torch.onnx.export(
+            net,
+            (image, stats, use),
+            str(path),
+            input_names=["image", "norm_stats", "use_norm_stats"],
+            output_names=["stylized", "norm_stats_out"],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={"image": {0: batch, 2: height, 3: width}, "norm_stats": None, "use_norm_stats": None},
+            verbose=False,
+        )
+
+
+def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str]) -> None:
+    """Give the optional inputs default values and add the metadata."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    # Inputs backed by an initializer of the same name are optional (ONNX IR >= 4).
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.zeros((1, stats_size), np.float32), "norm_stats"),
+            numpy_helper.from_array(np.zeros((1,), np.float32), "use_norm_stats"),
+        ]
+    )
+    for node in graph.node:  # the exporter's per-node stack traces: a third of a small model's bytes
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    model.doc_string = f"fastnst style network ({metadata.get('fastnst.style_name', '')})"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def verify(
+    path: str | Path, net: TransformerNet, sizes: Sequence[tuple[int, int, int]] = VERIFY_SIZES
+) -> dict[str, float]:
+    """Max |onnxruntime - PyTorch| per input size ``(batch, height, width)`` on random images."""
+
+    session = _session(path)
+    gen = torch.Generator().manual_seed(0)
+    errors: dict[str, float] = {}
+    for n, h, w in sizes:
+        image = torch.rand(n, 3, h, w, generator=gen)
+        with torch.no_grad():
+            expected = net(image).numpy()
+        got = session.run(["stylized"], {"image": image.numpy()})[0]
+        errors[f"{n}x{h}x{w}"] = float(np.abs(got.astype(np.float32) - expected).max())
+    return errors
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    output: str | Path,
+    precision: str = "fp32",
+    opset: int = OPSET,
+    check: bool = True,
+    calibration_images: Sequence[str | Path] | None = None,
+) -> ExportReport:
+    """Export a checkpoint to ONNX, verify it against PyTorch, and write it atomically.
+
+    Args:
+        checkpoint: a training checkpoint (``.ckpt``).
+        output: the ``.onnx`` file to write.
+        precision: ``fp32``, ``fp16`` (half the size; instance-norm math kept in fp32) or
+            ``int8`` (static quantization of the convolutions, calibrated on photos).
+        opset: ONNX opset (>= 17).
+        check: verify onnxruntime against PyTorch at several sizes; raise if beyond tolerance.
+        calibration_images: photos for int8 calibration (default: the embedded sample photos).
+
+    Raises:
+        ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    if opset < 17:
+        raise ExportError(f"opset={opset}: fastnst exports opset 17 or newer")
+    output = Path(output)
+    net, hparams = load_network(checkpoint)
+    stats_net = StatsTransformerNet(net, half=precision == "fp16")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
+        fp32_path = Path(tmp) / "model.onnx"
+        _torch_export(stats_net, fp32_path, opset)
+        _finish_graph(fp32_path, stats_net.stats_size, _metadata(hparams, precision, stats_net.stats_size))
+        final = fp32_path
+        if precision == "int8":
+            final = Path(tmp) / "int8.onnx"
+            quantize_int8(fp32_path, final, calibration_images)
+        errors = verify(final, net) if check else {}
+        worst = max(errors.values(), default=0.0)
+        if check and worst > TOLERANCE[precision]:
+            raise ExportError(
+                f"{output}: onnxruntime differs from PyTorch by {worst:.3g} (> {TOLERANCE[precision]} for "
+                f"{precision}) at sizes {errors}; nothing written"
+            )
+        mean = _mean_error(final, net) if check else 0.0
+        os.replace(final, output)
+    report = ExportReport(output, precision, output.stat().st_size, worst, mean, errors)
+    log.info("exported %s", report.summary())
+    return report
+
+
+def _mean_error(path: Path, net: TransformerNet) -> float:
+    """Mean |onnx - torch| on a real photo (random noise overstates quantization error)."""
+
+    from fastnst.data import load_image, sample_photos_dir
+
+    image = load_image(sample_photos_dir() / "chelsea.jpg", size=256)
+    with torch.no_grad():
+        expected = net(image).numpy()
+    session = _session(path)
+    got = session.run(["stylized"], {"image": image.numpy()})[0]
+    return float(np.abs(got.astype(np.float32) - expected).mean())
+
+
+def quantize_int8(src: Path, dst: Path, calibration_images: Sequence[str | Path] | None = None) -> None:
+    """Static int8 quantization (QDQ) of the convolutions, calibrated on a few photos."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from fastnst.data import find_images, load_image, sample_photos_dir
+
+    files = [Path(p) for p in calibration_images] if calibration_images else find_images(sample_photos_dir())
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"image": load_image(f, size=256).numpy()} for f in files])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    quantize_static(
+        str(src),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["Conv"],
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+
+
+def _session(path: str | Path):
+    """A CPU onnxruntime session, quiet about the optional (initializer-backed) inputs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
