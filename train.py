@@ -85,6 +85,12 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
         log.info("resuming from %s", ckpt_path)
     warn_if_slow(trainer, cfg.trainer.max_steps)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    if cfg.export.onnx and trainer.is_global_zero and (run_dir / "last.ckpt").is_file():
+        from fastnst.export import export_onnx
+
+        report = export_onnx(run_dir / "last.ckpt", run_dir / f"{cfg.style.name}.onnx", precision=cfg.export.precision)
+        log.info("exported %s", report.summary())
     log.info("run folder: %s", run_dir)
 
 

@@ -38,6 +38,22 @@ def _cmd_vgg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Export a training checkpoint to ONNX (verified against PyTorch)."""
+    from fastnst.export import export_onnx
+
+    output = args.output or Path(args.checkpoint).with_suffix(".onnx")
+    report = export_onnx(args.checkpoint, output, precision=args.precision, opset=args.opset, check=not args.no_verify)
+    print(report.summary())
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from fastnst.infer_cli import run_infer
+
+    return run_infer(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastnst",
@@ -45,6 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX")
+    p.add_argument("checkpoint", help="a .ckpt written by train.py")
+    p.add_argument("-o", "--output", type=Path, help="the .onnx file (default: next to the checkpoint)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="half precision")
+    precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="int8 (quantized)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or globs")
+    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
+    p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (default: next to inputs)")
+    p.add_argument("--max-size", type=int, help="downscale so the long side is at most this many pixels")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and photo (0)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
+    p.add_argument("--tile-size", type=int, help="largest side per pass before tiling (default 1024 CPU / 2048 GPU)")
+    p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("styles", help="list the built-in style paintings")
     p.set_defaults(func=_cmd_styles)
@@ -64,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except FastNSTError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # bad option values from the inference API
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

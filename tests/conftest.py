@@ -66,6 +66,7 @@ TINY = [
     "trainer.checkpoint_every_n_steps=2",
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",
+    "export.onnx=false",
 ]
 
 
@@ -102,3 +103,28 @@ def run_training(compose, vgg_weights_file):
         return Path(run_dir)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint: the TINY config trained for 2 steps (shared by the whole session)."""
+    base = assets_dir()
+    if base is None or not (base / "weights").is_dir():
+        pytest.skip("VGG19 weights not found: set FASTNST_ASSETS or put the assets in ../shared/assets")
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    os.environ.setdefault("FASTNST_VGG_WEIGHTS", str(base / "weights"))
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=[*TINY, "trainer.max_steps=2"])
+    load_train_script().train(cfg, run_dir)
+    return run_dir / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint: Path) -> Path:
+    """The tiny checkpoint exported to ONNX (fp32, verified)."""
+    from fastnst.export import export_onnx
+
+    return export_onnx(tiny_checkpoint, tiny_checkpoint.parent / "starry_night.onnx").path

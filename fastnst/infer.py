@@ -1,0 +1,292 @@
+"""Stylize images with an exported fastnst ONNX model: numpy, Pillow and onnxruntime only (no torch).
+
+    from fastnst import Stylizer
+    stylized = Stylizer("starry_night.onnx")(Image.open("photo.jpg"))
+
+Large images are stylized in overlapping tiles with feathered blending. Instance norm
+would normalise each tile with its own statistics and leave visible seams; instead the
+statistics of every instance norm are computed once from the whole image at a lower
+resolution and given to every tile (the model's ``norm_stats`` input), so all tiles are
+normalised alike.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fastnst.errors import FastNSTError
+
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+MIN_SIDE = 8  # the exported graph accepts H, W >= 8
+
+
+class ModelError(FastNSTError):
+    """A model file that cannot be used, or a device that cannot run it."""
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime execution providers for ``device``; an explicit device that is missing is an error.
+
+    ``auto`` prefers CUDA, then CPU. TensorRT builds an engine for every new input size,
+    so it is used only when asked for.
+    """
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ModelError(f"--device {device}: expected one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "auto":
+        return [p for p in (_PROVIDERS["cuda"], _PROVIDERS["cpu"]) if p in available]
+    wanted = _PROVIDERS[device]
+    if wanted not in available:
+        hint = " (install the GPU build: pip install 'fastnst[gpu]')" if device != "cpu" else ""
+        raise ModelError(
+            f"--device {device}: onnxruntime has no {wanted} here{hint}; available: {', '.join(available)}"
+        )
+    # TensorRT and CUDA fall back to CUDA/CPU for the few nodes they do not take.
+    chain = {"tensorrt": ["tensorrt", "cuda", "cpu"], "cuda": ["cuda", "cpu"], "cpu": ["cpu"]}[device]
+    return [_PROVIDERS[d] for d in chain if _PROVIDERS[d] in available]
+
+
+# -- colour and blending ---------------------------------------------------------
+
+_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB in [0, 1] -> YCbCr (BT.601, Cb/Cr centred on 0)."""
+    return rgb @ _RGB_TO_YCBCR.T
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`."""
+    return ycc @ _YCBCR_TO_RGB.T
+
+
+def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """The luminance of ``stylized`` with the chroma (Cb, Cr) of ``photo`` (Gatys et al. 2016)."""
+    y = rgb_to_ycbcr(stylized)[..., :1]
+    cbcr = rgb_to_ycbcr(photo)[..., 1:]
+    return np.clip(ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1)), 0.0, 1.0)
+
+
+def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarray:
+    """``strength`` 1 = fully stylized, 0 = the photo."""
+    if strength >= 1.0:
+        return stylized
+    return strength * stylized + (1.0 - strength) * photo
+
+
+# -- images <-> arrays -----------------------------------------------------------
+
+
+def to_float(image: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL image or ``(H, W, 3)`` array (uint8 or float in [0, 1]) -> float32 ``(H, W, 3)`` in [0, 1]."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """float ``(H, W, 3)`` in [0, 1] -> uint8."""
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def resize_max(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Downscale float ``(H, W, 3)`` so its long side is at most ``max_size`` (never upscales)."""
+    h, w = image.shape[:2]
+    if not max_size or max(h, w) <= max_size:
+        return image
+    scale = max_size / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    channels = [Image.fromarray(image[..., c], mode="F").resize(size, Image.Resampling.LANCZOS) for c in range(3)]
+    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
+
+
+def _feather(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """1-D blending weights of a tile: linear ramps over the overlaps shared with neighbours."""
+    w = np.ones(length, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    if not at_start and overlap:
+        w[:overlap] = ramp
+    if not at_end and overlap:
+        w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+    return w
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` px covering ``size`` px with at least ``overlap`` px overlap."""
+    if size <= tile:
+        return [0]
+    n = math.ceil((size - overlap) / (tile - overlap))
+    step = (size - tile) / (n - 1)
+    return [round(i * step) for i in range(n)]
+
+
+# -- the model -------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One stylized image and how it was made."""
+
+    image: np.ndarray  # float32 (H, W, 3) in [0, 1]
+    seconds: float
+    tiles: int
+
+
+class Stylizer:
+    """Stylize images with a fastnst ONNX model.
+
+    Args:
+        model: path of a ``.onnx`` file written by ``fastnst export`` or by training.
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
+        max_size: downscale inputs so their long side is at most this (``None``: keep the size).
+        tile_size: largest side processed in one pass; larger images are tiled. ``None`` picks
+            2048 px on GPU and 1024 px on CPU, which keeps memory within a few GB.
+        overlap: overlap between tiles, in pixels (blended with linear feathering).
+        stats_size: long side of the low-resolution copy whose instance-norm statistics are
+            given to every tile.
+
+    Call it with a PIL image (returns a PIL image) or an ``(H, W, 3)`` array (returns the
+    same dtype: uint8, or float in [0, 1]).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        device: str = "auto",
+        max_size: int | None = None,
+        tile_size: int | None = None,
+        overlap: int = 128,
+        stats_size: int = 1024,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: no such model file")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the optional inputs are initializers by design: no warning
+        providers = providers_for(device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: not a readable ONNX model ({str(e).splitlines()[0][:200]})") from e
+        if device != "auto" and self.session.get_providers()[0] != providers[0]:
+            # onnxruntime silently falls back when a provider fails to load (e.g. missing CUDA libraries).
+            raise ModelError(f"--device {device}: {providers[0]} failed to load; onnxruntime fell back to CPU")
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        # Inputs with a default value are listed by onnxruntime as overridable initializers.
+        inputs = {i.name for i in [*self.session.get_inputs(), *self.session.get_overridable_initializers()]}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if "fastnst.format" not in self.metadata or not {"image", "norm_stats"} <= inputs or "stylized" not in outputs:
+            raise ModelError(
+                f"{self.path}: not a fastnst model (expected fastnst.* metadata, inputs image/norm_stats and output "
+                f"stylized; found inputs {sorted(inputs)}, outputs {sorted(outputs)})"
+            )
+        self.providers = self.session.get_providers()
+        on_gpu = self.providers[0] != "CPUExecutionProvider"
+        self.max_size = max_size
+        self.tile_size = tile_size or (2048 if on_gpu else 1024)
+        self.overlap = overlap
+        self.stats_size = stats_size
+        if self.tile_size < 4 * self.overlap:
+            raise ValueError(f"tile_size={self.tile_size} must be at least 4 x overlap ({self.overlap})")
+
+    @property
+    def style(self) -> str:
+        """The style name recorded in the model."""
+        return self.metadata.get("fastnst.style_name") or self.path.stem
+
+    # -- running the graph --
+
+    def _run(self, batch: np.ndarray, stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, H, W, 3)`` float -> stylized ``(N, H, W, 3)`` and the instance-norm statistics."""
+        h, w = batch.shape[1:3]
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+        pad_h, pad_w = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        if pad_h or pad_w:  # the graph needs H, W >= 8
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+        feeds: dict[str, Any] = {"image": x}
+        if stats is not None:
+            feeds["norm_stats"] = stats.astype(np.float32)
+            feeds["use_norm_stats"] = np.ones(1, np.float32)
+        out, out_stats = self.session.run(["stylized", "norm_stats_out"], feeds)
+        return out[:, :, :h, :w].transpose(0, 2, 3, 1), out_stats
+
+    def _stylize_tiled(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        h, w = image.shape[:2]
+        # One set of instance-norm statistics for the whole image, from a low-resolution copy.
+        _, stats = self._run(resize_max(image, self.stats_size)[None])
+        tile, overlap = self.tile_size, self.overlap
+        ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+        out = np.zeros((h, w, 3), np.float32)
+        weight = np.zeros((h, w, 1), np.float32)
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
+                th, tw = min(tile, h), min(tile, w)
+                piece, _ = self._run(image[None, y : y + th, x : x + tw], stats)
+                wy = _feather(th, overlap, i == 0, i == len(ys) - 1)
+                wx = _feather(tw, overlap, j == 0, j == len(xs) - 1)
+                wt = (wy[:, None] * wx[None, :])[..., None]
+                out[y : y + th, x : x + tw] += piece[0] * wt
+                weight[y : y + th, x : x + tw] += wt
+        return out / weight, len(ys) * len(xs)
+
+    def stylize_arrays(
+        self, images: Sequence[np.ndarray], strength: float = 1.0, preserve_colors: bool = False
+    ) -> list[Result]:
+        """Stylize float ``(H, W, 3)`` images in [0, 1]; equal-size small images run as one batch."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength={strength}: expected a value from 0 to 1")
+        photos = [resize_max(to_float(im), self.max_size) for im in images]
+        results: list[Result] = []
+        start = time.perf_counter()
+        same = len({p.shape for p in photos}) == 1
+        if same and max(photos[0].shape[:2]) <= self.tile_size:
+            stylized, _ = self._run(np.stack(photos))
+            per = (time.perf_counter() - start) / len(photos)
+            outputs = [(s, 1, per) for s in stylized]
+        else:
+            outputs = []
+            for photo in photos:
+                t0 = time.perf_counter()
+                if max(photo.shape[:2]) <= self.tile_size:
+                    s, tiles = self._run(photo[None])[0][0], 1
+                else:
+                    s, tiles = self._stylize_tiled(photo)
+                outputs.append((s, tiles, time.perf_counter() - t0))
+        for photo, (s, tiles, seconds) in zip(photos, outputs, strict=True):
+            if preserve_colors:
+                s = preserve_color(s, photo)
+            results.append(Result(blend(s, photo, strength), seconds, tiles))
+        return results
+
+    def __call__(
+        self, image: Image.Image | np.ndarray, strength: float = 1.0, preserve_colors: bool = False
+    ) -> Image.Image | np.ndarray:
+        """Stylize one image; returns the same kind of image it was given."""
+        result = self.stylize_arrays([to_float(image)], strength, preserve_colors)[0].image
+        if isinstance(image, Image.Image):
+            return Image.fromarray(to_uint8(result), "RGB")
+        return to_uint8(result) if np.asarray(image).dtype == np.uint8 else result

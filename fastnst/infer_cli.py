@@ -1,0 +1,172 @@
+"""``fastnst infer``: stylize files, folders, globs and videos (torch-free, like fastnst.infer)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fastnst.errors import FastNSTError
+from fastnst.infer import Stylizer, to_uint8
+from fastnst.progress import Progress
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+_KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
+
+
+def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """``(file, base)`` pairs: files as given, folders scanned recursively, globs expanded.
+
+    ``base`` is the folder a file's output path is made relative to.
+    """
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+            if not files:
+                raise FastNSTError(f"{item}: folder holds no images or videos")
+            found += [(p, path) for p in files]
+        elif path.is_file():
+            found.append((path, path.parent))
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise FastNSTError(f"{item}: no such file or folder, and no file matches it as a glob")
+            found += [(p, p.parent) for p in matches]
+    return list(dict.fromkeys(found))  # a file named twice is done once
+
+
+def output_path(src: Path, base: Path, output: Path | None, single: bool, style: str) -> Path:
+    """Where the result of ``src`` goes: ``-o FILE`` for one input, else ``<stem>_<style><ext>`` in a folder."""
+    suffix = src.suffix.lower()
+    if output is not None and single and not output.is_dir() and output.suffix:
+        return output
+    ext = suffix if suffix in _KEEP_FORMAT | VIDEO_EXTENSIONS else ".png"
+    folder = (output / src.parent.relative_to(base)) if output is not None else src.parent
+    return folder / f"{src.stem}_{style}{ext}"
+
+
+def save_image(image: np.ndarray, path: Path) -> None:
+    """Write a uint8 RGB array atomically (JPEG quality 95)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        Image.fromarray(image, "RGB").save(tmp, format=fmt, **options)
+    os.replace(tmp.name, path)
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            from PIL import ImageOps
+
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise FastNSTError(f"{path}: not a readable image ({e})") from e
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    """Run ``fastnst infer``; returns the exit status (1 if any input failed)."""
+    if args.batch_size < 1:
+        raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
+    stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
+    jobs = expand_inputs(args.inputs)
+    single = len(jobs) == 1
+    style = stylizer.style
+    records: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    start = time.perf_counter()
+
+    def stylize(frames: list[np.ndarray]) -> list[np.ndarray]:
+        results = stylizer.stylize_arrays(frames, args.strength, args.preserve_color)
+        return [to_uint8(r.image) for r in results]
+
+    pending: list[tuple[Path, Path, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        results = stylizer.stylize_arrays([p[2] for p in pending], args.strength, args.preserve_color)
+        for (src, dst, _), result in zip(pending, results, strict=True):
+            save_image(to_uint8(result.image), dst)
+            h, w = result.image.shape[:2]
+            records.append(
+                {
+                    "input": str(src),
+                    "output": str(dst),
+                    "width": w,
+                    "height": h,
+                    "seconds": round(result.seconds, 4),
+                    "tiles": result.tiles,
+                }
+            )
+        pending.clear()
+
+    with Progress(len(jobs), "stylize", enabled=not args.quiet) as bar:
+        for src, base in jobs:
+            dst = output_path(src, base, args.output, single, style)
+            try:
+                if dst.resolve() == src.resolve():
+                    raise FastNSTError(f"{src}: output would overwrite the input; choose another -o")
+                if src.suffix.lower() in VIDEO_EXTENSIONS:
+                    flush()
+                    from fastnst.video import stylize_video
+
+                    t0 = time.perf_counter()
+                    report = stylize_video(src, dst, stylize, batch_size=args.batch_size, progress=not args.quiet)
+                    records.append(
+                        {
+                            "input": str(src),
+                            "output": str(dst),
+                            "width": report.width,
+                            "height": report.height,
+                            "frames": report.frames,
+                            "seconds": round(time.perf_counter() - t0, 4),
+                        }
+                    )
+                else:
+                    image = _load(src)
+                    if pending and (pending[0][2].shape != image.shape or len(pending) >= args.batch_size):
+                        flush()
+                    pending.append((src, dst, image))
+                    if len(pending) >= args.batch_size:
+                        flush()
+            except FastNSTError as e:
+                errors.append({"input": str(src), "error": str(e)})
+                if not args.quiet:
+                    print(f"\nskipped: {e}", file=sys.stderr)
+            bar.update(note=f"{src.name}")
+        try:
+            flush()
+        except FastNSTError as e:  # pragma: no cover - a write error in the last batch
+            errors.append({"input": "last batch", "error": str(e)})
+
+    total = time.perf_counter() - start
+    if args.json:
+        report = {
+            "model": str(args.model),
+            "style": style,
+            "providers": stylizer.providers,
+            "outputs": records,
+            "errors": errors,
+            "seconds": round(total, 4),
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        for r in records:
+            print(f"{r['input']} -> {r['output']} ({r['width']}x{r['height']}, {r['seconds']:.3f} s)")
+        if errors:
+            print(f"{len(errors)} input(s) failed: " + "; ".join(e["error"] for e in errors), file=sys.stderr)
+    return 1 if errors else 0
