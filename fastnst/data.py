@@ -29,10 +29,10 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fastnst.errors import FastNSTError
+from fastnst.infer import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 # Bad files are replaced by the next readable one; give up after this many in a row.
 _MAX_CONSECUTIVE_BAD = 50

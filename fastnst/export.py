@@ -155,7 +155,8 @@ def load_network(checkpoint: str | Path) -> tuple[TransformerNet, dict]:
     try:
         module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu")
     except Exception as e:
-        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {e})") from e
+        detail = (str(e).strip().splitlines() or [""])[0][:200]  # torch.load's messages run to many lines
+        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {detail})") from e
     return module.net.eval(), dict(module.hparams)
 
 
@@ -216,6 +217,7 @@ def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str]) -> None
             numpy_helper.from_array(np.zeros((1,), np.float32), "use_norm_stats"),
         ]
     )
+    del graph.value_info[:]  # intermediate shapes: onnxruntime infers them again
     for node in graph.node:  # the exporter's per-node stack traces: a third of a small model's bytes
         del node.metadata_props[:]
         node.doc_string = ""

@@ -31,6 +31,7 @@ _PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 MIN_SIDE = 8  # the exported graph accepts H, W >= 8
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 class ModelError(FastNSTError):
@@ -122,24 +123,32 @@ def resize_max(image: np.ndarray, max_size: int | None) -> np.ndarray:
     return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
 
 
-def _feather(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
-    """1-D blending weights of a tile: linear ramps over the overlaps shared with neighbours."""
-    w = np.ones(length, np.float32)
-    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-    if not at_start and overlap:
-        w[:overlap] = ramp
-    if not at_end and overlap:
-        w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+def _feather(spans: list[tuple[int, int]], i: int) -> np.ndarray:
+    """1-D blending weights of tile ``i``: linear ramps over the parts it shares with its neighbours."""
+    start, end = spans[i]
+    w = np.ones(end - start, np.float32)
+    head = spans[i - 1][1] - start if i > 0 else 0  # overlap with the previous tile
+    tail = end - spans[i + 1][0] if i + 1 < len(spans) else 0  # overlap with the next tile
+    if head > 0:
+        w[:head] = (np.arange(head, dtype=np.float32) + 0.5) / head
+    if tail > 0:
+        w[-tail:] = np.minimum(w[-tail:], ((np.arange(tail, dtype=np.float32) + 0.5) / tail)[::-1])
     return w
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``size`` px with at least ``overlap`` px overlap."""
-    if size <= tile:
-        return [0]
-    n = math.ceil((size - overlap) / (tile - overlap))
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of tiles covering ``size`` px, about ``tile`` px each, overlapping >= ``overlap`` px.
+
+    Starts are multiples of 4: the network downsamples twice by 2, so a tile cut elsewhere
+    would see a shifted sampling grid and stylize its overlap differently from its neighbour.
+    The last tile ends at ``size`` (up to 3 px longer than ``tile``).
+    """
+    if size <= tile + 3:
+        return [(0, size)]
+    n = math.ceil((size - overlap) / (tile - overlap - 4))
     step = (size - tile) / (n - 1)
-    return [round(i * step) for i in range(n)]
+    starts = list(dict.fromkeys(int(i * step) // 4 * 4 for i in range(n)))
+    return [(s, min(s + tile, size)) for s in starts[:-1]] + [(starts[-1], size)]
 
 
 # -- the model -------------------------------------------------------------------
@@ -239,19 +248,19 @@ class Stylizer:
         # One set of instance-norm statistics for the whole image, from a low-resolution copy.
         _, stats = self._run(resize_max(image, self.stats_size)[None])
         tile, overlap = self.tile_size, self.overlap
-        ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+        rows, cols = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
         out = np.zeros((h, w, 3), np.float32)
         weight = np.zeros((h, w, 1), np.float32)
-        for i, y in enumerate(ys):
-            for j, x in enumerate(xs):
-                th, tw = min(tile, h), min(tile, w)
-                piece, _ = self._run(image[None, y : y + th, x : x + tw], stats)
-                wy = _feather(th, overlap, i == 0, i == len(ys) - 1)
-                wx = _feather(tw, overlap, j == 0, j == len(xs) - 1)
+        for i, (y0, y1) in enumerate(rows):
+            for j, (x0, x1) in enumerate(cols):
+                piece, _ = self._run(image[None, y0:y1, x0:x1], stats)
+                # Ramps only where a neighbour overlaps: the length of the actual overlap.
+                wy = _feather(rows, i)
+                wx = _feather(cols, j)
                 wt = (wy[:, None] * wx[None, :])[..., None]
-                out[y : y + th, x : x + tw] += piece[0] * wt
-                weight[y : y + th, x : x + tw] += wt
-        return out / weight, len(ys) * len(xs)
+                out[y0:y1, x0:x1] += piece[0] * wt
+                weight[y0:y1, x0:x1] += wt
+        return out / weight, len(rows) * len(cols)
 
     def stylize_arrays(
         self, images: Sequence[np.ndarray], strength: float = 1.0, preserve_colors: bool = False

@@ -16,11 +16,10 @@ import numpy as np
 from PIL import Image
 
 from fastnst.errors import FastNSTError
-from fastnst.infer import Stylizer, to_uint8
+from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
 from fastnst.progress import Progress
+from fastnst.video import VIDEO_EXTENSIONS, stylize_video
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
 
 
@@ -122,8 +121,7 @@ def run_infer(args: argparse.Namespace) -> int:
                     raise FastNSTError(f"{src}: output would overwrite the input; choose another -o")
                 if src.suffix.lower() in VIDEO_EXTENSIONS:
                     flush()
-                    from fastnst.video import stylize_video
-
+                    dst.parent.mkdir(parents=True, exist_ok=True)
                     t0 = time.perf_counter()
                     report = stylize_video(src, dst, stylize, batch_size=args.batch_size, progress=not args.quiet)
                     records.append(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fastnst.infer import Stylizer, tile_starts, to_float, to_uint8
+from fastnst.infer import Stylizer, tile_spans, to_float, to_uint8
 
 
 def seam_score(image: np.ndarray, rows: list[int], cols: list[int]) -> float:
@@ -34,9 +34,10 @@ def seam_score(image: np.ndarray, rows: list[int], cols: list[int]) -> float:
     return float(border.mean() / np.concatenate([dx, dy]).mean())
 
 
-def tile_borders(starts: list[int], tile: int, size: int) -> list[int]:
+def tile_borders(spans: list[tuple[int, int]]) -> list[int]:
     """Where blended tiles begin and end (their weights have kinks there)."""
-    return sorted({s for s in starts[1:]} | {s + tile for s in starts[:-1] if s + tile < size})
+    size = spans[-1][1]
+    return sorted({start for start, _ in spans[1:]} | {end for _, end in spans[:-1] if end < size})
 
 
 def naive_tiles(stylizer: Stylizer, image: np.ndarray) -> np.ndarray:
@@ -68,8 +69,8 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     t = stylizer.tile_size
-    rows = tile_borders(tile_starts(h, t, stylizer.overlap), t, h)
-    cols = tile_borders(tile_starts(w, t, stylizer.overlap), t, w)
+    rows = tile_borders(tile_spans(h, t, stylizer.overlap))
+    cols = tile_borders(tile_spans(w, t, stylizer.overlap))
     print(f"{w}x{h}: {ours.tiles} tiles of {t}px in {seconds:.1f} s, peak memory {peak_gb:.2f} GB")
     print(f"seam score, fastnst tiling (global stats + feathering): {seam_score(ours.image, rows, cols):.3f}")
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, TINY
@@ -70,18 +71,66 @@ def test_readme_train_examples_compose(compose):
                 assert str(node) == value or float(node) == float(value), line
 
 
-def test_python_snippet_loads_a_checkpoint_and_stylizes(run_training, tmp_path, monkeypatch):
-    run = run_training(tmp_path / "run", ["trainer.max_steps=2"])
-    (snippet,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+def python_snippets() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def test_python_snippet_loads_a_checkpoint_and_stylizes(tiny_checkpoint, tmp_path, monkeypatch):
+    (snippet,) = [s for s in python_snippets() if "load_from_checkpoint" in s]
     photo = REPO / "fastnst" / "assets" / "sample_photos" / "chelsea.jpg"
-    code = snippet.replace("checkpoints/starry_night/<run>/last.ckpt", str(run / "last.ckpt"))
+    code = snippet.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint))
     code = code.replace('"photo.jpg"', repr(str(photo))).replace('"stylized.png"', repr(str(tmp_path / "out.png")))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     from PIL import Image
 
-    out = Image.open(tmp_path / "out.png")
-    assert out.size == (770, 512)  # chelsea.jpg is 451x300; the snippet asks for a 512-px short side
+    assert Image.open(tmp_path / "out.png").size == (770, 512)  # chelsea.jpg is 451x300; short side -> 512
+
+
+def test_python_snippet_stylizer(tiny_onnx, tmp_path, monkeypatch):
+    (snippet,) = [s for s in python_snippets() if "Stylizer" in s]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "starry_night.onnx").write_bytes(tiny_onnx.read_bytes())
+    (tmp_path / "photo.jpg").write_bytes((REPO / "fastnst" / "assets" / "sample_photos" / "coffee.jpg").read_bytes())
+    exec(compile(snippet, "README.md", "exec"), {})
+    from PIL import Image
+
+    assert Image.open(tmp_path / "stylized.jpg").size == (600, 400)
+
+
+def _make_clip(path: Path, frames: int = 6) -> None:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), 20 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_readme_fastnst_commands_run(tiny_checkpoint, tmp_path, monkeypatch):
+    """Every `fastnst export` / `fastnst infer` line of the README, in order, in a folder with its inputs."""
+    from fastnst.cli import main
+
+    sample = REPO / "fastnst" / "assets" / "sample_photos"
+    (tmp_path / "photos").mkdir()
+    for name in ("coffee.jpg", "rocket.jpg"):
+        (tmp_path / "photos" / name).write_bytes((sample / name).read_bytes())
+    (tmp_path / "photo.jpg").write_bytes((sample / "chelsea.jpg").read_bytes())
+    _make_clip(tmp_path / "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    lines = [line for line in readme_lines("fastnst ") if line.split()[1] in ("export", "infer")]
+    assert len(lines) >= 7
+    for line in lines:
+        args = shlex.split(line.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint)))[1:]
+        assert main(args) == 0, line
+    expected = ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx", "stylized.jpg"]
+    expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
+    for name in expected:
+        assert (tmp_path / name).is_file(), name
 
 
 @pytest.mark.parametrize("args", [["styles"], ["--version"]])

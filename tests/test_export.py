@@ -1,0 +1,392 @@
+"""ONNX export of a really trained network: graph, parity with PyTorch, tiling statistics, precisions, errors.
+
+One tiny checkpoint is trained per module and each precision is exported once (a dynamo
+export takes seconds on a CPU); the tests share them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import CONF, TINY, assets_dir, load_train_script
+
+import fastnst
+from fastnst import export
+from fastnst.data import load_image, sample_photos_dir
+from fastnst.export import TOLERANCE, ExportError, export_onnx
+from fastnst.module import StyleTransferModule
+
+ON = np.array([1.0], np.float32)
+
+
+def session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def input_shapes(sess: ort.InferenceSession) -> dict[str, list]:
+    """Every input: onnxruntime lists the initializer-backed (optional) ones separately."""
+    return {i.name: i.shape for i in [*sess.get_inputs(), *sess.get_overridable_initializers()]}
+
+
+def stylize(sess: ort.InferenceSession, image: np.ndarray, **inputs: np.ndarray) -> np.ndarray:
+    return sess.run(["stylized"], {"image": np.ascontiguousarray(image, np.float32), **inputs})[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".export-*")) if folder.exists() else []
+
+
+# -- shared artefacts: one checkpoint, one export per precision ------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.ckpt of a real 2-step TINY training run."""
+    from hydra import compose, initialize_config_dir
+
+    with pytest.MonkeyPatch.context() as mp:
+        if "FASTNST_VGG_WEIGHTS" not in os.environ:
+            base = assets_dir()
+            if base is None or not (base / "weights" / "vgg19_features_caffe-d2188631.pth").is_file():
+                pytest.skip("VGG19 weights not found: set FASTNST_ASSETS or put the assets in ../shared/assets")
+            mp.setenv("FASTNST_VGG_WEIGHTS", str(base / "weights"))
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=[*TINY, "trainer.max_steps=2"])
+        run_dir = tmp_path_factory.mktemp("run")
+        load_train_script().train(cfg, run_dir)
+    path = run_dir / "last.ckpt"
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture(scope="module")
+def hparams(checkpoint: Path) -> dict:
+    return dict(StyleTransferModule.load_from_checkpoint(checkpoint, map_location="cpu").hparams)
+
+
+@pytest.fixture(scope="module")
+def net(checkpoint: Path) -> torch.nn.Module:
+    return StyleTransferModule.load_from_checkpoint(checkpoint, map_location="cpu").net.eval()
+
+
+def _export(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, precision: str):
+    folder = tmp_path_factory.mktemp(f"export_{precision}")
+    report = export_onnx(checkpoint, folder / f"model_{precision}.onnx", precision=precision)
+    assert leftovers(folder) == []
+    return report
+
+
+@pytest.fixture(scope="module")
+def fp32(checkpoint, tmp_path_factory) -> export.ExportReport:
+    return _export(checkpoint, tmp_path_factory, "fp32")
+
+
+@pytest.fixture(scope="module")
+def fp16(checkpoint, tmp_path_factory) -> export.ExportReport:
+    return _export(checkpoint, tmp_path_factory, "fp16")
+
+
+@pytest.fixture(scope="module")
+def int8(checkpoint, tmp_path_factory) -> export.ExportReport:
+    return _export(checkpoint, tmp_path_factory, "int8")
+
+
+@pytest.fixture(scope="module")
+def fp32_session(fp32) -> ort.InferenceSession:
+    return session(fp32.path)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo, 128 px short side, width cut to 160 (a multiple of 4)."""
+    return load_image(sample_photos_dir() / "coffee.jpg", size=128).numpy()[:, :, :, :160].copy()
+
+
+# -- fp32: the graph ----------------------------------------------------------------------------
+
+
+def test_fp32_export_is_a_valid_model(fp32):
+    assert fp32.path.is_file() and fp32.precision == "fp32"
+    assert fp32.size_bytes == fp32.path.stat().st_size > 0
+    model = onnx.load(str(fp32.path))
+    onnx.checker.check_model(model, full_check=True)
+    opset = {o.domain: o.version for o in model.opset_import}
+    assert opset.get("", opset.get("ai.onnx", 0)) >= 17
+    assert fp32.max_abs_error < 1e-4
+    assert fp32.max_abs_error == max(fp32.errors_by_size.values())
+    assert {"2x257x383", "1x9x13"} <= set(fp32.errors_by_size)  # odd sizes are verified
+    assert 0 <= fp32.mean_abs_error < 1e-4
+
+
+def _dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_fp32_inputs_and_outputs(fp32, fp32_session):
+    graph = onnx.load(str(fp32.path)).graph
+    inputs = {i.name: i for i in graph.input}
+    outputs = {o.name: o for o in graph.output}
+    assert list(inputs) == ["image", "norm_stats", "use_norm_stats"]
+    assert list(outputs) == ["stylized", "norm_stats_out"]
+    float32 = onnx.TensorProto.FLOAT
+    assert all(v.type.tensor_type.elem_type == float32 for v in [*inputs.values(), *outputs.values()])
+
+    batch, channels, height, width = _dims(inputs["image"])
+    assert channels == 3
+    assert all(isinstance(d, str) and d for d in (batch, height, width))
+    assert len({batch, height, width}) == 3  # three independent symbols
+    stats_size = _dims(inputs["norm_stats"])
+    assert stats_size[0] == 1 and isinstance(stats_size[1], int) and stats_size[1] > 0
+    assert _dims(inputs["use_norm_stats"]) == [1]
+
+    out = _dims(outputs["stylized"])
+    assert len(out) == 4 and out[0] == batch and out[1] == 3
+    assert all(isinstance(d, str) and d for d in out[2:])
+    assert _dims(outputs["norm_stats_out"]) == [batch, stats_size[1]]
+
+    # onnxruntime sees the same interface: image required, the other two optional (with defaults).
+    assert [i.name for i in fp32_session.get_inputs()] == ["image"]
+    assert input_shapes(fp32_session) == {
+        "image": [batch, 3, height, width],
+        "norm_stats": [1, stats_size[1]],
+        "use_norm_stats": [1],
+    }
+    assert [o.name for o in fp32_session.get_outputs()] == ["stylized", "norm_stats_out"]
+
+
+def test_plain_run_with_image_only(fp32_session, photo):
+    stylized, stats = fp32_session.run(None, {"image": photo})
+    assert stylized.shape == photo.shape and stylized.dtype == np.float32
+    assert np.isfinite(stylized).all() and stylized.min() >= 0 and stylized.max() <= 1
+    assert stats.shape == tuple(input_shapes(fp32_session)["norm_stats"])
+    # The defaults mean "compute the statistics over the image".
+    explicit = stylize(fp32_session, photo, norm_stats=np.zeros_like(stats), use_norm_stats=np.array([0.0], np.float32))
+    np.testing.assert_array_equal(explicit, stylized)
+
+
+# -- fp32: parity with PyTorch ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height, width", [(257, 383), (9, 13), (31, 33), (100, 8), (64, 64)])
+def test_parity_with_pytorch(fp32_session, net, height, width):
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height * 1000 + width))
+    with torch.no_grad():
+        expected = net(image).numpy()
+    got = stylize(fp32_session, image.numpy())
+    assert got.shape == (1, 3, height, width)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_dynamic_batch(fp32_session, net):
+    images = torch.rand(3, 3, 45, 37, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net(images).numpy()
+    for n in (1, 2, 3):
+        got = stylize(fp32_session, images[:n].numpy())
+        assert got.shape == (n, 3, 45, 37)
+        np.testing.assert_allclose(got, expected[:n], rtol=0, atol=1e-4)
+    # Each image of a batch is stylized on its own (instance norm: no mixing across the batch).
+    batch, stats = fp32_session.run(None, {"image": images.numpy()})
+    assert stats.shape[0] == 3
+    for i in range(3):
+        one, one_stats = fp32_session.run(None, {"image": images[i : i + 1].numpy()})
+        np.testing.assert_allclose(batch[i : i + 1], one, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(stats[i : i + 1], one_stats, rtol=1e-4, atol=1e-6)
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+def test_metadata(fp32, fp32_session, hparams):
+    meta = {p.key: p.value for p in onnx.load(str(fp32.path)).metadata_props}
+    assert meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.image_size"] == "32"  # TINY: data.image_size=32
+    assert meta["fastnst.version"] == fastnst.__version__
+    assert meta["fastnst.precision"] == "fp32"
+    for key in ("content_weight", "style_weight", "tv_weight"):
+        assert float(meta[f"fastnst.{key}"]) == pytest.approx(float(hparams[key])), key
+    assert int(meta["fastnst.norm_stats_size"]) == input_shapes(fp32_session)["norm_stats"][1]
+    # Also visible through onnxruntime.
+    assert fp32_session.get_modelmeta().custom_metadata_map["fastnst.style_name"] == "starry_night"
+
+
+# -- external instance-norm statistics (seam-free tiling) ---------------------------------------
+
+
+def test_given_stats_of_the_same_image_change_nothing(fp32_session, photo):
+    full, stats = fp32_session.run(["stylized", "norm_stats_out"], {"image": photo})
+    assert stats.shape[0] == 1 and np.isfinite(stats).all()
+    again = stylize(fp32_session, photo, norm_stats=stats, use_norm_stats=ON)
+    np.testing.assert_allclose(again, full, rtol=0, atol=1e-5)
+
+
+def test_tile_with_full_image_stats_matches_full_image(fp32_session, photo):
+    full, stats = fp32_session.run(["stylized", "norm_stats_out"], {"image": photo})
+    # A tile aligned to the network's stride (4), as a tiler would cut it.
+    top, left, h, w = 32, 48, 64, 80
+    tile = photo[:, :, top : top + h, left : left + w]
+    alone, tile_stats = fp32_session.run(None, {"image": np.ascontiguousarray(tile)})
+    with_stats = stylize(fp32_session, tile, norm_stats=stats, use_norm_stats=ON)
+    assert with_stats.shape == alone.shape == tile.shape
+    assert not np.allclose(tile_stats, stats, atol=1e-3)  # the tile's own statistics differ...
+    assert np.abs(with_stats - alone).max() > 1e-2  # ...and so do the results
+
+    m = 16  # away from the tile border, where the tile lacks the surrounding context
+    reference = full[:, :, top + m : top + h - m, left + m : left + w - m]
+    err_alone = np.abs(alone[:, :, m:-m, m:-m] - reference).mean()
+    err_stats = np.abs(with_stats[:, :, m:-m, m:-m] - reference).mean()
+    assert err_stats * 3 <= err_alone, (err_stats, err_alone)
+    assert err_stats < 0.01
+
+    # The same statistics apply to every image of a batch of tiles.
+    second = photo[:, :, 0:h, 0:w]
+    batch = stylize(fp32_session, np.concatenate([tile, second]), norm_stats=stats, use_norm_stats=ON)
+    np.testing.assert_allclose(batch[:1], with_stats, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(batch[1:], stylize(fp32_session, second, norm_stats=stats, use_norm_stats=ON), atol=1e-5)
+
+
+# -- fp16 ------------------------------------------------------------------------------------
+
+
+def _initializer_bytes(model: onnx.ModelProto) -> int:
+    return sum(len(onnx.numpy_helper.to_array(t).tobytes()) for t in model.graph.initializer)
+
+
+def test_fp16_export(fp16, fp32, net):
+    assert fp16.precision == "fp16" and fp16.path.is_file()
+    model16, model32 = onnx.load(str(fp16.path)), onnx.load(str(fp32.path))
+    onnx.checker.check_model(model16)
+    # The weights halve. The whole file does not quite reach 0.6x for this tiny network: its
+    # ~35 KB of graph structure (nodes, value_info) does not shrink, against ~140 KB of fp32 weights.
+    assert _initializer_bytes(model16) <= 0.55 * _initializer_bytes(model32)
+    assert fp16.size_bytes <= 0.7 * fp32.size_bytes
+    assert fp16.max_abs_error <= TOLERANCE["fp16"]
+    assert fp16.max_abs_error > 0  # really computed in half precision
+
+    inits = {t.name: t for t in model16.graph.initializer}
+    conv_weights = [n.input[1] for n in model16.graph.node if n.op_type == "Conv"]
+    assert len(conv_weights) == 8  # 3 encoder + 2 residual (1 block) + 3 decoder convs
+    assert all(inits[w].data_type == onnx.TensorProto.FLOAT16 for w in conv_weights)
+    float32 = onnx.TensorProto.FLOAT
+    assert all(v.type.tensor_type.elem_type == float32 for v in [*model16.graph.input, *model16.graph.output])
+    meta = {p.key: p.value for p in model16.metadata_props}
+    assert meta["fastnst.precision"] == "fp16"
+
+    photo = load_image(sample_photos_dir() / "coffee.jpg", size=256)
+    stylized, stats = session(fp16.path).run(None, {"image": photo.numpy()})
+    assert stylized.dtype == np.float32 and stats.dtype == np.float32
+    assert np.isfinite(stylized).all() and np.isfinite(stats).all()
+    with torch.no_grad():
+        expected = net(photo).numpy()
+    assert np.abs(stylized - expected).max() <= TOLERANCE["fp16"]
+
+
+# -- int8 ------------------------------------------------------------------------------------
+
+
+def test_int8_export(int8, fp32):
+    assert int8.precision == "int8" and int8.path.is_file()
+    assert int8.size_bytes < fp32.size_bytes
+    model = onnx.load(str(int8.path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert 0 < int8.mean_abs_error < 0.1
+    assert int8.max_abs_error <= TOLERANCE["int8"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["fastnst.precision"] == "int8" and meta["fastnst.style_name"] == "starry_night"
+    # The tiling inputs survive quantization.
+    sess = session(int8.path)
+    assert set(input_shapes(sess)) == {"image", "norm_stats", "use_norm_stats"}
+    image = np.random.default_rng(0).random((2, 3, 40, 52), dtype=np.float32)
+    stylized, stats = sess.run(None, {"image": image})
+    assert stylized.shape == image.shape and np.isfinite(stylized).all()
+    assert stats.shape == (2, int(meta["fastnst.norm_stats_size"]))
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+def _assert_failed_cleanly(error: pytest.ExceptionInfo, output: Path, *words: str) -> None:
+    message = str(error.value)
+    for word in words:
+        assert word in message, message
+    assert not output.exists()
+    assert leftovers(output.parent) == []
+
+
+def test_missing_checkpoint(tmp_path):
+    output = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportError) as error:
+        export_onnx(tmp_path / "nope.ckpt", output)
+    _assert_failed_cleanly(error, output, "nope.ckpt", "no such checkpoint")
+    assert "\n" not in str(error.value)
+
+
+def _garbage_checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "x.ckpt"
+    path.write_bytes(np.random.default_rng(0).bytes(2000))
+    return path
+
+
+def test_not_a_checkpoint(tmp_path):
+    output = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportError) as error:
+        export_onnx(_garbage_checkpoint(tmp_path), output)
+    _assert_failed_cleanly(error, output, "x.ckpt", "not a fastnst training checkpoint")
+
+
+def test_not_a_checkpoint_error_is_one_line(tmp_path):
+    with pytest.raises(ExportError) as error:
+        export_onnx(_garbage_checkpoint(tmp_path), tmp_path / "out" / "model.onnx")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words", [({"precision": "fp8"}, ("precision=fp8", "fp32")), ({"opset": 13}, ("opset=13", "17"))]
+)
+def test_bad_settings(checkpoint, tmp_path, kwargs, words):
+    output = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportError) as error:
+        export_onnx(checkpoint, output, **kwargs)
+    _assert_failed_cleanly(error, output, *words)
+    assert "\n" not in str(error.value)
+
+
+def test_verification_failure_writes_nothing(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setitem(export.TOLERANCE, "fp32", 0.0)
+    # One export (they take seconds): a file already at the output path is left as it was,
+    # so nothing at all was written there.
+    output = tmp_path / "model.onnx"
+    output.write_bytes(b"previous model")
+    with pytest.raises(ExportError) as error:
+        export_onnx(checkpoint, output)
+    message = str(error.value)
+    assert "differs from PyTorch" in message and "model.onnx" in message and "\n" not in message
+    assert output.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temp dirs or files
+
+
+# -- export at the end of training -------------------------------------------------------------
+
+
+def test_training_exports_onnx(run_training, tmp_path):
+    run_dir = run_training(tmp_path / "run", ["trainer.max_steps=1", "export.onnx=true"])
+    path = run_dir / "starry_night.onnx"
+    assert path.is_file()
+    assert leftovers(run_dir) == []
+    onnx.checker.check_model(onnx.load(str(path)))
+    net = StyleTransferModule.load_from_checkpoint(run_dir / "last.ckpt", map_location="cpu").net.eval()
+    image = torch.rand(1, 3, 40, 44, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = net(image).numpy()
+    np.testing.assert_allclose(stylize(session(path), image.numpy()), expected, rtol=0, atol=1e-4)
+    meta = session(path).get_modelmeta().custom_metadata_map
+    assert meta["fastnst.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
