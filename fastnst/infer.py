@@ -146,8 +146,7 @@ def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     if size <= tile + 3:
         return [(0, size)]
     n = math.ceil((size - overlap) / (tile - overlap - 4))
-    step = (size - tile) / (n - 1)
-    starts = list(dict.fromkeys(int(i * step) // 4 * 4 for i in range(n)))
+    starts = list(dict.fromkeys(i * (size - tile) // (n - 1) // 4 * 4 for i in range(n)))  # integers: exact
     return [(s, min(s + tile, size)) for s in starts[:-1]] + [(starts[-1], size)]
 
 

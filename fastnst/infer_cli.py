@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,38 @@ def output_path(src: Path, base: Path, output: Path | None, single: bool, style:
 
 
 def save_image(image: np.ndarray, path: Path) -> None:
-    """Write a uint8 RGB array atomically (JPEG quality 95)."""
+    """Write a uint8 RGB array atomically, in the format of its extension (JPEG/WebP quality 95)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        Image.fromarray(image, "RGB").save(tmp, format=fmt, **options)
-    os.replace(tmp.name, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image, "RGB").save(f, format=fmt, **options)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a normal file follows the umask
+        os.replace(tmp, path)
+    except (OSError, ValueError) as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise FastNSTError(f"{path}: cannot write ({e})") from e
+
+
+def plan_outputs(jobs: list[tuple[Path, Path]], output: Path | None, style: str) -> list[Path]:
+    """Output paths for all inputs; names that would collide (a.png, a.bmp) get the source extension."""
+    single = len(jobs) == 1
+    first = [output_path(src, base, output, single, style) for src, base in jobs]
+    taken = Counter(first)
+    planned: list[Path] = []
+    for (src, _), dst in zip(jobs, first, strict=True):
+        if taken[dst] > 1:
+            dst = dst.with_name(f"{src.stem}_{src.suffix.lstrip('.').lower()}_{style}{dst.suffix}")
+        if dst in planned:
+            raise FastNSTError(
+                f"{src}: its output name {dst} is also the output of another input; use separate -o folders"
+            )
+        planned.append(dst)
+    return planned
 
 
 def _load(path: Path) -> np.ndarray:
@@ -80,10 +106,12 @@ def run_infer(args: argparse.Namespace) -> int:
     """Run ``fastnst infer``; returns the exit status (1 if any input failed)."""
     if args.batch_size < 1:
         raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
+    if not 0.0 <= args.strength <= 1.0:
+        raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
     stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
     jobs = expand_inputs(args.inputs)
-    single = len(jobs) == 1
     style = stylizer.style
+    outputs = plan_outputs(jobs, args.output, style)
     records: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     start = time.perf_counter()
@@ -114,8 +142,7 @@ def run_infer(args: argparse.Namespace) -> int:
         pending.clear()
 
     with Progress(len(jobs), "stylize", enabled=not args.quiet) as bar:
-        for src, base in jobs:
-            dst = output_path(src, base, args.output, single, style)
+        for (src, _), dst in zip(jobs, outputs, strict=True):
             try:
                 if dst.resolve() == src.resolve():
                     raise FastNSTError(f"{src}: output would overwrite the input; choose another -o")
