@@ -720,3 +720,24 @@ def test_cli_outputs_of_different_inputs_do_not_collide(tiny_onnx, tmp_path, cap
 def test_to_uint8_rounds():
     np.testing.assert_array_equal(to_uint8(np.array([[[0.0, 0.5, 1.0]]])), [[[0, 128, 255]]])
     np.testing.assert_array_equal(to_uint8(np.array([[[-0.2, 1 / 255, 1.7]]])), [[[0, 1, 255]]])
+
+
+def test_cli_output_matches_pytorch(sharp_onnx, tmp_path):
+    """`fastnst infer` writes what the PyTorch network computes (up to 8-bit rounding)."""
+    import torch
+
+    from fastnst.cli import main
+    from fastnst.data import load_image
+    from fastnst.module import StyleTransferModule
+
+    src = tmp_path / "photo.png"
+    photo(257, 191, "coffee.jpg").save(src)  # odd size, not a multiple of 4
+    assert main(["infer", "--model", str(sharp_onnx), str(src), "-o", str(tmp_path / "out.png"), "-q"]) == 0
+    got = np.asarray(Image.open(tmp_path / "out.png")).astype(np.int16)
+    module = StyleTransferModule.load_from_checkpoint(sharp_onnx.with_suffix(".ckpt"), map_location="cpu")
+    with torch.no_grad():
+        expected = module(load_image(src))[0].permute(1, 2, 0).numpy()
+    expected = (np.clip(expected, 0, 1) * 255 + 0.5).astype(np.int16)
+    assert got.shape == expected.shape == (191, 257, 3)
+    assert np.abs(got - expected).max() <= 1
+    assert expected.std() > 10  # a sharp model: the comparison is not between two flat images
