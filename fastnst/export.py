@@ -293,9 +293,7 @@ def export_onnx(
             )
         mean = _mean_error(final, net) if check else 0.0
         os.replace(final, output)
-    report = ExportReport(output, precision, output.stat().st_size, worst, mean, errors)
-    log.info("exported %s", report.summary())
-    return report
+    return ExportReport(output, precision, output.stat().st_size, worst, mean, errors)
 
 
 def _mean_error(path: Path, net: TransformerNet) -> float:
