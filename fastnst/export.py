@@ -180,6 +180,10 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
 
 def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
     """Export through torch.export (dynamic shapes stay symbolic, incl. the pad-to-4 amounts)."""
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter's dependency)
+    except ImportError as e:
+        raise ExportError("ONNX export needs onnxscript: pip install onnxscript") from e
     image = torch.rand(1, 3, 64, 64)
     stats = torch.zeros(1, net.stats_size)
     use = torch.zeros(1)
