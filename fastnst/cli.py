@@ -54,6 +54,40 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return run_infer(args)
 
 
+def _optimize_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``fastnst optimize`` flags (shorthands for keys of conf/optimize.yaml)."""
+    p.add_argument("--content", "-c", required=True, help="the photo")
+    p.add_argument(
+        "--style", "-s", action="append", required=True, help="a style image or built-in style; repeat to blend"
+    )
+    p.add_argument("--style-weight", type=float, action="append", help="blend weight per --style (default 1 each)")
+    p.add_argument("--mask", action="append", help="mask per --style (white = where that style goes)")
+    p.add_argument("-o", "--output", help="the result, .png or .jpg (default stylized.png)")
+    p.add_argument("--size", type=int, help="long edge of the result in pixels (default 512)")
+    p.add_argument("--steps", type=int, help="iterations in all (default 500)")
+    p.add_argument("--preset", help="fastnst (default), gatys or jcjohnson")
+    p.add_argument("--init", help="content (default), noise, or an image file")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--preserve-color", nargs="?", const="luminance", choices=("none", "luminance", "match"),
+        help="keep the photo's colours: luminance-only transfer (default) or colour matching of the styles",
+    )  # fmt: skip
+    p.add_argument("--style-scale", type=float, help="size at which the styles are seen, relative to the result")
+    p.add_argument("--tensorboard", help="log losses and intermediate images to this folder")
+    p.add_argument("--output-bits", type=int, choices=(8, 16), help="16: a 16-bit PNG")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="config overrides, key=value (see conf/optimize.yaml)")
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    """Per-image optimization (Gatys et al.)."""
+    from fastnst.optimize_cli import main as optimize_main
+
+    return optimize_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastnst",
@@ -86,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser(
+        "optimize",
+        help="per-image style transfer by optimization (Gatys et al.)",
+        description="Optimize an image to match a photo's content and paintings' style. "
+        "Any key of conf/optimize.yaml can follow as key=value.",
+    )
+    _optimize_arguments(p)
+    p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser("styles", help="list the built-in style paintings")
     p.set_defaults(func=_cmd_styles)

@@ -29,21 +29,31 @@ def _float32(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype != torch.float32 else x
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Gram matrix of a feature batch, normalised by the number of elements.
 
     Args:
         features: ``(N, C, H, W)`` activations.
+        mask: optional ``(N or 1, 1, H, W)`` weights in [0, 1] (a region of the image).
 
     Returns:
         ``(N, C, C)`` float32 tensor ``F F^T / (C H W)`` with ``F`` the ``(C, H*W)`` features.
+        With a mask, ``F`` is weighted by it and the count is the mask's (squared) area, so
+        the result is the Gram matrix of the masked region alone (Gatys et al. 2017).
     """
     if features.ndim != 4:
         raise ValueError(f"gram_matrix expects (N, C, H, W) features, got shape {tuple(features.shape)}")
     n, c, h, w = features.shape
     with torch.autocast(device_type=features.device.type, enabled=False):
-        f = _float32(features).reshape(n, c, h * w)
-        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+        f = _float32(features)
+        if mask is None:
+            count = torch.tensor(float(h * w), device=f.device)
+        else:
+            m = _float32(mask)
+            f = f * m
+            count = m.square().sum(dim=(1, 2, 3)).clamp_min(1e-8).reshape(-1, 1, 1)
+        f = f.reshape(n, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)) / (c * count)
 
 
 def _mse(x: torch.Tensor, target: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -60,13 +70,16 @@ def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool =
     return _mse(features, target, normalize)
 
 
-def style_loss(features: torch.Tensor, target_gram: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+def style_loss(
+    features: torch.Tensor, target_gram: torch.Tensor, normalize: bool = False, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean squared error between the Gram matrix of ``features`` and ``target_gram``.
 
     ``target_gram`` is ``(C, C)``, ``(1, C, C)`` or ``(N, C, C)``; it broadcasts over the batch.
-    With ``normalize``, the error is relative to the mean square of ``target_gram``.
+    With ``normalize``, the error is relative to the mean square of ``target_gram``. With a
+    ``mask`` (see :func:`gram_matrix`), only the masked region of ``features`` is compared.
     """
-    gram = gram_matrix(features)
+    gram = gram_matrix(features, mask)
     target = _float32(target_gram)
     if target.ndim == 2:
         target = target.unsqueeze(0)
@@ -122,45 +135,87 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.normalize = normalize
+        self.blend: list[float] = [1.0]
+        self.masks: list[torch.Tensor] | None = None
 
     @torch.no_grad()
-    def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> None:
+    def set_style(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        weights: Sequence[float] | None = None,
+        masks: Sequence[torch.Tensor] | None = None,
+    ) -> None:
         """Compute and keep the target Gram matrices.
 
         Args:
             images: one ``(1, 3, H, W)`` RGB [0, 1] image, or several (sizes may differ).
             weights: blend weights for several style images (normalised to sum to 1).
+            masks: optional ``(1, 1, H, W)`` masks, one per style image, at the size of the
+                images to be scored: each style then applies to its own region only.
         """
         images = [images] if isinstance(images, torch.Tensor) else list(images)
         weights = [1.0] * len(images) if weights is None else [float(w) for w in weights]
-        if len(weights) != len(images) or sum(weights) <= 0:
-            raise ValueError(f"need one positive blend weight per style image, got {weights} for {len(images)}")
+        if len(weights) != len(images) or sum(weights) <= 0 or min(weights) < 0:
+            raise ValueError(f"need one non-negative blend weight per style image, got {weights} for {len(images)}")
+        if masks is not None and len(masks) != len(images):
+            raise ValueError(f"need one mask per style image, got {len(masks)} masks for {len(images)} images")
         total = sum(weights)
-        for name in self.style_layers:
-            gram = sum(
-                w / total * gram_matrix(self.vgg(img.to(self._device()))[name]).mean(0)
-                for img, w in zip(images, weights, strict=True)
-            )
-            self.register_buffer(f"gram_{name}", gram, persistent=False)
+        self.blend = [w / total for w in weights]
+        grams = {name: [] for name in self.style_layers}
+        for img in images:
+            features = self.vgg(img.to(self._device()))
+            for name in self.style_layers:
+                grams[name].append(gram_matrix(features[name]).mean(0))
+        for name, per_image in grams.items():
+            if masks is None:  # one blended target
+                self.register_buffer(
+                    f"gram_{name}", sum(w * g for w, g in zip(self.blend, per_image, strict=True)), False
+                )
+            else:
+                for k, g in enumerate(per_image):
+                    self.register_buffer(f"gram_{name}_{k}", g, persistent=False)
+        self.masks = None if masks is None else [m.to(self._device()).float() for m in masks]
+
+    @torch.no_grad()
+    def set_content(self, image: torch.Tensor) -> None:
+        """Keep the content features of ``image``; :meth:`forward` then needs no ``content``."""
+        features = self.vgg(image.to(self._device()))
+        for name in self.content_layers:
+            self.register_buffer(f"content_{name}", features[name], persistent=False)
 
     def _device(self) -> torch.device:
         return next(self.vgg.parameters()).device
 
-    def target_gram(self, layer: str) -> torch.Tensor:
-        """The target Gram matrix of a style layer (after :meth:`set_style`)."""
-        gram = getattr(self, f"gram_{layer}", None)
+    def target_gram(self, layer: str, index: int | None = None) -> torch.Tensor:
+        """The target Gram matrix of a style layer (of style ``index`` when masks are used)."""
+        gram = getattr(self, f"gram_{layer}" if index is None else f"gram_{layer}_{index}", None)
         if gram is None:
             raise RuntimeError("PerceptualLoss.set_style() must be called before computing the loss")
         return gram
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _style_term(self, features: torch.Tensor, layer: str) -> torch.Tensor:
+        if self.masks is None:
+            return style_loss(features, self.target_gram(layer), self.normalize)
+        total = features.new_zeros((), dtype=torch.float32)
+        for k, (mask, w) in enumerate(zip(self.masks, self.blend, strict=True)):
+            m = F.interpolate(mask, size=features.shape[-2:], mode="area")  # region at this layer's resolution
+            total = total + w * style_loss(features, self.target_gram(layer, k), self.normalize, m)
+        return total
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Losses of a stylized batch ``output`` against the photos ``content`` it came from.
 
-        Returns a dict with the weighted ``loss`` and the unweighted terms ``content``,
-        ``style``, ``tv`` and ``style/<layer>`` (each style layer, layer weight applied).
+        ``content`` may be left out after :meth:`set_content`. Returns a dict with the weighted
+        ``loss`` and the unweighted terms ``content``, ``style``, ``tv`` and ``style/<layer>``
+        (each style layer, layer weight applied).
         """
-        with torch.no_grad():
-            content_features = self.vgg(content)
+        if content is not None:
+            with torch.no_grad():
+                content_features = self.vgg(content)
+        else:
+            content_features = {name: getattr(self, f"content_{name}", None) for name in self.content_layers}
+            if any(v is None for v in content_features.values()):
+                raise RuntimeError("pass `content`, or call PerceptualLoss.set_content() first")
         output_features = self.vgg(output)
 
         terms: dict[str, torch.Tensor] = {}
@@ -172,7 +227,7 @@ class PerceptualLoss(nn.Module):
         terms["content"] = content_total
         style_total = output.new_zeros((), dtype=torch.float32)
         for name, w in self.style_layers.items():
-            terms[f"style/{name}"] = w * style_loss(output_features[name], self.target_gram(name), self.normalize)
+            terms[f"style/{name}"] = w * self._style_term(output_features[name], name)
             style_total = style_total + terms[f"style/{name}"]
         terms["style"] = style_total
         terms["tv"] = total_variation(output)

@@ -1,0 +1,427 @@
+"""Per-image style transfer by optimization (Gatys et al. 2016), on fastnst's VGG19 and losses.
+
+The image itself is optimized to minimise :class:`~fastnst.losses.PerceptualLoss`
+(content + Gram style + total variation), coarse to fine: a few hundred iterations at a
+small size, then the result is upsampled and optimized further, up to the requested size.
+L-BFGS by default (no clamping inside its closure: it breaks the line search), or Adam.
+
+Options: several style images with blend weights, the size at which the styles are seen
+(``style_scale``), colour preservation (luminance-only transfer, or colour matching of the
+styles to the photo), spatial masks that give each style its own region, layers and
+weights by name, max or average pooling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fastnst.data import load_image
+from fastnst.errors import FastNSTError
+from fastnst.infer import _RGB_TO_YCBCR, _YCBCR_TO_RGB
+from fastnst.losses import PerceptualLoss
+from fastnst.vgg import vgg19
+
+log = logging.getLogger(__name__)
+
+COLOR_MODES = ("none", "luminance", "match")
+
+
+class OptimizeError(FastNSTError):
+    """Bad settings or inputs for ``fastnst optimize``."""
+
+
+@dataclass
+class Style:
+    """One style image, its blend weight and an optional mask (white = where it applies)."""
+
+    image: str | Path
+    weight: float = 1.0
+    mask: str | Path | None = None
+
+
+@dataclass
+class Settings:
+    """Everything :func:`optimize` needs; ``conf/optimize.yaml`` mirrors it key for key."""
+
+    size: int = 512  # long edge of the result
+    steps: int = 500  # iterations in all, over all scales
+    scales: int = 3  # coarse-to-fine levels (1 = single scale)
+    scale_factor: float = 2.0  # size ratio between levels
+    scale_steps: list[int] | None = None  # iterations per level (default: `steps` split evenly)
+    optimizer: str = "lbfgs"  # lbfgs | adam
+    lr: float | None = None  # in 0-255 pixel units; default: 1.0 for L-BFGS, 5.0 for Adam
+    lbfgs_history: int = 100
+    lbfgs_line_search: bool = False  # Strong-Wolfe line search: steadier, about 2x the evaluations
+    init: str = "content"  # content | noise | a path
+    seed: int = 0
+    style_scale: float = 1.0  # styles are seen at style_scale x the current long edge
+    preserve_color: str = "none"  # none | luminance | match
+    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
+    style_layers: dict[str, float] = field(
+        default_factory=lambda: {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+    )
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    normalize: bool = True  # relative losses (see fastnst.losses)
+    pooling: str = "max"  # max | avg
+    vgg_weights: str = "caffe"
+    vgg_convention: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 VGG passes on GPUs that support it) | fp32 | bf16 | fp16
+
+    def check(self) -> None:
+        """Raise :class:`OptimizeError` naming the first bad setting."""
+        if self.size < 16:
+            raise OptimizeError(f"size={self.size}: must be at least 16 pixels")
+        if self.steps < 1 or self.scales < 1 or self.scale_factor <= 1:
+            raise OptimizeError(f"steps={self.steps}, scales={self.scales}, scale_factor={self.scale_factor}: invalid")
+        if self.scale_steps is not None and len(self.scale_steps) != self.scales:
+            raise OptimizeError(f"scale_steps={self.scale_steps}: needs one number per scale ({self.scales})")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise OptimizeError(f"optimizer={self.optimizer}: expected lbfgs or adam")
+        if self.preserve_color not in COLOR_MODES:
+            raise OptimizeError(f"preserve_color={self.preserve_color}: expected one of {', '.join(COLOR_MODES)}")
+        if self.pooling not in ("max", "avg"):
+            raise OptimizeError(f"pooling={self.pooling}: expected max or avg")
+
+
+def scale_sizes(settings: Settings) -> list[int]:
+    """Long edges of the coarse-to-fine levels, smallest first, ending at ``size``.
+
+    Levels below 64 px are dropped: at that size VGG's deeper layers (after 4-5 poolings) see
+    only a few positions, and the style statistics mean little.
+    """
+    sizes = [round(settings.size / settings.scale_factor**k) for k in range(settings.scales - 1, -1, -1)]
+    return [s for s in sizes[:-1] if s >= 64] + [settings.size]
+
+
+def scale_step_counts(settings: Settings, levels: int) -> list[int]:
+    """Iterations per level: ``scale_steps`` or ``steps`` split evenly (remainder to the last)."""
+    if settings.scale_steps is not None:
+        return list(settings.scale_steps)[-levels:]
+    base = settings.steps // levels
+    return [base] * (levels - 1) + [settings.steps - base * (levels - 1)]
+
+
+# -- colour ----------------------------------------------------------------------
+
+
+def _ycbcr(image: torch.Tensor) -> torch.Tensor:
+    m = torch.from_numpy(_RGB_TO_YCBCR).to(image)
+    return torch.einsum("ij,njhw->nihw", m, image)
+
+
+def _rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    m = torch.from_numpy(_YCBCR_TO_RGB).to(ycbcr)
+    return torch.einsum("ij,njhw->nihw", m, ycbcr)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """The Y channel of an RGB batch, repeated into 3 channels (a gray RGB image)."""
+    return _ycbcr(image)[:, :1].expand(-1, 3, -1, -1).clone()
+
+
+def with_chroma(image: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    """The luminance of ``image`` with the chroma (Cb, Cr) of ``colors`` (same size)."""
+    y = _ycbcr(image)[:, :1]
+    cbcr = _ycbcr(colors)[:, 1:]
+    return _rgb(torch.cat([y, cbcr], dim=1)).clamp(0, 1)
+
+
+def match_color(style: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Recolour ``style`` so that its pixel mean and covariance equal those of ``target``.
+
+    A linear map ``x -> A (x - mu_s) + mu_t`` with ``A = C_t^(1/2) C_s^(-1/2)`` (Gatys et al. 2017).
+    """
+
+    def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = x.reshape(3, -1).double()
+        mu = flat.mean(1, keepdim=True)
+        centred = flat - mu
+        return mu, centred @ centred.T / flat.shape[1] + eps * torch.eye(3, dtype=torch.float64)
+
+    def sqrtm(c: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(c)
+        values = values.clamp_min(eps) ** (-0.5 if inverse else 0.5)
+        return vectors @ torch.diag(values) @ vectors.T
+
+    mu_s, cov_s = stats(style[0])
+    mu_t, cov_t = stats(target[0])
+    a = sqrtm(cov_t) @ sqrtm(cov_s, inverse=True)
+    flat = style[0].reshape(3, -1).double()
+    out = a @ (flat - mu_s) + mu_t
+    return out.reshape_as(style[0]).unsqueeze(0).float().clamp(0, 1)
+
+
+# -- images ----------------------------------------------------------------------
+
+
+def resize_long(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a ``(N, C, H, W)`` batch so its long edge is ``size`` (bicubic, antialiased when shrinking)."""
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new == (h, w):
+        return image
+    return F.interpolate(image, size=new, mode="bicubic", align_corners=False, antialias=scale < 1).clamp(0, 1)
+
+
+def load_mask(path: str | Path) -> torch.Tensor:
+    """A mask image as a ``(1, 1, H, W)`` tensor in [0, 1] (white = 1, by luminance)."""
+    return luminance(load_image(path))[:, :1]
+
+
+# -- the loop --------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Passed to the ``callback`` after every iteration."""
+
+    level: int
+    levels: int
+    size: tuple[int, int]
+    iteration: int  # within the level
+    iterations: int
+    total_iteration: int
+    terms: dict[str, float]
+    image: torch.Tensor  # the current image (not clamped; do not modify)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptimizeError("device=cuda: no CUDA GPU is visible to PyTorch")
+    return torch.device(device)
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def optimize(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    settings: Settings,
+    style_weights: Sequence[float] | None = None,
+    masks: Sequence[torch.Tensor] | None = None,
+    init_image: torch.Tensor | None = None,
+    callback: Callable[[Progress], None] | None = None,
+) -> torch.Tensor:
+    """Stylize ``content`` (``(1, 3, H, W)`` RGB [0, 1]) with ``styles``; returns the image in [0, 1].
+
+    Args:
+        content: the photo; its aspect ratio is kept, its long edge becomes ``settings.size``.
+        styles: style images, any sizes.
+        settings: see :class:`Settings`.
+        style_weights: blend weights, one per style.
+        masks: ``(1, 1, h, w)`` masks, one per style (resized to the photo).
+        init_image: the starting image when ``settings.init`` is a path (already loaded).
+        callback: called after every iteration with a :class:`Progress`.
+    """
+    settings.check()
+    device = _resolve_device(settings.device)
+    amp = _autocast_dtype(settings.precision, device)
+    torch.manual_seed(settings.seed)
+    photo = content.to(device)
+    styles = [s.to(device) for s in styles]
+    if settings.preserve_color == "match":
+        styles = [match_color(s, photo) for s in styles]
+    elif settings.preserve_color == "luminance":
+        styles = [luminance(s) for s in styles]
+
+    vgg = vgg19(
+        [*settings.content_layers, *settings.style_layers],
+        weights=settings.vgg_weights,
+        convention=settings.vgg_convention,
+        pooling=settings.pooling,
+    ).to(device)
+    if device.type == "cuda":
+        vgg = vgg.to(memory_format=torch.channels_last)
+    loss_fn = PerceptualLoss(
+        vgg,
+        {k: v for k, v in settings.content_layers.items() if v},
+        {k: v for k, v in settings.style_layers.items() if v},
+        settings.content_weight,
+        settings.style_weight,
+        settings.tv_weight,
+        settings.normalize,
+    )
+
+    sizes = scale_sizes(settings)
+    counts = scale_step_counts(settings, len(sizes))
+    image: torch.Tensor | None = None
+    done = 0
+    for level, (size, iterations) in enumerate(zip(sizes, counts, strict=True)):
+        target = resize_long(photo, size)
+        if settings.preserve_color == "luminance":
+            target = luminance(target)
+        h, w = target.shape[-2:]
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss_fn.set_content(target)
+            style_size = max(16, round(size * settings.style_scale))
+            loss_fn.set_style(
+                [resize_long(s, style_size) for s in styles],
+                style_weights,
+                None if masks is None else [F.interpolate(m.to(device), size=(h, w), mode="area") for m in masks],
+            )
+        if image is None:
+            image = _initial_image(settings, target, init_image)
+        else:  # coarse to fine: continue from the previous level's result
+            image = F.interpolate(image, size=(h, w), mode="bicubic", align_corners=False)
+        image = _run_level(image, loss_fn, settings, iterations, amp, device, level, len(sizes), done, callback)
+        done += iterations
+
+    assert image is not None
+    result = image.detach().clamp(0, 1)
+    if settings.preserve_color == "luminance":
+        result = with_chroma(result, resize_long(photo, settings.size))
+    return result
+
+
+def _initial_image(settings: Settings, target: torch.Tensor, init_image: torch.Tensor | None) -> torch.Tensor:
+    if settings.init == "content":
+        return target.clone()
+    if settings.init == "noise":
+        gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+        return torch.rand(target.shape, generator=gen).to(target)
+    if init_image is None:
+        raise OptimizeError(f"init={settings.init}: expected content, noise, or an image file")
+    image = init_image.to(target)
+    if settings.preserve_color == "luminance":
+        image = luminance(image)
+    return F.interpolate(image, size=target.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _run_level(
+    image: torch.Tensor,
+    loss_fn: PerceptualLoss,
+    settings: Settings,
+    iterations: int,
+    amp: torch.dtype | None,
+    device: torch.device,
+    level: int,
+    levels: int,
+    done: int,
+    callback: Callable[[Progress], None] | None,
+) -> torch.Tensor:
+    """Optimize ``image`` for ``iterations`` iterations at its current size; returns the result."""
+    # The variable is the image in 0-255 pixel units (as in jcjohnson/neural-style): with the raw,
+    # unnormalized losses of the classic presets, L-BFGS without line search diverges on the
+    # [0, 1] scale and converges on this one; the normalized losses converge alike on both.
+    pixels = (image.detach() * 255.0).requires_grad_(True)
+    last: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        # No clamping here: L-BFGS's line search needs the loss of the image it proposed.
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            terms = loss_fn(pixels / 255.0)
+        terms["loss"].backward()
+        last.clear()
+        last.update(terms)
+        return terms["loss"]
+
+    if settings.optimizer == "lbfgs":
+        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
+            [pixels],
+            lr=settings.lr or 1.0,
+            max_iter=1,  # one iteration per step() call: progress per iteration, history kept across calls
+            # The default max_eval (max_iter * 5 // 4 = 1) would leave a line search no evaluation at all.
+            max_eval=26,
+            history_size=settings.lbfgs_history,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            # Fixed steps (as jcjohnson/neural-style): the same loss per iteration as a Strong-Wolfe
+            # search at half the VGG evaluations, measured at 128 px.
+            line_search_fn="strong_wolfe" if settings.lbfgs_line_search else None,
+        )
+    else:
+        optimizer = torch.optim.Adam([pixels], lr=settings.lr or 5.0)
+    h, w = image.shape[-2:]
+    for i in range(iterations):
+        optimizer.step(closure)
+        terms = {k: v.item() for k, v in last.items()}
+        if not math.isfinite(terms["loss"]):
+            raise OptimizeError(f"the loss became {terms['loss']} at iteration {done + i + 1}; lower lr")
+        if callback is not None:
+            callback(Progress(level, levels, (h, w), i + 1, iterations, done + i + 1, terms, pixels.detach() / 255.0))
+    return pixels.detach() / 255.0
+
+
+# -- memory ----------------------------------------------------------------------
+
+
+def largest_size_that_fits(
+    try_size: Callable[[int], None], size: int, minimum: int = 64, factor: float = 0.85
+) -> int | None:
+    """The largest long edge, stepping down from ``size`` by ``factor``, for which ``try_size`` does
+    not raise ``torch.cuda.OutOfMemoryError``; ``None`` if not even ``minimum`` fits."""
+    s = size
+    while s >= minimum:
+        try:
+            try_size(s)
+            return s
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            s = int(s * factor) // 8 * 8
+    return None
+
+
+# -- output ----------------------------------------------------------------------
+
+
+def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
+    """Write an RGB [0, 1] image atomically: 8-bit PNG/JPEG (by extension) or 16-bit PNG."""
+    import os
+    import struct
+    import tempfile
+    import zlib
+
+    from fastnst.data import to_pil
+
+    path = Path(path)
+    if bits not in (8, 16):
+        raise OptimizeError(f"output_bits={bits}: expected 8 or 16")
+    if bits == 16 and path.suffix.lower() != ".png":
+        raise OptimizeError(f"{path}: 16-bit output needs a .png file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if bits == 8:
+                fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+                to_pil(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+            else:  # Pillow writes 8-bit RGB only: a minimal 16-bit PNG writer (filter 0 on every row)
+                array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
+                h, w, _ = array.shape
+                raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+
+                def chunk(kind: bytes, data: bytes) -> bytes:
+                    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+                    return struct.pack(">I", len(data)) + kind + data + crc
+
+                header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+                f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)))
+                f.write(chunk(b"IEND", b""))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

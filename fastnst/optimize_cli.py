@@ -1,0 +1,162 @@
+"""``fastnst optimize``: flags and Hydra overrides -> :func:`fastnst.optimize.optimize` -> an image file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.data import load_image
+from fastnst.errors import FastNSTError
+from fastnst.optimize import (
+    OptimizeError,
+    Progress,
+    Settings,
+    largest_size_that_fits,
+    load_mask,
+    optimize,
+    save_image,
+)
+from fastnst.progress import Progress as Bar
+from fastnst.styles import resolve_style_image
+
+log = logging.getLogger(__name__)
+
+# Flags that are shorthands for config keys.
+FLAG_KEYS = {
+    "size": "size",
+    "steps": "steps",
+    "init": "init",
+    "optimizer": "optimizer",
+    "seed": "seed",
+    "device": "device",
+    "preserve_color": "preserve_color",
+    "style_scale": "style_scale",
+    "tensorboard": "tensorboard",
+    "output_bits": "output_bits",
+}
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` folder of the source tree fastnst runs from."""
+    path = Path(__file__).resolve().parents[1] / "conf"
+    if not (path / "optimize.yaml").is_file():
+        raise FastNSTError(
+            f"{path}/optimize.yaml not found: fastnst optimize runs from a source checkout (pip install -e .)"
+        )
+    return path
+
+
+def compose(args: argparse.Namespace) -> DictConfig:
+    """The configuration: conf/optimize.yaml, the preset, the flags, then the key=value overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    overrides = [f"preset={args.preset}"] if args.preset else []
+    overrides += [f"{key}={getattr(args, flag)}" for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None]
+    overrides += list(args.overrides)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = hydra_compose("optimize", overrides=overrides)
+    except HydraException as e:
+        raise FastNSTError(f"bad setting: {' '.join(str(e).split())}") from e
+    # Paths go in as values, not override strings: no quoting rules to learn.
+    cfg.content = args.content
+    if args.output:
+        cfg.output = args.output
+    weights = args.style_weight or [1.0] * len(args.style)
+    masks = args.mask or [None] * len(args.style)
+    if len(weights) != len(args.style) or len(masks) != len(args.style):
+        raise FastNSTError(
+            f"--style given {len(args.style)} times but --style-weight {len(weights)} and --mask {len(masks)} times"
+        )
+    cfg.styles = [{"image": s, "weight": w, "mask": m} for s, w, m in zip(args.style, weights, masks, strict=True)]
+    return cfg
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    """The algorithm's settings: the config keys that :class:`Settings` has."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    return Settings(**{k: v for k, v in values.items() if k in names})
+
+
+def run(cfg: DictConfig, quiet: bool = False) -> Path:
+    """Load the images, optimize, write the result; returns its path."""
+    settings = settings_from(cfg)
+    settings.check()
+    if not cfg.content:
+        raise OptimizeError("content: no photo given (--content photo.jpg)")
+    if not cfg.styles:
+        raise OptimizeError("styles: no style image given (--style painting.jpg)")
+    output = Path(cfg.output)
+    if cfg.output_bits == 16 and output.suffix.lower() != ".png":
+        raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
+    content = load_image(cfg.content)
+    styles = [load_image(resolve_style_image(s["image"])) for s in cfg.styles]
+    weights = [float(s.get("weight", 1.0)) for s in cfg.styles]
+    masks = None
+    if any(s.get("mask") for s in cfg.styles):
+        if not all(s.get("mask") for s in cfg.styles):
+            raise OptimizeError("styles: give a mask for every style, or for none")
+        masks = [load_mask(s["mask"]) for s in cfg.styles]
+    init_image = None
+    if settings.init not in ("content", "noise"):
+        init_image = load_image(settings.init)
+
+    writer = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(cfg.tensorboard))
+    start = time.perf_counter()
+    with Bar(settings.steps, "optimize", enabled=not quiet) as bar:
+
+        def callback(p: Progress) -> None:
+            t = p.terms
+            bar.update(
+                note=f"{p.size[1]}x{p.size[0]} loss {t['loss']:.4g} "
+                f"(content {t['content']:.3g}, style {t['style']:.3g}, tv {t['tv']:.3g})"
+            )
+            if writer is not None:
+                for key, value in t.items():
+                    writer.add_scalar(f"optimize/{key}", value, p.total_iteration)
+                if p.total_iteration % cfg.log_every == 0 or p.iteration == p.iterations:
+                    writer.add_image("optimize/image", p.image[0].clamp(0, 1), p.total_iteration)
+
+        def attempt(size: int, steps: int | None = None, cb: Any = callback) -> torch.Tensor:
+            run_settings = dataclasses.replace(settings, size=size, **({"steps": steps, "scales": 1} if steps else {}))
+            return optimize(content, styles, run_settings, weights, masks, init_image, cb)
+
+        try:
+            result = attempt(settings.size)
+        except torch.cuda.OutOfMemoryError:
+            fits = largest_size_that_fits(lambda s: attempt(s, steps=1, cb=None), settings.size)
+            if fits is None:
+                raise OptimizeError("out of GPU memory even at 64 px; use device=cpu") from None
+            if not cfg.auto_size_down:
+                raise OptimizeError(
+                    f"size={settings.size}: out of GPU memory; the largest size that fits is about {fits} px "
+                    f"(--size {fits}, or auto_size_down=true)"
+                ) from None
+            log.warning("size=%d does not fit in GPU memory: continuing at %d px", settings.size, fits)
+            result = attempt(fits)
+    if writer is not None:
+        writer.close()
+    save_image(result, output, bits=cfg.output_bits)
+    log.info("wrote %s (%dx%d) in %.1f s", output, result.shape[-1], result.shape[-2], time.perf_counter() - start)
+    return output
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``fastnst optimize``."""
+    output = run(compose(args), quiet=args.quiet)
+    print(output)
+    return 0
