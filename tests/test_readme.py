@@ -165,3 +165,29 @@ def test_fastnst_error_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "none.pth: no such file" in result.stderr
     assert Path(tmp_path / "none.pth").exists() is False
+
+
+def test_readme_optimize_commands_run(tmp_path, monkeypatch, vgg_weights_file):
+    """Every `fastnst optimize` line of the README, shrunk to 64 px and 3 steps (flags given last win)."""
+    from PIL import Image
+
+    from fastnst.cli import main
+
+    sample = REPO / "fastnst" / "assets" / "sample_photos"
+    (tmp_path / "photo.jpg").write_bytes((sample / "rocket.jpg").read_bytes())
+    (tmp_path / "painting.jpg").write_bytes((REPO / "fastnst" / "assets" / "styles" / "udnie.jpg").read_bytes())
+    w, h = Image.open(tmp_path / "photo.jpg").size
+    sky = np.zeros((h, w), np.uint8)
+    sky[: h // 2] = 255
+    Image.fromarray(sky).save(tmp_path / "sky.png")
+    Image.fromarray(255 - sky).save(tmp_path / "ground.png")
+    monkeypatch.chdir(tmp_path)
+    lines = [line for line in readme_lines("fastnst optimize")]
+    assert len(lines) >= 7
+    for line in lines:
+        args = shlex.split(line)[1:]
+        flags = [a for a in args if not ("=" in a and not a.startswith("-"))]
+        overrides = [a for a in args if "=" in a and not a.startswith("-")]
+        assert main([*flags, "--size", "64", "--steps", "3", "-q", *overrides]) == 0, line
+        output = args[args.index("-o") + 1]
+        assert max(Image.open(tmp_path / output).size) == 64, line
