@@ -34,9 +34,10 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
 
     from fastnst.data import PhotoDataModule
     from fastnst.module import StyleTransferModule
-    from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, warn_if_slow
+    from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, validate_config, warn_if_slow
 
     data = cfg.data
+    validate_config(cfg)  # one-line errors before any heavy work
     check_data_root(data.root)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -56,6 +57,7 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
 
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     lr, channels_last = trainer_cfg.pop("lr"), trainer_cfg.pop("channels_last")
+    max_nonfinite_steps = trainer_cfg.pop("max_nonfinite_steps")
     trainer = build_trainer(run_dir, **trainer_cfg)
     on_gpu = trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
 
@@ -76,6 +78,7 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
         lr=lr,
         image_size=data.image_size,
         channels_last=on_gpu if channels_last == "auto" else bool(channels_last),
+        max_nonfinite_steps=max_nonfinite_steps,
     )
 
     ckpt_path = cfg.ckpt_path
@@ -84,7 +87,8 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     warn_if_slow(trainer, cfg.trainer.max_steps)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # weights_only: a checkpoint holds tensors and numbers; one that needs code to load is refused.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     if cfg.export.onnx and trainer.is_global_zero and (run_dir / "last.ckpt").is_file():
         from fastnst.export import export_onnx

@@ -153,7 +153,8 @@ def load_network(checkpoint: str | Path) -> tuple[TransformerNet, dict]:
     if not path.is_file():
         raise ExportError(f"{path}: no such checkpoint")
     try:
-        module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu")
+        # weights_only: a checkpoint is plain tensors and numbers; anything needing code is refused.
+        module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as e:
         detail = (str(e).strip().splitlines() or [""])[0][:200]  # torch.load's messages run to many lines
         raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {detail})") from e

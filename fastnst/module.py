@@ -18,12 +18,18 @@ import lightning.pytorch as pl
 import torch
 
 from fastnst.data import load_image, to_pil
+from fastnst.errors import FastNSTError
 from fastnst.losses import PerceptualLoss
 from fastnst.styles import resolve_style_image
 from fastnst.transformer_net import TransformerNet
 from fastnst.vgg import vgg19
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FastNSTError):
+    """Training stopped: the loss was NaN or infinite too many steps in a row."""
+
 
 DEFAULT_CONTENT_LAYERS = {"relu2_2": 1.0}
 DEFAULT_STYLE_LAYERS = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0}
@@ -64,6 +70,7 @@ class StyleTransferModule(pl.LightningModule):
         lr: Adam learning rate.
         image_size: training crop size (recorded for exports).
         channels_last: use the channels-last memory format (faster with tensor cores).
+        max_nonfinite_steps: stop after this many non-finite losses in a row.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class StyleTransferModule(pl.LightningModule):
         lr: float = 1e-3,
         image_size: int = 256,
         channels_last: bool = False,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -95,6 +103,7 @@ class StyleTransferModule(pl.LightningModule):
         self.net = TransformerNet(width=width, num_residual_blocks=num_residual_blocks)
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
         self.nonfinite_steps = 0
+        self.nonfinite_in_a_row = 0
 
     # -- training -------------------------------------------------------------
 
@@ -135,9 +144,23 @@ class StyleTransferModule(pl.LightningModule):
         )
         return terms["loss"], content, output
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss, _, _ = self._step(batch, "train")
-        return loss
+        # A non-finite loss skips the step (backward and update). Every process decides alike,
+        # so DDP ranks stay in step; several in a row stop the run (the last checkpoint is kept).
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        if finite:
+            self.nonfinite_in_a_row = 0
+            return loss
+        self.nonfinite_steps += 1
+        self.nonfinite_in_a_row += 1
+        log.warning("step %d: non-finite loss (%s), step skipped", self.global_step, float(loss))
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"the loss was NaN or infinite {self.nonfinite_in_a_row} steps in a row at step {self.global_step}: "
+                "lower trainer.lr or loss weights, or try trainer.precision=32-true; the last checkpoint is kept"
+            )
+        return None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, content, output = self._step(batch, "val")
@@ -156,22 +179,6 @@ class StyleTransferModule(pl.LightningModule):
             with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as tmp:
                 to_pil(grid).save(tmp, format="PNG")
             os.replace(tmp.name, folder / f"step_{step:07d}.png")
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Skip a step whose gradients are not finite (zeroed), instead of poisoning the weights.
-
-        Under 16-mixed the GradScaler already skips such steps and must see the infs.
-        """
-        if self.trainer.precision == "16-mixed":
-            return
-        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads]).max()):
-            self.nonfinite_steps += 1
-            log.warning(
-                "step %d: non-finite gradients, update skipped (%d so far)", self.global_step, self.nonfinite_steps
-            )
-            for g in grads:
-                g.zero_()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)

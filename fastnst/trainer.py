@@ -183,3 +183,35 @@ def warn_if_slow(trainer: pl.Trainer, max_steps: int) -> None:
             max_steps,
             QUICK_CPU_COMMAND,
         )
+
+
+def validate_config(cfg: Any) -> None:
+    """Check the settings a run needs before anything heavy starts; one-line errors naming the key."""
+    from fastnst.styles import resolve_style_image
+    from fastnst.vgg import LAYER_NAMES, guess_convention
+
+    loss, data, trainer = cfg.loss, cfg.data, cfg.trainer
+    for key in ("content_weight", "style_weight", "tv_weight"):
+        if not loss[key] >= 0:
+            raise FastNSTError(f"loss.{key}={loss[key]}: must be a number >= 0")
+    for group in ("content_layers", "style_layers"):
+        for layer, weight in loss[group].items():
+            if layer not in LAYER_NAMES:
+                raise FastNSTError(f"loss.{group}.{layer}: no such VGG19 layer; valid: {', '.join(LAYER_NAMES)}")
+            if not weight >= 0:
+                raise FastNSTError(f"loss.{group}.{layer}={weight}: layer weights must be >= 0")
+    if not any(loss.style_layers.values()):
+        raise FastNSTError("loss.style_layers: every layer weight is 0; at least one style layer is needed")
+    if not isinstance(data.image_size, int) or data.image_size < 16:
+        raise FastNSTError(f"data.image_size={data.image_size}: must be a whole number of pixels >= 16")
+    if not isinstance(data.batch_size, int) or data.batch_size < 1:
+        raise FastNSTError(f"data.batch_size={data.batch_size}: must be a whole number >= 1")
+    if not isinstance(cfg.style.size, int) or cfg.style.size < 16:
+        raise FastNSTError(f"style.size={cfg.style.size}: must be a whole number of pixels >= 16")
+    if not isinstance(trainer.max_steps, int) or trainer.max_steps < 1:
+        raise FastNSTError(f"trainer.max_steps={trainer.max_steps}: must be a whole number >= 1")
+    if not trainer.lr > 0:
+        raise FastNSTError(f"trainer.lr={trainer.lr}: must be > 0")
+    resolve_style_image(cfg.style.image)  # names the built-in styles when it is not found
+    if loss.vgg_weights not in ("caffe", "torchvision") and loss.vgg_convention is None:
+        guess_convention(loss.vgg_weights)
