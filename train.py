@@ -111,6 +111,9 @@ def main(cfg: DictConfig) -> None:
             logging.shutdown()
             shutil.rmtree(run_dir, ignore_errors=True)
         sys.exit(2)
+    except OSError as e:  # a full disk or an unwritable folder: checkpoints are written atomically
+        log.error("error: cannot write in %s (%s); checkpoints written before are intact", run_dir, e)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

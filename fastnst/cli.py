@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument("--tile-size", type=int, help="largest side per pass before tiling (default 1024 CPU / 2048 GPU)")
+    p.add_argument("--max-image-pixels", type=int, help="refuse larger images (decompression-bomb guard; 0: no limit)")
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_infer)

@@ -25,10 +25,11 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fastnst.errors import FastNSTError
+from fastnst.imageio import ImageError, open_rgb
 from fastnst.infer import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -74,25 +75,6 @@ def find_images(root: str | Path, annotations: str | Path | None = None) -> list
     return files
 
 
-def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
-    """Open an image as RGB with its EXIF orientation applied.
-
-    ``min_size`` lets JPEG decoding skip resolution that a later resize would discard.
-    """
-    with Image.open(path) as img:
-        if min_size is not None and img.format == "JPEG":
-            w, h = img.size
-            scale = min(w, h) / min_size
-            if scale >= 2:
-                img.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
-        img = ImageOps.exif_transpose(img)
-        if img.mode.startswith("I;16") or (img.mode == "I" and img.getextrema()[1] > 255):
-            # 16-bit grayscale: convert("RGB") would clip at 255; scale to 8 bits instead.
-            array = np.asarray(img.convert("I"), dtype=np.float64) / 257.0
-            img = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), "L")
-        return img.convert("RGB")
-
-
 def resize_short_side(img: Image.Image, size: int) -> Image.Image:
     """Resize so that the shorter side is ``size`` pixels (aspect ratio kept)."""
     w, h = img.size
@@ -119,10 +101,8 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     """Load an image file as a ``(1, 3, H, W)`` RGB [0, 1] tensor, short side resized to ``size``."""
     try:
         img = open_rgb(path, min_size=size)
-    except FileNotFoundError as e:
-        raise DataError(f"{path}: no such file") from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from e
+    except ImageError as e:
+        raise DataError(str(e)) from e
     if size is not None:
         img = resize_short_side(img, size)
     return to_tensor(img).unsqueeze(0)
@@ -204,9 +184,9 @@ class PhotoDataset(Dataset):
             try:
                 img = open_rgb(self.files[i], min_size=self.image_size)
                 return {"image": to_tensor(self._crop(img, seed)), "skipped": skipped}
-            except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+            except ImageError as e:
                 self._bad.add(i)
-                skipped.append(f"{self.files[i]}: {e.__class__.__name__}: {e}")
+                skipped.append(str(e))
         raise DataError(f"{_MAX_CONSECUTIVE_BAD} unreadable images in a row near {self.files[index]}; check data.root")
 
 

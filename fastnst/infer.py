@@ -212,6 +212,12 @@ class Stylizer:
                 f"{self.path}: not a fastnst model (expected fastnst.* metadata, inputs image/norm_stats and output "
                 f"stylized; found inputs {sorted(inputs)}, outputs {sorted(outputs)})"
             )
+        image_input = next(i for i in self.session.get_inputs() if i.name == "image")
+        if image_input.type != "tensor(float)" or len(image_input.shape) != 4 or image_input.shape[1] != 3:
+            raise ModelError(
+                f"{self.path}: input 'image' is {image_input.type} {image_input.shape}; "
+                "a fastnst model takes float32 (N, 3, H, W)"
+            )
         self.providers = self.session.get_providers()
         on_gpu = self.providers[0] != "CPUExecutionProvider"
         self.max_size = max_size

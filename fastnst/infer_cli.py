@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from fastnst.errors import FastNSTError
+from fastnst.imageio import open_rgb, set_max_image_pixels
 from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
 from fastnst.progress import Progress
 from fastnst.video import VIDEO_EXTENSIONS, stylize_video
@@ -93,13 +94,7 @@ def plan_outputs(jobs: list[tuple[Path, Path]], output: Path | None, style: str)
 
 
 def _load(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            from PIL import ImageOps
-
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise FastNSTError(f"{path}: not a readable image ({e})") from e
+    return np.asarray(open_rgb(path))
 
 
 def run_infer(args: argparse.Namespace) -> int:
@@ -108,6 +103,8 @@ def run_infer(args: argparse.Namespace) -> int:
         raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
     if not 0.0 <= args.strength <= 1.0:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
+    if args.max_image_pixels is not None:
+        set_max_image_pixels(args.max_image_pixels)
     stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
     jobs = expand_inputs(args.inputs)
     style = stylizer.style

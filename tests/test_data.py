@@ -522,7 +522,7 @@ def test_dataset_replaces_corrupt_file(tmp_path: Path, monkeypatch: pytest.Monke
     assert _color_of(sample) == (0, 255, 0)  # the next readable file
     assert len(sample["skipped"]) == 1
     assert str(bad) in sample["skipped"][0]
-    assert "OSError" in sample["skipped"][0]  # the exception class name
+    assert "not a readable image (image file is truncated" in sample["skipped"][0]  # the reason
     assert opened.count(bad) == 1
 
     # The next access of the same bad index still works, without decoding it again.
@@ -537,7 +537,7 @@ def test_dataset_replaces_corrupt_file(tmp_path: Path, monkeypatch: pytest.Monke
     assert ds[2]["skipped"] == []
 
 
-def test_dataset_skipped_names_exception_class(tmp_path: Path) -> None:
+def test_dataset_skipped_names_the_reason(tmp_path: Path) -> None:
     fake = tmp_path / "a.jpg"
     fake.write_text("not an image")
     good = save_solid(tmp_path / "b.png", (0, 0, 255))
@@ -545,7 +545,7 @@ def test_dataset_skipped_names_exception_class(tmp_path: Path) -> None:
     assert _color_of(sample) == (0, 0, 255)
     assert len(sample["skipped"]) == 1
     assert str(fake) in sample["skipped"][0]
-    assert "UnidentifiedImageError" in sample["skipped"][0]
+    assert "not a readable image (cannot identify image file" in sample["skipped"][0]
 
 
 def test_dataset_bad_last_file_wraps_around(tmp_path: Path) -> None:
@@ -555,7 +555,7 @@ def test_dataset_bad_last_file_wraps_around(tmp_path: Path) -> None:
     assert _color_of(sample) == (255, 0, 0)
     assert len(sample["skipped"]) == 1
     assert str(missing) in sample["skipped"][0]
-    assert "FileNotFoundError" in sample["skipped"][0]
+    assert "no such file" in sample["skipped"][0]
 
 
 def test_dataset_all_unreadable(tmp_path: Path) -> None:
