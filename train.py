@@ -11,6 +11,7 @@ checkpoints, TensorBoard logs, previews and resolved config into
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
 import sys
 import warnings
@@ -110,6 +111,9 @@ def main(cfg: DictConfig) -> None:
         if not any(run_dir.glob("*.ckpt")):  # a run that never started leaves no empty folder
             logging.shutdown()
             shutil.rmtree(run_dir, ignore_errors=True)
+        sys.exit(2)
+    except pickle.UnpicklingError as e:  # weights_only refused it
+        log.error("error: ckpt_path=%s: refused, it needs code to load (%s)", cfg.ckpt_path, str(e).splitlines()[0])
         sys.exit(2)
     except OSError as e:  # a full disk or an unwritable folder: checkpoints are written atomically
         log.error("error: cannot write in %s (%s); checkpoints written before are intact", run_dir, e)

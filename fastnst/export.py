@@ -280,7 +280,23 @@ def export_onnx(
     output = Path(output)
     net, hparams = load_network(checkpoint)
     stats_net = StatsTransformerNet(net, half=precision == "fp16")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images)
+    except OSError as e:  # an unwritable folder or a full disk: nothing is left half-written
+        raise ExportError(f"{output}: cannot write ({e})") from e
+
+
+def _export(
+    net: TransformerNet,
+    hparams: dict,
+    stats_net: StatsTransformerNet,
+    output: Path,
+    precision: str,
+    opset: int,
+    check: bool,
+    calibration_images: Sequence[str | Path] | None,
+) -> ExportReport:
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / "model.onnx"
         _torch_export(stats_net, fp32_path, opset)
