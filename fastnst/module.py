@@ -104,6 +104,8 @@ class StyleTransferModule(pl.LightningModule):
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
         self.nonfinite_steps = 0
         self.nonfinite_in_a_row = 0
+        self._skip_update = False
+        self._saved_lrs: list[float] = []
 
     # -- training -------------------------------------------------------------
 
@@ -144,23 +146,46 @@ class StyleTransferModule(pl.LightningModule):
         )
         return terms["loss"], content, output
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, "train")
-        # A non-finite loss skips the step (backward and update). Every process decides alike,
-        # so DDP ranks stay in step; several in a row stop the run (the last checkpoint is kept).
+        # A non-finite loss turns this step into a no-op (see on_before_optimizer_step). The step
+        # still counts, so the data position stays tied to the global step (exact resume), and
+        # every DDP process decides alike. Several in a row stop the run; checkpoints are kept.
         finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        self._skip_update = not finite
         if finite:
             self.nonfinite_in_a_row = 0
             return loss
         self.nonfinite_steps += 1
         self.nonfinite_in_a_row += 1
-        log.warning("step %d: non-finite loss (%s), step skipped", self.global_step, float(loss))
+        log.warning("step %d: non-finite loss (%s), update skipped", self.global_step, float(loss))
         if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
             raise NonFiniteLossError(
                 f"the loss was NaN or infinite {self.nonfinite_in_a_row} steps in a row at step {self.global_step}: "
                 "lower trainer.lr or loss weights, or try trainer.precision=32-true; the last checkpoint is kept"
             )
-        return None
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Make the update of a non-finite step a no-op: zero gradients and a learning rate of 0.
+
+        Under 16-mixed the GradScaler skips such steps itself and must see the infs.
+        """
+        if not self._skip_update or self.trainer.precision == "16-mixed":
+            return
+        for p in self.net.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
+        self._saved_lrs = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] = 0.0
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._saved_lrs:
+            optimizer = self.optimizers(use_pl_optimizer=False)
+            for group, lr in zip(optimizer.param_groups, self._saved_lrs, strict=True):
+                group["lr"] = lr
+            self._saved_lrs = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, content, output = self._step(batch, "val")

@@ -199,3 +199,8 @@ def test_failed_start_leaves_no_run_folder(tmp_path):
     result = _train_cli("data.root=missing", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 2
     assert not run_dir.exists()
+
+
+def test_last_checkpoint_is_the_end_state_whatever_the_interval(run_training, tmp_path):
+    run = run_training(tmp_path / "run", ["trainer.max_steps=5", "trainer.checkpoint_every_n_steps=2"])
+    assert load_ckpt(run / "last.ckpt")["global_step"] == 5

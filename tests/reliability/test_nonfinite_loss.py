@@ -1,0 +1,58 @@
+"""A NaN or infinite loss skips its step with a warning; several in a row stop the run, keeping the last checkpoint."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from fastnst.losses import PerceptualLoss
+from fastnst.module import NonFiniteLossError
+
+
+def poison_losses(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int]) -> None:
+    """Make the loss NaN on the given training forward passes (a real NaN flowing through backward)."""
+    real_forward = PerceptualLoss.forward
+    calls = {"n": 0}
+
+    def forward(self, output, content=None):
+        terms = real_forward(self, output, content)
+        if torch.is_grad_enabled():  # training steps, not validation
+            calls["n"] += 1
+            if calls["n"] in bad_calls:
+                terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(PerceptualLoss, "forward", forward)
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_a_nan_step_is_skipped_and_training_goes_on(run_training, tmp_path, monkeypatch, caplog):
+    poison_losses(monkeypatch, {3})
+    with caplog.at_level(logging.WARNING, logger="fastnst.module"):
+        run = run_training(tmp_path / "run", ["trainer.max_steps=5"])
+    assert any("non-finite loss" in r.message for r in caplog.records)
+    ckpt = load(run / "last.ckpt")
+    assert ckpt["global_step"] == 5  # the skipped step counts: the data position stays tied to it
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert all(torch.isfinite(v).all() for s in ckpt["optimizer_states"][0]["state"].values() for v in s.values())
+
+
+def test_nan_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(run_training, tmp_path, monkeypatch):
+    poison_losses(monkeypatch, set(range(5, 100)))
+    with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
+        run_training(
+            tmp_path / "run",
+            ["trainer.max_steps=20", "trainer.max_nonfinite_steps=3", "trainer.checkpoint_every_n_steps=2"],
+        )
+    good = load(tmp_path / "run" / "step=0000004.ckpt")
+    assert good["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in good["state_dict"].values())
+    # Steps after the NaNs began updated nothing: a later checkpoint holds the same weights.
+    later = load(tmp_path / "run" / "step=0000006.ckpt")
+    for key, value in good["state_dict"].items():
+        assert torch.equal(later["state_dict"][key], value), key
