@@ -91,7 +91,7 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
     # weights_only: a checkpoint holds tensors and numbers; one that needs code to load is refused.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     # The end state, whatever the checkpoint interval (Lightning writes last.ckpt only at intervals).
-    trainer.save_checkpoint(run_dir / "last.ckpt")
+    trainer.save_checkpoint(run_dir / "last.ckpt", weights_only=False)
 
     if cfg.export.onnx and trainer.is_global_zero and (run_dir / "last.ckpt").is_file():
         from fastnst.export import export_onnx

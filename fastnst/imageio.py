@@ -77,9 +77,8 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
             w, h = img.size
             if limit is not None and w * h > limit:
                 raise ImageError(
-                    f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the {limit / 1e6:.0f}-megapixel limit "
-                    f"that guards against decompression bombs; allow it with --max-image-pixels 0 "
-                    f"(or {MAX_PIXELS_ENV}=0)"
+                    f"{path}: {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} that guards against "
+                    f"decompression bombs; allow it with --max-image-pixels 0 (or {MAX_PIXELS_ENV}=0)"
                 )
             if min_size is not None and img.format == "JPEG":
                 scale = min(w, h) / min_size

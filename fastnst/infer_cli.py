@@ -59,12 +59,17 @@ def output_path(src: Path, base: Path, output: Path | None, single: bool, style:
 
 
 def save_image(image: np.ndarray, path: Path) -> None:
-    """Write a uint8 RGB array atomically, in the format of its extension (JPEG/WebP quality 95)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a uint8 RGB array atomically, in the format of its extension (JPEG/WebP quality 95).
+
+    A temporary file in the same folder is renamed onto ``path`` only once complete, so a
+    crash or a full disk never leaves a truncated file where a good one was.
+    """
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(image, "RGB").save(f, format=fmt, **options)
         umask = os.umask(0)
@@ -72,7 +77,8 @@ def save_image(image: np.ndarray, path: Path) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a normal file follows the umask
         os.replace(tmp, path)
     except (OSError, ValueError) as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise FastNSTError(f"{path}: cannot write ({e})") from e
 
 
@@ -119,12 +125,28 @@ def run_infer(args: argparse.Namespace) -> int:
 
     pending: list[tuple[Path, Path, np.ndarray]] = []
 
+    def fail(src: Path, error: FastNSTError) -> None:
+        errors.append({"input": str(src), "error": str(error)})
+        print(f"error: {error}", file=sys.stderr)  # one line per failed input, also with --quiet
+
     def flush() -> None:
-        if not pending:
+        """Stylize and write the pending batch; each input succeeds or fails on its own."""
+        batch = list(pending)
+        pending.clear()
+        if not batch:
             return
-        results = stylizer.stylize_arrays([p[2] for p in pending], args.strength, args.preserve_color)
-        for (src, dst, _), result in zip(pending, results, strict=True):
-            save_image(to_uint8(result.image), dst)
+        try:
+            results = stylizer.stylize_arrays([p[2] for p in batch], args.strength, args.preserve_color)
+        except FastNSTError as e:
+            for src, _, _ in batch:
+                fail(src, e)
+            return
+        for (src, dst, _), result in zip(batch, results, strict=True):
+            try:
+                save_image(to_uint8(result.image), dst)
+            except FastNSTError as e:
+                fail(src, e)
+                continue
             h, w = result.image.shape[:2]
             records.append(
                 {
@@ -136,7 +158,6 @@ def run_infer(args: argparse.Namespace) -> int:
                     "tiles": result.tiles,
                 }
             )
-        pending.clear()
 
     with Progress(len(jobs), "stylize", enabled=not args.quiet) as bar:
         for (src, _), dst in zip(jobs, outputs, strict=True):
@@ -160,20 +181,15 @@ def run_infer(args: argparse.Namespace) -> int:
                     )
                 else:
                     image = _load(src)
-                    if pending and (pending[0][2].shape != image.shape or len(pending) >= args.batch_size):
+                    if pending and pending[0][2].shape != image.shape:
                         flush()
                     pending.append((src, dst, image))
                     if len(pending) >= args.batch_size:
                         flush()
-            except FastNSTError as e:
-                errors.append({"input": str(src), "error": str(e)})
-                if not args.quiet:
-                    print(f"\nskipped: {e}", file=sys.stderr)
+            except (FastNSTError, OSError) as e:
+                fail(src, e if isinstance(e, FastNSTError) else FastNSTError(f"{src}: {e}"))
             bar.update(note=f"{src.name}")
-        try:
-            flush()
-        except FastNSTError as e:  # pragma: no cover - a write error in the last batch
-            errors.append({"input": "last batch", "error": str(e)})
+        flush()
 
     total = time.perf_counter() - start
     if args.json:
@@ -189,6 +205,6 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         for r in records:
             print(f"{r['input']} -> {r['output']} ({r['width']}x{r['height']}, {r['seconds']:.3f} s)")
-        if errors:
-            print(f"{len(errors)} input(s) failed: " + "; ".join(e["error"] for e in errors), file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} of {len(jobs)} input(s) failed (listed above)", file=sys.stderr)
     return 1 if errors else 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastnst.errors import FastNSTError
 
@@ -41,6 +46,35 @@ def find_last_checkpoint(style_dir: str | Path) -> Path:
     if not runs:
         raise FastNSTError(f"ckpt_path=last: no earlier run with a last.ckpt in {style_dir}/")
     return runs[-1]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file in the same folder, fsync, then rename.
+
+    A crash or a full disk in the middle of a save leaves the previous checkpoint of that
+    name untouched (Lightning's own local save writes in place and can leave a truncated file).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint follows the umask
+            os.replace(tmp, path)
+        except BaseException as e:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(e, RuntimeError):  # torch.save reports a full disk as "unexpected pos ..."
+                full = shutil.disk_usage(path.parent).free < (1 << 20)
+                reason = "No space left on device" if full else " ".join(str(e).split())
+                raise OSError(errno.ENOSPC if full else errno.EIO, f"{reason} while writing {path.name}") from e
+            raise
 
 
 class SkippedImages(Callback):
@@ -159,6 +193,7 @@ def build_trainer(
         enable_progress_bar=enable_progress_bar,
         logger=tb_logger,
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
     )
 
 

@@ -1,0 +1,79 @@
+"""Bad settings: one line naming the setting, before any heavy work (no data scan, no VGG load)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, load_train_script
+
+from fastnst.errors import FastNSTError
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("loss.style_weight=-1", "loss.style_weight=-1: must be a number >= 0"),
+        ("loss.content_weight=-0.5", "loss.content_weight=-0.5: must be a number >= 0"),
+        ("+loss.style_layers.relu9_9=1", "loss.style_layers.relu9_9: no such VGG19 layer"),
+        ("loss.style_layers.relu2_2=-1", "loss.style_layers.relu2_2=-1: layer weights must be >= 0"),
+        ("data.image_size=8", "data.image_size=8: must be a whole number of pixels >= 16"),
+        ("data.batch_size=0", "data.batch_size=0: must be a whole number >= 1"),
+        ("style.size=4", "style.size=4: must be a whole number of pixels >= 16"),
+        ("trainer.max_steps=0", "trainer.max_steps=0: must be a whole number >= 1"),
+        ("trainer.lr=0", "trainer.lr=0: must be > 0"),
+        ("style.image=missing.jpg", "style.image=missing.jpg: no such file, and not a built-in style (composition_vii"),
+        ("loss.vgg_weights=weights.pth", "cannot tell the input convention"),
+    ],
+)
+def test_bad_setting_is_one_line_before_heavy_work(compose, tmp_path, monkeypatch, override, expected):
+    import fastnst.data
+    import fastnst.vgg
+
+    def heavy(*args, **kwargs):
+        raise AssertionError("heavy work started before the settings were checked")
+
+    monkeypatch.setattr(fastnst.vgg, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.data, "find_images", heavy)
+    with pytest.raises(FastNSTError) as info:
+        load_train_script().train(compose(["data=sample", override]), tmp_path / "run")
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_bad_setting_exits_2_with_one_line_and_no_run_folder(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "data=sample",
+            "loss.tv_weight=-3",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    lines = [line for line in out.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "loss.tv_weight=-3: must be a number >= 0" in lines[0]
+    assert "Traceback" not in out and "Seed set" not in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_style_lists_the_available_ones(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "style=picasso", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Could not find 'style/picasso'" in result.stderr
+    for name in ("starry_night", "the_scream", "wave", "udnie"):
+        assert name in result.stderr
