@@ -216,6 +216,13 @@ class StyleTransferModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        changed = sorted(k for k in self.hparams if k in saved and saved[k] != self.hparams[k])
+        if changed:
+            log.warning(
+                "resuming with changed settings: %s",
+                ", ".join(f"{k} {saved[k]!r} -> {self.hparams[k]!r}" for k in changed),
+            )
         # Called before the state dict is loaded: put back the loss network we built
         # ourselves, so that strict loading still checks every key of the style network.
         if self.perceptual is not None:
