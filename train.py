@@ -103,7 +103,7 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from fastnst.errors import FastNSTError
+    from fastnst.errors import FastNSTError, one_line
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -115,7 +115,7 @@ def main(cfg: DictConfig) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         sys.exit(2)
     except pickle.UnpicklingError as e:  # weights_only refused it
-        log.error("error: ckpt_path=%s: refused, it needs code to load (%s)", cfg.ckpt_path, str(e).splitlines()[0])
+        log.error("error: ckpt_path=%s: refused, it needs code to load (%s)", cfg.ckpt_path, one_line(e))
         sys.exit(2)
     except OSError as e:  # a full disk or an unwritable folder: checkpoints are written atomically
         log.error("error: cannot write in %s (%s); checkpoints written before are intact", run_dir, e)

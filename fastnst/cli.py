@@ -70,9 +70,14 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("lbfgs", "adam"))
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--preserve-color", nargs="?", const="luminance", choices=("none", "luminance", "match"),
-        help="keep the photo's colours: luminance-only transfer (default) or colour matching of the styles",
+    colors = p.add_mutually_exclusive_group()
+    colors.add_argument(
+        "--preserve-color", dest="preserve_color", action="store_const", const="luminance",
+        help="keep the photo's colours: luminance-only transfer",
+    )  # fmt: skip
+    colors.add_argument(
+        "--match-color", dest="preserve_color", action="store_const", const="match",
+        help="keep the photo's colours by recolouring the styles to its colour statistics",
     )  # fmt: skip
     p.add_argument("--style-scale", type=float, help="size at which the styles are seen, relative to the result")
     p.add_argument("--tensorboard", help="log losses and intermediate images to this folder")
@@ -88,8 +93,15 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return optimize_main(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastnst",
         description="Fast neural style transfer. Train with `python train.py style=starry_night`.",
     )

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from fastnst import __version__
-from fastnst.errors import FastNSTError
+from fastnst.errors import FastNSTError, one_line
 from fastnst.transformer_net import TransformerNet
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,7 @@ def load_network(checkpoint: str | Path) -> tuple[TransformerNet, dict]:
         # weights_only: a checkpoint is plain tensors and numbers; anything needing code is refused.
         module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        detail = (str(e).strip().splitlines() or [""])[0][:200]  # torch.load's messages run to many lines
-        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {detail})") from e
+        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
     return module.net.eval(), dict(module.hparams)
 
 

@@ -45,6 +45,8 @@ _configured = False
 def set_max_image_pixels(limit: int | None) -> None:
     """Refuse images with more pixels than ``limit``; ``None`` or ``0`` allows any size."""
     global _max_pixels, _configured
+    if limit is not None and limit < 0:
+        raise FastNSTError(f"--max-image-pixels {limit}: expected a number of pixels >= 0 (0: no limit)")
     _max_pixels = limit if limit else None
     _configured = True
 
@@ -78,7 +80,7 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
             if limit is not None and w * h > limit:
                 raise ImageError(
                     f"{path}: {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} that guards against "
-                    f"decompression bombs; allow it with --max-image-pixels 0 (or {MAX_PIXELS_ENV}=0)"
+                    f"decompression bombs; allow it with {MAX_PIXELS_ENV}=0 (fastnst infer: --max-image-pixels 0)"
                 )
             if min_size is not None and img.format == "JPEG":
                 scale = min(w, h) / min_size

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from fastnst.errors import FastNSTError
-from fastnst.imageio import open_rgb, set_max_image_pixels
+from fastnst.imageio import max_image_pixels, open_rgb, set_max_image_pixels
 from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
 from fastnst.progress import Progress
 from fastnst.video import VIDEO_EXTENSIONS, stylize_video
@@ -111,10 +111,14 @@ def run_infer(args: argparse.Namespace) -> int:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
     if args.max_image_pixels is not None:
         set_max_image_pixels(args.max_image_pixels)
+    max_image_pixels()  # a bad FASTNST_MAX_IMAGE_PIXELS is a settings error, once, before any work
     stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
     jobs = expand_inputs(args.inputs)
+    if len(jobs) > 1 and args.output is not None and (args.output.is_file() or args.output.suffix):
+        raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
     style = stylizer.style
     outputs = plan_outputs(jobs, args.output, style)
+    inputs = {src.resolve() for src, _ in jobs}
     records: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     start = time.perf_counter()
@@ -162,8 +166,8 @@ def run_infer(args: argparse.Namespace) -> int:
     with Progress(len(jobs), "stylize", enabled=not args.quiet) as bar:
         for (src, _), dst in zip(jobs, outputs, strict=True):
             try:
-                if dst.resolve() == src.resolve():
-                    raise FastNSTError(f"{src}: output would overwrite the input; choose another -o")
+                if dst.resolve() in inputs:  # never write over an input, this one's or another's
+                    raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
                 if src.suffix.lower() in VIDEO_EXTENSIONS:
                     flush()
                     dst.parent.mkdir(parents=True, exist_ok=True)

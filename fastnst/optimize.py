@@ -243,8 +243,12 @@ def optimize(
     elif settings.preserve_color == "luminance":
         styles = [luminance(s) for s in styles]
 
+    content_layers = {k: v for k, v in settings.content_layers.items() if v}
+    style_layers = {k: v for k, v in settings.style_layers.items() if v}
+    if not style_layers:
+        raise OptimizeError("style_layers: every layer weight is 0; at least one style layer is needed")
     vgg = vgg19(
-        [*settings.content_layers, *settings.style_layers],
+        [*content_layers, *style_layers],
         weights=settings.vgg_weights,
         convention=settings.vgg_convention,
         pooling=settings.pooling,
@@ -253,8 +257,8 @@ def optimize(
         vgg = vgg.to(memory_format=torch.channels_last)
     loss_fn = PerceptualLoss(
         vgg,
-        {k: v for k, v in settings.content_layers.items() if v},
-        {k: v for k, v in settings.style_layers.items() if v},
+        content_layers,
+        style_layers,
         settings.content_weight,
         settings.style_weight,
         settings.tv_weight,

@@ -32,13 +32,11 @@ log = logging.getLogger(__name__)
 FLAG_KEYS = {
     "size": "size",
     "steps": "steps",
-    "init": "init",
     "optimizer": "optimizer",
     "seed": "seed",
     "device": "device",
     "preserve_color": "preserve_color",
     "style_scale": "style_scale",
-    "tensorboard": "tensorboard",
     "output_bits": "output_bits",
 }
 
@@ -69,6 +67,10 @@ def compose(args: argparse.Namespace) -> DictConfig:
         raise FastNSTError(f"bad setting: {' '.join(str(e).split())}") from e
     # Paths go in as values, not override strings: no quoting rules to learn.
     cfg.content = args.content
+    if args.init is not None:
+        cfg.init = args.init
+    if args.tensorboard is not None:
+        cfg.tensorboard = args.tensorboard
     if args.output:
         cfg.output = args.output
     weights = args.style_weight or [1.0] * len(args.style)
@@ -97,6 +99,8 @@ def run(cfg: DictConfig, quiet: bool = False) -> Path:
     if not cfg.styles:
         raise OptimizeError("styles: no style image given (--style painting.jpg)")
     output = Path(cfg.output)
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise OptimizeError(f"output={output}: expected a .png or .jpg file")
     if cfg.output_bits == 16 and output.suffix.lower() != ".png":
         raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
     content = load_image(cfg.content)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.errors import FastNSTError
+from fastnst.errors import FastNSTError, one_line
 
 # Channels per conv block (VGG "configuration E"); "M" is a 2x2 max pool.
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
@@ -298,7 +298,7 @@ def load_vgg19_state_dict(weights: str = "caffe", download: bool = True) -> dict
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise VGGWeightsError(f"VGG weights file {path}: cannot be read ({e.__class__.__name__}: {e})") from e
+        raise VGGWeightsError(f"VGG weights file {path}: cannot be read ({e.__class__.__name__}: {one_line(e)})") from e
     if not isinstance(state, dict) or "features.0.weight" not in state:
         raise VGGWeightsError(f"VGG weights file {path}: not a VGG19 state dict (no 'features.0.weight' key)")
     # fp16 copies (e.g. the ones carried to a GPU box) are upcast on load.
