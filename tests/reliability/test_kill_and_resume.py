@@ -16,7 +16,7 @@ from conftest import REPO, TINY
 
 pytestmark = pytest.mark.usefixtures("vgg_weights_file")
 
-STEPS = 40
+STEPS = 24
 SETTINGS = [*TINY, f"trainer.max_steps={STEPS}", "trainer.val_every_n_steps=1000", "trainer.log_every_n_steps=5"]
 
 
@@ -46,21 +46,20 @@ def load(path: Path) -> dict:
 
 
 def test_sigkill_then_resume_continues_exactly(tmp_path):
-    # The reference: the same run, never interrupted.
-    reference = start(tmp_path / "reference", "trainer.checkpoint_every_n_steps=5")
-    assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
-
-    victim = start(tmp_path / "killed", "trainer.checkpoint_every_n_steps=5")
-    wait_for(tmp_path / "killed" / "step=0000015.ckpt", victim)
+    # The reference (the same run, never interrupted) runs beside the one that gets killed.
+    reference = start(tmp_path / "reference", "trainer.checkpoint_every_n_steps=4")
+    victim = start(tmp_path / "killed", "trainer.checkpoint_every_n_steps=4")
+    wait_for(tmp_path / "killed" / "step=0000008.ckpt", victim)
     victim.send_signal(signal.SIGKILL)  # no cleanup, no atexit, no flush: a real crash
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
 
     last = tmp_path / "killed" / "last.ckpt"
     killed_at = load(last)["global_step"]
-    assert 15 <= killed_at < STEPS
-    resumed = start(tmp_path / "resumed", "trainer.checkpoint_every_n_steps=5", f"ckpt_path={last}")
+    assert 8 <= killed_at < STEPS
+    resumed = start(tmp_path / "resumed", "trainer.checkpoint_every_n_steps=4", f"ckpt_path={last}")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-2000:]
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
 
     a, b = load(tmp_path / "reference" / "last.ckpt"), load(tmp_path / "resumed" / "last.ckpt")
     assert a["global_step"] == b["global_step"] == STEPS
