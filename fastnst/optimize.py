@@ -3,7 +3,8 @@
 The image itself is optimized to minimise :class:`~fastnst.losses.PerceptualLoss`
 (content + Gram style + total variation), coarse to fine: a few hundred iterations at a
 small size, then the result is upsampled and optimized further, up to the requested size.
-L-BFGS by default (no clamping inside its closure: it breaks the line search), or Adam.
+L-BFGS by default, or Adam. The image is kept in [0, 1] by clamping between iterations, never
+inside the L-BFGS closure (that breaks its line search).
 
 Options: several style images with blend weights, the size at which the styles are seen
 (``style_scale``), colour preservation (luminance-only transfer, or colour matching of the
@@ -54,11 +55,12 @@ class Settings:
     steps: int = 500  # iterations in all, over all scales
     scales: int = 3  # coarse-to-fine levels (1 = single scale)
     scale_factor: float = 2.0  # size ratio between levels
-    scale_steps: list[int] | None = None  # iterations per level (default: `steps` split evenly)
+    scale_steps: list[int] | None = None  # iterations per level (default: 15% per coarse level, the rest last)
     optimizer: str = "lbfgs"  # lbfgs | adam
-    lr: float | None = None  # in 0-255 pixel units; default: 1.0 for L-BFGS, 5.0 for Adam
+    lr: float | None = None  # default: 1.0 for L-BFGS; Adam: 0.02 ([0, 1] units) or 5.0 (0-255 units, raw losses)
     lbfgs_history: int = 100
     lbfgs_line_search: bool = False  # Strong-Wolfe line search: steadier, about 2x the evaluations
+    bounds: str = "project"  # project: clamp to [0, 1] between iterations (never inside the closure) | none
     init: str = "content"  # content | noise | a path
     seed: int = 0
     style_scale: float = 1.0  # styles are seen at style_scale x the current long edge
@@ -89,6 +91,8 @@ class Settings:
             raise OptimizeError(f"optimizer={self.optimizer}: expected lbfgs or adam")
         if self.preserve_color not in COLOR_MODES:
             raise OptimizeError(f"preserve_color={self.preserve_color}: expected one of {', '.join(COLOR_MODES)}")
+        if self.bounds not in ("project", "none"):
+            raise OptimizeError(f"bounds={self.bounds}: expected project or none")
         if self.pooling not in ("max", "avg"):
             raise OptimizeError(f"pooling={self.pooling}: expected max or avg")
 
@@ -104,11 +108,13 @@ def scale_sizes(settings: Settings) -> list[int]:
 
 
 def scale_step_counts(settings: Settings, levels: int) -> list[int]:
-    """Iterations per level: ``scale_steps`` or ``steps`` split evenly (remainder to the last)."""
+    """Iterations per level: ``scale_steps``, or 15% of ``steps`` for each coarse level and the rest
+    for the last. Coarse levels only need to lay out the large-scale structure: with more of the
+    budget they cost more than they save (measured at 256 and 512 px, scripts/benchmark_optimize.py)."""
     if settings.scale_steps is not None:
         return list(settings.scale_steps)[-levels:]
-    base = settings.steps // levels
-    return [base] * (levels - 1) + [settings.steps - base * (levels - 1)]
+    coarse = [max(1, round(0.15 * settings.steps))] * (levels - 1)
+    return [*coarse, max(1, settings.steps - sum(coarse))]
 
 
 # -- colour ----------------------------------------------------------------------
@@ -323,17 +329,18 @@ def _run_level(
     callback: Callable[[Progress], None] | None,
 ) -> torch.Tensor:
     """Optimize ``image`` for ``iterations`` iterations at its current size; returns the result."""
-    # The variable is the image in 0-255 pixel units (as in jcjohnson/neural-style): with the raw,
-    # unnormalized losses of the classic presets, L-BFGS without line search diverges on the
-    # [0, 1] scale and converges on this one; the normalized losses converge alike on both.
-    pixels = (image.detach() * 255.0).requires_grad_(True)
+    # The variable is the image in [0, 1] units, or in 0-255 units for the raw (unnormalized) losses
+    # of the classic presets: with those, L-BFGS without line search diverges on the [0, 1] scale and
+    # converges on the 0-255 one (as in jcjohnson/neural-style).
+    unit = 1.0 if settings.normalize else 255.0
+    pixels = (image.detach() * unit).requires_grad_(True)
     last: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         # No clamping here: L-BFGS's line search needs the loss of the image it proposed.
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            terms = loss_fn(pixels / 255.0)
+            terms = loss_fn(pixels / unit)
         terms["loss"].backward()
         last.clear()
         last.update(terms)
@@ -354,16 +361,21 @@ def _run_level(
             line_search_fn="strong_wolfe" if settings.lbfgs_line_search else None,
         )
     else:
-        optimizer = torch.optim.Adam([pixels], lr=settings.lr or 5.0)
+        optimizer = torch.optim.Adam([pixels], lr=settings.lr or 0.02 * unit)
     h, w = image.shape[-2:]
     for i in range(iterations):
         optimizer.step(closure)
+        if settings.bounds == "project":
+            # Between iterations, not in the closure: the image stays a valid picture (what is saved
+            # is what was scored), and the line search still sees the losses of the points it tried.
+            with torch.no_grad():
+                pixels.clamp_(0, unit)
         terms = {k: v.item() for k, v in last.items()}
         if not math.isfinite(terms["loss"]):
             raise OptimizeError(f"the loss became {terms['loss']} at iteration {done + i + 1}; lower lr")
         if callback is not None:
-            callback(Progress(level, levels, (h, w), i + 1, iterations, done + i + 1, terms, pixels.detach() / 255.0))
-    return pixels.detach() / 255.0
+            callback(Progress(level, levels, (h, w), i + 1, iterations, done + i + 1, terms, pixels.detach() / unit))
+    return pixels.detach() / unit
 
 
 # -- memory ----------------------------------------------------------------------

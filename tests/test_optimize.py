@@ -186,8 +186,9 @@ def test_scale_sizes():
 
 
 def test_scale_step_counts():
-    assert scale_step_counts(Settings(steps=500), 3) == [166, 166, 168]
-    assert scale_step_counts(Settings(steps=9), 3) == [3, 3, 3]
+    # 15% of the steps for each coarse level, the rest at full size.
+    assert scale_step_counts(Settings(steps=500), 3) == [75, 75, 350]
+    assert scale_step_counts(Settings(steps=9), 3) == [1, 1, 7]
     for steps, levels in [(500, 3), (7, 2), (10, 4), (1, 1)]:
         counts = scale_step_counts(Settings(steps=steps), levels)
         assert len(counts) == levels and sum(counts) == steps
@@ -211,16 +212,16 @@ def test_settings_check_names_the_bad_setting():
 @needs_vgg
 def test_coarse_to_fine_levels_in_the_callback():
     content = image(CHELSEA)  # 451 x 300
-    # size 128, 3 scales of 2x: 32 px is dropped -> levels 64 and 128; 7 steps split 3 + 4.
-    result, seen = run(content, [image(STARRY, 128)], settings(size=128, scales=3, steps=7))
+    # size 128, 3 scales of 2x: 32 px is dropped -> levels 64 and 128; 20 steps split 3 (15%) + 17.
+    result, seen = run(content, [image(STARRY, 128)], settings(size=128, scales=3, steps=20))
     levels = sorted({p.level for p in seen})
     assert levels == [0, 1] and all(p.levels == 2 for p in seen)
     sizes = [next(p.size for p in seen if p.level == k) for k in levels]
     assert [max(s) for s in sizes] == [64, 128]
     per_level = [[p.iteration for p in seen if p.level == k] for k in levels]
-    assert per_level == [[1, 2, 3], [1, 2, 3, 4]]
-    assert [p.iterations for p in seen] == [3] * 3 + [4] * 4
-    assert [p.total_iteration for p in seen] == list(range(1, 8))
+    assert per_level == [[1, 2, 3], list(range(1, 18))]
+    assert [p.iterations for p in seen] == [3] * 3 + [17] * 17
+    assert [p.total_iteration for p in seen] == list(range(1, 21))
     assert all(tuple(p.image.shape[-2:]) == p.size for p in seen)
     # The result is at the requested size, with the photo's aspect ratio.
     h, w = result.shape[-2:]
@@ -581,7 +582,7 @@ def test_init_path_with_special_characters(tmp_path, name):
 
 @needs_vgg
 def test_gatys_raw_objective_optimizes():
-    s = dataclasses.replace(ocli.settings_from(compose("--preset", "gatys")), size=64, steps=10, device="cpu")
+    s = dataclasses.replace(ocli.settings_from(compose("--preset", "gatys")), size=64, steps=20, device="cpu")
     result, seen = run(image(CHELSEA), [image(STARRY, 128)], s)
     first, last = seen[0].terms["loss"], seen[-1].terms["loss"]
     print(f"gatys (raw losses, avg pooling, noise) 64 px: loss {first:.4g} -> {last:.4g}")
