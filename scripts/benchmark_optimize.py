@@ -12,8 +12,8 @@ methods' times.
 * reference: the image in [0, 1] initialised from the photo at the target size,
   ``torch.optim.LBFGS([img])`` with its defaults (lr 1, 20 iterations per ``step()``, no line
   search), the tutorial's closure and clamping; ``--reference-iterations`` iterations or its budget.
-* fastnst: :func:`fastnst.optimize.optimize` (coarse to fine, L-BFGS on the 0-255 image, no clamping
-  inside the loop), ``--steps`` iterations over ``--scales`` levels, or its budget.
+* fastnst: :func:`fastnst.optimize.optimize` with its defaults (coarse to fine, L-BFGS, the image kept
+  in [0, 1] between iterations), ``--steps`` iterations over ``--scales`` levels, or its budget.
 
 The methods take turns on the CPU (``--turn-seconds`` of their own time each, in two threads of which
 only one runs at a time), so that load from other processes on a shared machine falls on both alike;
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.reference_iterations} iterations or {args.budget_seconds:.0f} s"
     )
     print(
-        f"fastnst: levels {sizes} px x {counts} iterations, L-BFGS lr {settings.lr or 1.0} on the 0-255 image, "
+        f"fastnst: levels {sizes} px x {counts} iterations, L-BFGS lr {settings.lr or 1.0}, bounds {settings.bounds}, "
         f"history {settings.lbfgs_history}, line search {settings.lbfgs_line_search}; "
         f"{sum(counts)} iterations or {args.budget_seconds:.0f} s"
     )
