@@ -199,7 +199,7 @@ class Progress:
     iterations: int
     total_iteration: int
     terms: dict[str, float]
-    image: torch.Tensor  # the current image (not clamped; do not modify)
+    image: torch.Tensor  # the current image (in [0, 1] with bounds=project; do not modify)
 
 
 def _resolve_device(device: str) -> torch.device:
