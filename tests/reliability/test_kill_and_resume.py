@@ -54,9 +54,10 @@ def test_sigkill_then_resume_continues_exactly(tmp_path):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
 
+    # last.ckpt is written just after each step=N.ckpt: a kill in between leaves the one before.
     last = tmp_path / "killed" / "last.ckpt"
     killed_at = load(last)["global_step"]
-    assert 8 <= killed_at < STEPS
+    assert 4 <= killed_at < STEPS
     resumed = start(tmp_path / "resumed", "trainer.checkpoint_every_n_steps=4", f"ckpt_path={last}")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-2000:]
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
