@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.imageio import max_image_pixels, open_rgb, set_max_image_pixels
 from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
@@ -66,19 +65,10 @@ def save_image(image: np.ndarray, path: Path) -> None:
     """
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             Image.fromarray(image, "RGB").save(f, format=fmt, **options)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a normal file follows the umask
-        os.replace(tmp, path)
     except (OSError, ValueError) as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise FastNSTError(f"{path}: cannot write ({e})") from e
 
 

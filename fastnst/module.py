@@ -9,14 +9,13 @@ checkpoint: a checkpoint holds the style network and the optimizer state only.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
+from fastnst.atomic import atomic_write
 from fastnst.data import load_image, to_pil
 from fastnst.errors import FastNSTError
 from fastnst.losses import PerceptualLoss
@@ -199,11 +198,8 @@ class StyleTransferModule(pl.LightningModule):
         if logger is not None and hasattr(logger.experiment, "add_image"):
             logger.experiment.add_image("val/preview", grid, step)
         if self.trainer is not None and self.trainer.default_root_dir:
-            folder = Path(self.trainer.default_root_dir) / "previews"
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as tmp:
-                to_pil(grid).save(tmp, format="PNG")
-            os.replace(tmp.name, folder / f"step_{step:07d}.png")
+            with atomic_write(Path(self.trainer.default_root_dir) / "previews" / f"step_{step:07d}.png") as f:
+                to_pil(grid).save(f, format="PNG")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)

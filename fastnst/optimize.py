@@ -403,11 +403,10 @@ def largest_size_that_fits(
 
 def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
     """Write an RGB [0, 1] image atomically: 8-bit PNG/JPEG (by extension) or 16-bit PNG."""
-    import os
     import struct
-    import tempfile
     import zlib
 
+    from fastnst.atomic import atomic_write
     from fastnst.data import to_pil
 
     path = Path(path)
@@ -415,29 +414,19 @@ def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
         raise OptimizeError(f"output_bits={bits}: expected 8 or 16")
     if bits == 16 and path.suffix.lower() != ".png":
         raise OptimizeError(f"{path}: 16-bit output needs a .png file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if bits == 8:
-                fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
-                to_pil(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-            else:  # Pillow writes 8-bit RGB only: a minimal 16-bit PNG writer (filter 0 on every row)
-                array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
-                h, w, _ = array.shape
-                raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+    with atomic_write(path) as f:
+        if bits == 8:
+            fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+            to_pil(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        else:  # Pillow writes 8-bit RGB only: a minimal 16-bit PNG writer (filter 0 on every row)
+            array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
+            h, w, _ = array.shape
+            raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
 
-                def chunk(kind: bytes, data: bytes) -> bytes:
-                    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-                    return struct.pack(">I", len(data)) + kind + data + crc
+            def chunk(kind: bytes, data: bytes) -> bytes:
+                crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+                return struct.pack(">I", len(data)) + kind + data + crc
 
-                header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-                f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)))
-                f.write(chunk(b"IEND", b""))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+            f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)))
+            f.write(chunk(b"IEND", b""))

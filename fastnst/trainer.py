@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 
 log = logging.getLogger(__name__)
@@ -57,24 +56,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(path, fsync=True) as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint follows the umask
-            os.replace(tmp, path)
-        except BaseException as e:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(e, RuntimeError):  # torch.save reports a full disk as "unexpected pos ..."
-                full = shutil.disk_usage(path.parent).free < (1 << 20)
-                reason = "No space left on device" if full else " ".join(str(e).split())
-                raise OSError(errno.ENOSPC if full else errno.EIO, f"{reason} while writing {path.name}") from e
-            raise
+        except RuntimeError as e:  # torch.save reports a full disk as "unexpected pos ..."
+            full = shutil.disk_usage(path.parent).free < (1 << 20)
+            reason = "No space left on device" if full else " ".join(str(e).split())
+            raise OSError(errno.ENOSPC if full else errno.EIO, f"{reason} while writing {path.name}") from e
 
 
 class SkippedImages(Callback):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError, one_line
 
 # Channels per conv block (VGG "configuration E"); "M" is a 2x2 max pool.
@@ -184,10 +185,8 @@ def convert_keras_h5(h5_path: str | Path) -> OrderedDict[str, torch.Tensor]:
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        torch.save(obj, tmp)
-    os.replace(tmp.name, path)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def download_caffe_weights(
