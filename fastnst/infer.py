@@ -64,18 +64,18 @@ def providers_for(device: str) -> list[str]:
 
 # -- colour and blending ---------------------------------------------------------
 
-_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
+RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR).astype(np.float32)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """``(..., 3)`` RGB in [0, 1] -> YCbCr (BT.601, Cb/Cr centred on 0)."""
-    return rgb @ _RGB_TO_YCBCR.T
+    return rgb @ RGB_TO_YCBCR.T
 
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     """Inverse of :func:`rgb_to_ycbcr`."""
-    return ycc @ _YCBCR_TO_RGB.T
+    return ycc @ YCBCR_TO_RGB.T
 
 
 def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
@@ -268,9 +268,10 @@ class Stylizer:
         return out / weight, len(rows) * len(cols)
 
     def stylize_arrays(
-        self, images: Sequence[np.ndarray], strength: float = 1.0, preserve_colors: bool = False
+        self, images: Sequence[Image.Image | np.ndarray], strength: float = 1.0, preserve_colors: bool = False
     ) -> list[Result]:
-        """Stylize float ``(H, W, 3)`` images in [0, 1]; equal-size small images run as one batch."""
+        """Stylize PIL images or ``(H, W, 3)`` arrays (uint8, or float in [0, 1]); equal-size small
+        images run as one batch. Results are float ``(H, W, 3)`` in [0, 1]."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength={strength}: expected a value from 0 to 1")
         photos = [resize_max(to_float(im), self.max_size) for im in images]
@@ -300,7 +301,7 @@ class Stylizer:
         self, image: Image.Image | np.ndarray, strength: float = 1.0, preserve_colors: bool = False
     ) -> Image.Image | np.ndarray:
         """Stylize one image; returns the same kind of image it was given."""
-        result = self.stylize_arrays([to_float(image)], strength, preserve_colors)[0].image
+        result = self.stylize_arrays([image], strength, preserve_colors)[0].image
         if isinstance(image, Image.Image):
             return Image.fromarray(to_uint8(result), "RGB")
         return to_uint8(result) if np.asarray(image).dtype == np.uint8 else result

@@ -19,7 +19,7 @@ from fastnst.errors import FastNSTError
 from fastnst.imageio import max_image_pixels, open_rgb, set_max_image_pixels
 from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
 from fastnst.progress import Progress
-from fastnst.video import VIDEO_EXTENSIONS, stylize_video
+from fastnst.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
 
@@ -158,7 +158,7 @@ def run_infer(args: argparse.Namespace) -> int:
             try:
                 if dst.resolve() in inputs:  # never write over an input, this one's or another's
                     raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
-                if src.suffix.lower() in VIDEO_EXTENSIONS:
+                if is_video(src):
                     flush()
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     t0 = time.perf_counter()

@@ -224,7 +224,3 @@ class StyleTransferModule(pl.LightningModule):
         if self.perceptual is not None:
             own = {f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()}
             checkpoint["state_dict"] = {**checkpoint["state_dict"], **own}
-
-    def num_parameters(self) -> int:
-        """Parameters of the style network."""
-        return sum(p.numel() for p in self.net.parameters())

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from fastnst.data import load_image
 from fastnst.errors import FastNSTError
-from fastnst.infer import _RGB_TO_YCBCR, _YCBCR_TO_RGB
+from fastnst.infer import RGB_TO_YCBCR, YCBCR_TO_RGB
 from fastnst.losses import PerceptualLoss
 from fastnst.vgg import vgg19
 
@@ -121,12 +121,12 @@ def scale_step_counts(settings: Settings, levels: int) -> list[int]:
 
 
 def _ycbcr(image: torch.Tensor) -> torch.Tensor:
-    m = torch.from_numpy(_RGB_TO_YCBCR).to(image)
+    m = torch.from_numpy(RGB_TO_YCBCR).to(image)
     return torch.einsum("ij,njhw->nihw", m, image)
 
 
 def _rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    m = torch.from_numpy(_YCBCR_TO_RGB).to(ycbcr)
+    m = torch.from_numpy(YCBCR_TO_RGB).to(ycbcr)
     return torch.einsum("ij,njhw->nihw", m, ycbcr)
 
 
