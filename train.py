@@ -57,7 +57,7 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
     )
 
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    lr, channels_last = trainer_cfg.pop("lr"), trainer_cfg.pop("channels_last")
+    lr, channels_last, compile_net = trainer_cfg.pop("lr"), trainer_cfg.pop("channels_last"), trainer_cfg.pop("compile")
     max_nonfinite_steps = trainer_cfg.pop("max_nonfinite_steps")
     trainer = build_trainer(run_dir, **trainer_cfg)
     on_gpu = trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
@@ -74,11 +74,15 @@ def train(cfg: DictConfig, run_dir: Path) -> None:
         tv_weight=loss.tv_weight,
         vgg_weights=loss.vgg_weights,
         vgg_convention=loss.vgg_convention,
+        architecture=cfg.model.get("architecture", "johnson"),
         width=cfg.model.width,
         num_residual_blocks=cfg.model.num_residual_blocks,
         lr=lr,
         image_size=data.image_size,
-        channels_last=on_gpu if channels_last == "auto" else bool(channels_last),
+        # auto: channels-last everywhere (tensor cores; oneDNN on CPU), compile on GPUs only (on a
+        # CPU it gained 5% a step for a minute of compiling: docs/benchmarks.md).
+        channels_last=True if channels_last == "auto" else bool(channels_last),
+        compile=on_gpu if compile_net == "auto" else bool(compile_net),
         max_nonfinite_steps=max_nonfinite_steps,
     )
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
-from fastnst.transformer_net import TransformerNet
+from fastnst.transformer_net import StyleNetwork
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,13 @@ class StatsInstanceNorm(nn.Module):
 
 
 class StatsTransformerNet(nn.Module):
-    """A copy of a :class:`TransformerNet` whose instance norms accept external statistics.
+    """A copy of a style network whose instance norms accept external statistics.
 
     With ``half=True`` the weights and convolutions are float16 while inputs, outputs and
     the instance-norm statistics stay float32 (fp16 reductions lose precision or overflow).
     """
 
-    def __init__(self, net: TransformerNet, half: bool = False) -> None:
+    def __init__(self, net: StyleNetwork, half: bool = False) -> None:
         super().__init__()
         self.half_precision = half
         self.net = copy.deepcopy(net).eval()
@@ -145,7 +145,7 @@ class ExportReport:
         )
 
 
-def load_network(checkpoint: str | Path) -> tuple[TransformerNet, dict]:
+def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
     """The style network and hyperparameters of a training checkpoint."""
     from fastnst.module import StyleTransferModule
 
@@ -171,6 +171,7 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
             "fastnst.norm_stats_size": str(stats_size),
             "fastnst.style_layers": json.dumps(hparams.get("style_layers") or {}),
             "fastnst.content_layers": json.dumps(hparams.get("content_layers") or {}),
+            "fastnst.architecture": str(hparams.get("architecture", "johnson")),
             "fastnst.width": str(hparams.get("width", "")),
             "fastnst.num_residual_blocks": str(hparams.get("num_residual_blocks", "")),
         }
@@ -234,7 +235,7 @@ def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str]) -> None
 
 
 def verify(
-    path: str | Path, net: TransformerNet, sizes: Sequence[tuple[int, int, int]] = VERIFY_SIZES
+    path: str | Path, net: StyleNetwork, sizes: Sequence[tuple[int, int, int]] = VERIFY_SIZES
 ) -> dict[str, float]:
     """Max |onnxruntime - PyTorch| per input size ``(batch, height, width)`` on random images."""
 
@@ -276,8 +277,24 @@ def export_onnx(
         raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
     if opset < 17:
         raise ExportError(f"opset={opset}: fastnst exports opset 17 or newer")
-    output = Path(output)
     net, hparams = load_network(checkpoint)
+    return export_network(net, hparams, output, precision, opset, check, calibration_images)
+
+
+def export_network(
+    net: StyleNetwork,
+    hparams: dict,
+    output: str | Path,
+    precision: str = "fp32",
+    opset: int = OPSET,
+    check: bool = True,
+    calibration_images: Sequence[str | Path] | None = None,
+) -> ExportReport:
+    """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    output = Path(output)
+    net = net.eval()
     stats_net = StatsTransformerNet(net, half=precision == "fp16")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +304,7 @@ def export_onnx(
 
 
 def _export(
-    net: TransformerNet,
+    net: StyleNetwork,
     hparams: dict,
     stats_net: StatsTransformerNet,
     output: Path,
@@ -316,7 +333,7 @@ def _export(
     return ExportReport(output, precision, output.stat().st_size, worst, mean, errors)
 
 
-def _mean_error(path: Path, net: TransformerNet) -> float:
+def _mean_error(path: Path, net: StyleNetwork) -> float:
     """Mean |onnx - torch| on a real photo (random noise overstates quantization error)."""
 
     from fastnst.data import load_image, sample_photos_dir

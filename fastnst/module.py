@@ -1,4 +1,4 @@
-"""The LightningModule that trains a :class:`~fastnst.transformer_net.TransformerNet`.
+"""The LightningModule that trains a style network (:mod:`fastnst.transformer_net`).
 
 It takes plain numbers and strings only and saves them with ``save_hyperparameters()``,
 so ``StyleTransferModule.load_from_checkpoint(path)`` works without Hydra. The frozen
@@ -20,7 +20,7 @@ from fastnst.data import load_image, to_pil
 from fastnst.errors import FastNSTError
 from fastnst.losses import PerceptualLoss
 from fastnst.styles import resolve_style_image
-from fastnst.transformer_net import TransformerNet
+from fastnst.transformer_net import build_network
 from fastnst.vgg import vgg19
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,15 @@ class StyleTransferModule(pl.LightningModule):
         content_weight, style_weight, tv_weight: weights of the loss terms.
         vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.vgg.vgg19`).
         vgg_convention: input convention of ``vgg_weights`` if it is a path with an unclear name.
+        architecture: ``johnson`` (:class:`~fastnst.transformer_net.TransformerNet`) or ``light``
+            (:class:`~fastnst.transformer_net.LightTransformerNet`).
         width: channel multiplier of the style network.
         num_residual_blocks: residual blocks of the style network.
         lr: Adam learning rate.
         image_size: training crop size (recorded for exports).
-        channels_last: use the channels-last memory format (faster with tensor cores).
+        channels_last: use the channels-last memory format (faster with tensor cores and oneDNN).
         max_nonfinite_steps: stop after this many non-finite losses in a row.
+        compile: train through ``torch.compile`` of the style network (fuses its norms, pads and ReLUs).
     """
 
     def __init__(
@@ -84,12 +87,14 @@ class StyleTransferModule(pl.LightningModule):
         tv_weight: float = 0.0,
         vgg_weights: str = "caffe",
         vgg_convention: str | None = None,
+        architecture: str = "johnson",
         width: float = 1.0,
         num_residual_blocks: int = 5,
         lr: float = 1e-3,
         image_size: int = 256,
         channels_last: bool = False,
         max_nonfinite_steps: int = 10,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -99,8 +104,9 @@ class StyleTransferModule(pl.LightningModule):
         self.style_layers = {k: float(w) for k, w in (style_layers or DEFAULT_STYLE_LAYERS).items() if w}
         if not self.style_layers:
             raise ValueError("at least one style layer needs a non-zero weight")
-        self.net = TransformerNet(width=width, num_residual_blocks=num_residual_blocks)
+        self.net = build_network(architecture, width=width, num_residual_blocks=num_residual_blocks)
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
+        self._train_net: Any = self.net  # the compiled network when compile=True (not a submodule)
         self.nonfinite_steps = 0
         self.nonfinite_in_a_row = 0
         self._skip_update = False
@@ -123,6 +129,9 @@ class StyleTransferModule(pl.LightningModule):
         self.perceptual = perceptual
         if hp.channels_last:
             self.to(memory_format=torch.channels_last)
+        if hp.get("compile"):
+            # Not registered as a submodule: checkpoints keep the plain network's keys.
+            self._train_net = torch.compile(self.net, dynamic=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Stylize an RGB [0, 1] batch."""
@@ -133,7 +142,7 @@ class StyleTransferModule(pl.LightningModule):
         content = batch["image"]
         if self.hparams.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
-        output = self.net(content)
+        output = self._train_net(content)
         terms = self.perceptual(output, content)
         on_step = stage == "train"
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, on_step=on_step, on_epoch=not on_step)

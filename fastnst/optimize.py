@@ -27,6 +27,7 @@ from fastnst.data import load_image
 from fastnst.errors import FastNSTError
 from fastnst.infer import RGB_TO_YCBCR, YCBCR_TO_RGB
 from fastnst.losses import PerceptualLoss
+from fastnst.precision import autocast_dtype
 from fastnst.vgg import vgg19
 
 log = logging.getLogger(__name__)
@@ -210,14 +211,6 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def optimize(
     content: torch.Tensor,
     styles: Sequence[torch.Tensor],
@@ -240,7 +233,7 @@ def optimize(
     """
     settings.check()
     device = _resolve_device(settings.device)
-    amp = _autocast_dtype(settings.precision, device)
+    amp = autocast_dtype(settings.precision, device)
     torch.manual_seed(settings.seed)
     photo = content.to(device)
     styles = [s.to(device) for s in styles]

@@ -17,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
+from fastnst.precision import lightning_precision
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,8 @@ def resolve_accelerator(accelerator: str) -> str:
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` -> ``bf16-mixed`` on GPUs that support it, ``16-mixed`` on other GPUs, ``32-true`` on CPU."""
-    if precision != "auto":
-        return precision
-    if accelerator in ("cuda", "gpu") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    """``auto`` -> ``bf16-mixed`` on GPUs and CPUs with native bf16, ``16-mixed`` on older GPUs, else ``32-true``."""
+    return lightning_precision(precision, resolve_accelerator(accelerator))
 
 
 def find_last_checkpoint(style_dir: str | Path) -> Path:

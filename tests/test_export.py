@@ -390,3 +390,28 @@ def test_training_exports_onnx(run_training, tmp_path):
     np.testing.assert_allclose(stylize(session(path), image.numpy()), expected, rtol=0, atol=1e-4)
     meta = session(path).get_modelmeta().custom_metadata_map
     assert meta["fastnst.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
+
+
+# -- the light network -------------------------------------------------------------------------
+
+
+def test_light_network_exports_and_tiles(tmp_path, photo):
+    """The light network (pixel shuffle, depthwise convs) exports, verifies and takes whole-image stats."""
+    from fastnst.export import export_network
+    from fastnst.transformer_net import build_network
+
+    torch.manual_seed(0)
+    net = build_network("light").eval()
+    hparams = {"architecture": "light", "width": 1.0, "num_residual_blocks": 3, "style_name": "light_test"}
+    report = export_network(net, hparams, tmp_path / "light.onnx")  # verifies at odd sizes; raises if off
+    assert report.max_abs_error < TOLERANCE["fp32"]
+    sess = session(report.path)
+    assert sess.get_modelmeta().custom_metadata_map["fastnst.architecture"] == "light"
+    full, stats = sess.run(["stylized", "norm_stats_out"], {"image": photo})
+    with torch.no_grad():
+        expected = net(torch.from_numpy(photo)).numpy()
+    np.testing.assert_allclose(full, expected, atol=1e-4)
+    tile = np.ascontiguousarray(photo[:, :, 32:96, 48:128])
+    with_stats = stylize(sess, tile, norm_stats=stats, use_norm_stats=ON)
+    err = np.abs(with_stats[:, :, 16:-16, 16:-16] - full[:, :, 48:80, 64:112]).mean()
+    assert err < 0.01

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastnst.transformer_net import TransformerNet
+from fastnst.transformer_net import LightTransformerNet, TransformerNet, build_network
 
 # Published parameter count of the pytorch/examples fast_neural_style TransformerNet
 # (32/64/128 channels, 5 residual blocks, affine instance norm).
@@ -136,3 +136,57 @@ def test_tiny_images(net: TransformerNet, shape: tuple[int, ...]) -> None:
     with torch.no_grad():
         out = net(torch.rand(shape))
     assert out.shape == shape
+
+
+# -- the light network ---------------------------------------------------------------------------
+
+
+def test_light_network_size_and_cost() -> None:
+    light = build_network("light")
+    assert isinstance(light, LightTransformerNet)
+    assert count_parameters(light) < 0.05 * JOHNSON_PARAMETERS
+    # No convolution runs at full resolution: the input is pixel-unshuffled first.
+    seen: list[tuple[int, int]] = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append(o.shape[-2:]))
+        for m in light.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    with torch.no_grad():
+        light(torch.rand(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    assert seen and max(h for h, _ in seen) == 32
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 33, 47), (1, 3, 5, 7), (1, 3, 64, 48)])
+def test_light_network_shapes_and_range(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(6)
+    light = build_network("light")
+    image = torch.rand(shape)
+    before = image.clone()
+    with torch.no_grad():
+        out = light(image)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1 and out.std() > 0
+    assert torch.equal(image, before)
+
+
+def test_light_network_starts_without_checkerboard() -> None:
+    """ICNR initialisation: at step 0 the four sub-pixels of each 2x2 output block are equal."""
+    torch.manual_seed(7)
+    light = build_network("light")
+    with torch.no_grad():
+        out = light(torch.rand(1, 3, 32, 32))
+    blocks = out.reshape(1, 3, 16, 2, 16, 2)
+    torch.testing.assert_close(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))
+    # Training then moves the sub-pixels apart: the constraint is an initialisation, not a structure.
+    (light(torch.rand(1, 3, 32, 32)) - torch.rand(1, 3, 32, 32)).square().mean().backward()
+    grad = light.decoder[1][1].weight.grad
+    assert not torch.allclose(grad[0], grad[1])
+
+
+def test_build_network_names() -> None:
+    assert isinstance(build_network("johnson", 1.0, 5), TransformerNet)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_network("resnet")

