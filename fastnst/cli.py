@@ -93,6 +93,13 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return optimize_main(args)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Judge models or folders of stylized images with the fixed judge."""
+    from fastnst.eval_cli import run_eval
+
+    return run_eval(args)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (no usage block)."""
 
@@ -142,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _optimize_arguments(p)
     p.set_defaults(func=_cmd_optimize)
+
+    p = sub.add_parser(
+        "eval",
+        help="judge ONNX models or folders of stylized images (fixed VGG19 judge)",
+        description="Content loss (relu4_2), Gram and mean/covariance style distances (relu1_1..relu5_1) of "
+        "results reloaded from 8-bit at a long edge of 512 px; scores.csv, summary.json, contact_sheet.png.",
+    )
+    from fastnst.eval_cli import add_arguments as eval_arguments
+
+    eval_arguments(p)
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("styles", help="list the built-in style paintings")
     p.set_defaults(func=_cmd_styles)

@@ -1,0 +1,147 @@
+"""``fastnst eval``: judge ONNX models or folders of stylized images with the fixed judge."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from fastnst.atomic import atomic_write
+from fastnst.errors import FastNSTError
+from fastnst.imageio import ImageError, open_rgb
+from fastnst.infer import IMAGE_EXTENSIONS
+from fastnst.progress import Progress
+
+
+class EvalError(FastNSTError):
+    """Inputs that cannot be judged: missing results, unreadable files, bad settings."""
+
+
+class AddMethod(argparse.Action):
+    """``--model`` and ``--images`` append to one ordered list of methods to judge."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, value: Any, option: str | None = None) -> None:
+        methods = list(getattr(namespace, "methods", None) or [])
+        methods.append((self.dest, Path(value)))
+        namespace.methods = methods
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", "-s", required=True, help="the style image (a file or a built-in style name)")
+    p.add_argument("--content", "-c", nargs="+", required=True, help="photos: files or folders")
+    p.add_argument("--model", "-m", action=AddMethod, dest="model", help="an ONNX model to judge (repeatable)")
+    p.add_argument(
+        "--images", action=AddMethod, dest="images",
+        help="a folder of already-stylized images named like the photos (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--label", action="append", help="a name per --model/--images, in order (default: file names)")
+    p.add_argument("-o", "--output", type=Path, default=Path("eval"), help="folder for scores, summary, sheet")
+    p.add_argument("--limit", type=int, help="judge only the first N photos")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where models run")
+    p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def find_photos(items: list[str]) -> list[Path]:
+    photos: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise EvalError(f"--content {item}: folder holds no images")
+            photos += found
+        elif path.is_file():
+            photos.append(path)
+        else:
+            raise EvalError(f"--content {item}: no such file or folder")
+    stems = [p.stem for p in photos]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise EvalError(f"--content: several photos named {duplicates[0]}; results are matched by name")
+    return photos
+
+
+def result_in_folder(folder: Path, photo: Path) -> Path:
+    """The stylized image of ``photo`` in ``folder``: same file name stem, any image extension."""
+    matches = sorted(p for p in folder.glob(f"{photo.stem}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not matches:
+        raise EvalError(f"--images {folder}: no result for {photo.name} (expected {photo.stem}.png or .jpg)")
+    return matches[0]
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        return open_rgb(path)
+    except ImageError as e:
+        raise EvalError(str(e)) from e
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    methods: list[tuple[str, Path]] = getattr(args, "methods", None) or []
+    if not methods:
+        raise EvalError("nothing to judge: give --model x.onnx or --images folder (or several)")
+    labels = args.label or []
+    if len(labels) > len(methods):
+        raise EvalError(f"--label given {len(labels)} times for {len(methods)} --model/--images")
+    names = labels + [path.stem if kind == "model" else path.name for kind, path in methods[len(labels) :]]
+    if len(set(names)) != len(names):
+        raise EvalError(f"two methods share the name {names}: name them with --label")
+    for kind, path in methods:
+        if kind == "model" and not path.is_file():
+            raise EvalError(f"--model {path}: no such file")
+        if kind == "images" and not path.is_dir():
+            raise EvalError(f"--images {path}: no such folder")
+    photos = find_photos(args.content)[: args.limit]
+
+    # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
+    from fastnst.evaluate import JUDGE_SIZE, METRICS, Judge, Row, contact_sheet, write_outputs
+    from fastnst.styles import resolve_style_image
+
+    judge = Judge(resolve_style_image(args.style))
+    stylizers = {}
+    for name, (kind, path) in zip(names, methods, strict=True):
+        if kind == "model":
+            from fastnst.infer import Stylizer
+
+            stylizers[name] = Stylizer(path, device=args.device, max_size=JUDGE_SIZE)
+
+    rows: list[Row] = []
+    thumbs_photos: list[Image.Image] = []
+    thumbs: dict[str, list[Image.Image]] = {name: [] for name in names}
+    with Progress(len(photos) * len(names), "judging", enabled=not args.quiet) as bar:
+        for photo_path in photos:
+            photo = _open(photo_path)
+            thumbs_photos.append(photo)
+            for name, (kind, path) in zip(names, methods, strict=True):
+                if kind == "model":
+                    result = stylizers[name](photo.copy())
+                    with atomic_write(args.output / name / f"{photo_path.stem}.png") as f:
+                        result.save(f, format="PNG")
+                else:
+                    result = _open(result_in_folder(path, photo_path))
+                scores = judge.score(result, photo)
+                rows.append(Row(name, photo_path.name, scores.content, scores.style_gram, scores.style_stats))
+                thumbs[name].append(result)
+                bar.update(note=f"{name}: {photo_path.name}")
+
+    sheet = None if args.no_sheet else contact_sheet(thumbs_photos, judge.style_image, thumbs)
+    settings = {
+        "style": str(args.style),
+        "photos": [str(p) for p in photos],
+        "methods": {name: str(path) for name, (_, path) in zip(names, methods, strict=True)},
+    }
+    report = write_outputs(args.output, rows, sheet, settings)
+    print(f"{'method':24s} {'photos':>6s} " + " ".join(f"{m:>12s}" for m in METRICS))
+    for name, s in report["summary"].items():
+        print(f"{name:24s} {int(s['photos']):6d} " + " ".join(f"{s[m]:12.5g}" for m in METRICS))
+    if len(names) > 1:
+        base = report["summary"][names[0]]
+        for name in names[1:]:
+            other = report["summary"][name]
+            print(f"{name} / {names[0]}: " + ", ".join(f"{m} {other[m] / base[m]:.3f}x" for m in METRICS))
+    written = ["scores.csv", "summary.json"] + ([] if sheet is None else ["contact_sheet.png"])
+    print(f"wrote {', '.join(str(args.output / w) for w in written)}")
+    return 0
