@@ -141,7 +141,8 @@ def run_eval(args: argparse.Namespace) -> int:
         base = report["summary"][names[0]]
         for name in names[1:]:
             other = report["summary"][name]
-            print(f"{name} / {names[0]}: " + ", ".join(f"{m} {other[m] / base[m]:.3f}x" for m in METRICS))
+            ratios = (f"{m} {other[m] / base[m]:.3f}x" if base[m] else f"{m} {other[m]:.4g} vs 0" for m in METRICS)
+            print(f"{name} / {names[0]}: " + ", ".join(ratios))
     written = ["scores.csv", "summary.json"] + ([] if sheet is None else ["contact_sheet.png"])
     print(f"wrote {', '.join(str(args.output / w) for w in written)}")
     return 0
