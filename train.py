@@ -25,7 +25,11 @@ log = logging.getLogger("fastnst.train")
 
 # Known, intentional situations that Lightning warns about: the VGG loss network is kept
 # in eval mode, and the run folder holds the config and log next to the checkpoints.
-for message in (r"Found \d+ module\(s\) in eval mode", r"Checkpoint directory .* exists and is not empty"):
+for message in (
+    r"Found \d+ module\(s\) in eval mode",
+    r"Checkpoint directory .* exists and is not empty",
+    r"Precision bf16-mixed is not supported by the model summary",  # only its size estimate is fp32
+):
     warnings.filterwarnings("ignore", message=message)
 
 

@@ -107,10 +107,12 @@ class StyleTransferModule(pl.LightningModule):
         self.net = build_network(architecture, width=width, num_residual_blocks=num_residual_blocks)
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
         self._train_net: Any = self.net  # the compiled network when compile=True (not a submodule)
-        self.nonfinite_steps = 0
-        self.nonfinite_in_a_row = 0
-        self._skip_update = False
-        self._saved_lrs: list[float] = []
+        # The non-finite guard keeps its state on the training device (no host sync per step).
+        self._finite: torch.Tensor | None = None  # this step's verdict, a bool tensor
+        self._in_a_row: torch.Tensor | None = None  # non-finite losses in a row
+        self._reported = 0  # non-finite steps already warned about
+        self._nonfinite_total: torch.Tensor | None = None
+        self._snapshot: list[tuple[torch.Tensor, torch.Tensor | None]] = []
 
     # -- training -------------------------------------------------------------
 
@@ -156,44 +158,72 @@ class StyleTransferModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, "train")
-        # A non-finite loss turns this step into a no-op (see on_before_optimizer_step). The step
-        # still counts, so the data position stays tied to the global step (exact resume), and
-        # every DDP process decides alike. Several in a row stop the run; checkpoints are kept.
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
-        self._skip_update = not finite
-        if finite:
-            self.nonfinite_in_a_row = 0
-            return loss
-        self.nonfinite_steps += 1
-        self.nonfinite_in_a_row += 1
-        log.warning("step %d: non-finite loss (%s), update skipped", self.global_step, float(loss))
-        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
-            raise NonFiniteLossError(
-                f"the loss was NaN or infinite {self.nonfinite_in_a_row} steps in a row at step {self.global_step}: "
-                "lower trainer.lr or loss weights, or try trainer.precision=32-true; the last checkpoint is kept"
-            )
+        # A non-finite loss makes this step a no-op: its update is undone on the device after the
+        # optimizer step (see on_train_batch_end), so no step waits for the GPU to say whether the
+        # loss was finite. The step still counts, so the data position stays tied to the global step
+        # (exact resume). DDP processes agree: any non-finite loss undoes the step everywhere.
+        bad = (~torch.isfinite(loss.detach())).float()
+        if self.trainer.world_size > 1:
+            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
+        finite = bad == 0
+        # With gradient accumulation, one non-finite micro-batch poisons the whole update.
+        self._finite = finite if self._finite is None else self._finite & finite
+        if self._in_a_row is None:
+            self._in_a_row = torch.zeros((), device=loss.device, dtype=torch.long)
+            self._nonfinite_total = torch.zeros((), device=loss.device, dtype=torch.long)
+        self._in_a_row = torch.where(finite, 0, self._in_a_row + 1)
+        self._nonfinite_total = self._nonfinite_total + (~finite).long()
         return loss
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Make the update of a non-finite step a no-op: zero gradients and a learning rate of 0.
+    def _guarded_tensors(self, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+        """The tensors an optimizer step changes: the weights and, once created, the optimizer state."""
+        tensors = []
+        for p in self.net.parameters():
+            tensors.append(p)
+            tensors += [v for v in optimizer.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
+        return tensors
 
-        Under 16-mixed the GradScaler skips such steps itself and must see the infs.
-        """
-        if not self._skip_update or self.trainer.precision == "16-mixed":
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Snapshot what the step changes, and replace non-finite gradients by zeros."""
+        if self._finite is None:
             return
+        self._snapshot = [(t, t.detach().clone()) for t in self._guarded_tensors(optimizer)]
         for p in self.net.parameters():
             if p.grad is not None:
-                p.grad.zero_()
-        self._saved_lrs = [group["lr"] for group in optimizer.param_groups]
-        for group in optimizer.param_groups:
-            group["lr"] = 0.0
+                p.grad.copy_(torch.where(self._finite, p.grad, 0.0))
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._saved_lrs:
-            optimizer = self.optimizers(use_pl_optimizer=False)
-            for group, lr in zip(optimizer.param_groups, self._saved_lrs, strict=True):
-                group["lr"] = lr
-            self._saved_lrs = []
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The optimizer step, then undone on the device if the loss was not finite.
+
+        Runs before any ``on_train_batch_end`` hook, so checkpoints never see an undone update.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self._finite is None or not self._snapshot:
+            return
+        before = {id(t): saved for t, saved in self._snapshot}
+        with torch.no_grad():
+            for t in self._guarded_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer):
+                saved = before.get(id(t))  # state first created by this step goes back to zeros
+                t.copy_(torch.where(self._finite, t, saved if saved is not None else torch.zeros_like(t)))
+        self._snapshot, self._finite = [], None
+        # Reading the counters is a host sync: every step on a CPU (free there), at log intervals on GPUs.
+        if self.device.type == "cpu" or (self.global_step % self.trainer.log_every_n_steps == 0):
+            self._check_nonfinite()
+
+    def _check_nonfinite(self) -> None:
+        assert self._in_a_row is not None and self._nonfinite_total is not None
+        total, in_a_row = int(self._nonfinite_total), int(self._in_a_row)
+        if total > self._reported:
+            log.warning(
+                "step %d: %d non-finite loss(es) so far, %d in a row; their updates were undone",
+                self.global_step, total, in_a_row,
+            )  # fmt: skip
+            self._reported = total
+        if in_a_row >= self.hparams.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"the loss was NaN or infinite {in_a_row} steps in a row at step {self.global_step}: "
+                "lower trainer.lr or loss weights, or try trainer.precision=32-true; the last checkpoint is kept"
+            )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, content, output = self._step(batch, "val")
@@ -211,7 +241,9 @@ class StyleTransferModule(pl.LightningModule):
                 to_pil(grid).save(f, format="PNG")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        # fused: one kernel for all parameters, and its step counters live on the parameters'
+        # device, so the non-finite guard can restore them without a host sync.
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
 
     # -- checkpoints: the style network and optimizer only ---------------------
 

@@ -78,7 +78,7 @@ class Settings:
     vgg_weights: str = "caffe"
     vgg_convention: str | None = None
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 VGG passes on GPUs that support it) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 VGG passes on GPUs and CPUs with native bf16) | fp32 | bf16 | fp16
 
     def check(self) -> None:
         """Raise :class:`OptimizeError` naming the first bad setting."""
@@ -111,7 +111,7 @@ def scale_sizes(settings: Settings) -> list[int]:
 def scale_step_counts(settings: Settings, levels: int) -> list[int]:
     """Iterations per level: ``scale_steps``, or 15% of ``steps`` for each coarse level and the rest
     for the last. Coarse levels only need to lay out the large-scale structure: with more of the
-    budget they cost more than they save (measured at 256 and 512 px, scripts/benchmark_optimize.py)."""
+    budget they cost more than they save (measured at 256 and 512 px, python scripts/bench.py optimize)."""
     if settings.scale_steps is not None:
         return list(settings.scale_steps)[-levels:]
     coarse = [max(1, round(0.15 * settings.steps))] * (levels - 1)

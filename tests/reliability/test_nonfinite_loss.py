@@ -56,3 +56,8 @@ def test_nan_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(run_traini
     later = load(tmp_path / "run" / "step=0000006.ckpt")
     for key, value in good["state_dict"].items():
         assert torch.equal(later["state_dict"][key], value), key
+    # ...and left the optimizer as it was: moments and step counts (an undone step, not a zero-gradient one).
+    before, after = good["optimizer_states"][0]["state"], later["optimizer_states"][0]["state"]
+    for index, state in before.items():
+        for name, value in state.items():
+            assert torch.equal(after[index][name], value), (index, name)

@@ -1,0 +1,46 @@
+"""scripts/bench.py runs end to end at toy sizes (the figures themselves come from real runs: docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+BENCH = REPO / "scripts" / "bench.py"
+
+
+def run_bench(*args: str, tmp_path) -> tuple[str, dict]:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *args, "--json", str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_bench_train_toy(tmp_path, assets, vgg_weights_file):
+    stdout, result = run_bench(
+        "train", "--quick", "--image-size", "32", "--style-size", "64", "--steps", "1", "--warmup", "1",
+        "--workers", "0", "--model", "small", tmp_path=tmp_path,
+    )  # fmt: skip
+    lines = stdout.strip().splitlines()
+    assert "fp32 loss: fastnst" in stdout  # the same-objective check ran
+    assert lines[-1].startswith("train: fastnst / reference images/s: small")
+    methods = [r["method"] for r in result["rows"]]
+    assert len(methods) == 3 and all(r["images_per_s"] > 0 for r in result["rows"])
+    assert result["ratio"]["small"] > 0 and result["data_images_per_s"]
+
+
+def test_bench_infer_toy(tmp_path):
+    stdout, result = run_bench(
+        "infer", "--network", "light", "--sizes", "256", "--precisions", "fp32", "int8", "--repeats", "1",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert set(result["ms"]) >= {"light torch eager fp32", "light onnxruntime fp32", "light onnxruntime int8"}
+    assert result["networks"]["light"]["macs_per_pixel"] == pytest.approx(5562)
+    last = stdout.strip().splitlines()[-1]
+    if "ratio_light_to_peer" in result:  # the peer model is in the development assets
+        assert last.startswith("infer: light model") and "the peer's latency" in last
