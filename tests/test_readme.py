@@ -191,3 +191,25 @@ def test_readme_optimize_commands_run(tmp_path, monkeypatch, vgg_weights_file):
         assert main([*flags, "--size", "64", "--steps", "3", "-q", *overrides]) == 0, line
         output = args[args.index("-o") + 1]
         assert max(Image.open(tmp_path / output).size) == 64, line
+
+
+def test_readme_eval_commands_run(tiny_onnx, tmp_path, monkeypatch, vgg_weights_file):
+    """Every `fastnst eval` line of the README, in a folder with its inputs (two photos, tiny models)."""
+    from fastnst.cli import main
+
+    sample = REPO / "fastnst" / "assets" / "sample_photos"
+    for folder in ("photos", "optimized"):
+        (tmp_path / folder).mkdir()
+        for name in ("coffee.jpg", "rocket.jpg"):
+            (tmp_path / folder / name).write_bytes((sample / name).read_bytes())
+    for name in ("starry_night.onnx", "starry_night_light.onnx"):
+        (tmp_path / name).write_bytes(tiny_onnx.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    lines = readme_lines("fastnst eval")
+    assert len(lines) >= 3
+    for line in lines:
+        args = shlex.split(line)[1:]
+        assert main([*args, "-q"]) == 0, line
+        out = tmp_path / args[args.index("-o") + 1]
+        for name in ("scores.csv", "summary.json", "contact_sheet.png"):
+            assert (out / name).is_file(), (line, name)
