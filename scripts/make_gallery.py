@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""A gallery grid of photos x styles made by ONNX models, written as a compressed JPEG.
+
+Top row: each model's painting (from its metadata, found among the built-in styles); first column:
+the photos; each cell: the photo stylized by that column's model at ``--size`` (long edge), then
+shrunk to the cell. Used for the README gallery:
+
+    python scripts/make_gallery.py --models checkpoints/*.onnx --photos fastnst/assets/sample_photos \\
+        -o checkpoints/gallery.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from fastnst.atomic import atomic_write
+from fastnst.eval_cli import find_photos
+from fastnst.imageio import open_rgb
+from fastnst.infer import Stylizer
+from fastnst.styles import StyleError, resolve_style_image
+
+
+def fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale and center-crop to exactly ``width`` x ``height``."""
+    scale = max(width / image.width, height / image.height)
+    resized = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    left, top = (resized.width - width) // 2, (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
+def style_thumbnail(stylizer: Stylizer, width: int, height: int) -> Image.Image:
+    """The model's painting if fastnst knows it, else a gray cell."""
+    try:
+        return fit(open_rgb(resolve_style_image(stylizer.metadata.get("fastnst.style_image", ""))), width, height)
+    except StyleError:
+        return Image.new("RGB", (width, height), (200, 200, 200))
+
+
+def gallery(models: list[Path], photos: list[Path], size: int, cell: int) -> Image.Image:
+    """The grid: a header row of paintings, then one row per photo."""
+    stylizers = [Stylizer(m, device="cpu", max_size=size) for m in models]
+    label, pad = 16, 4
+    w, h = cell, round(cell * 3 / 4)
+    columns, rows = len(models) + 1, len(photos) + 1
+    grid = Image.new("RGB", (columns * (w + pad) + pad, rows * (h + pad + label) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+
+    def place(image: Image.Image, row: int, col: int, text: str) -> None:
+        x, y = pad + col * (w + pad), pad + row * (h + pad + label)
+        draw.text((x, y + 2), text, fill="black")
+        grid.paste(image, (x, y + label))
+
+    for c, s in enumerate(stylizers, start=1):
+        place(style_thumbnail(s, w, h), 0, c, s.style)
+    for r, photo_path in enumerate(photos, start=1):
+        photo = open_rgb(photo_path)
+        place(fit(photo, w, h), r, 0, photo_path.stem)
+        for c, s in enumerate(stylizers, start=1):
+            place(fit(s(photo.copy()), w, h), r, c, "")
+        print(f"{photo_path.name}: done", flush=True)
+    return grid
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", type=Path, required=True, help="fastnst ONNX models (one column each)")
+    p.add_argument("--photos", nargs="+", required=True, help="photos: files or folders (one row each)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the gallery image (.jpg)")
+    p.add_argument("--size", type=int, default=512, help="long edge at which photos are stylized")
+    p.add_argument("--cell", type=int, default=256, help="cell width in the grid")
+    p.add_argument("--quality", type=int, default=82, help="JPEG quality")
+    args = p.parse_args()
+    image = gallery(args.models, find_photos(args.photos), args.size, args.cell)
+    with atomic_write(args.output) as f:
+        image.save(f, format="JPEG", quality=args.quality, optimize=True, progressive=True)
+    print(f"wrote {args.output} ({image.width}x{image.height}, {args.output.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
