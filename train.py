@@ -29,6 +29,7 @@ for message in (
     r"Found \d+ module\(s\) in eval mode",
     r"Checkpoint directory .* exists and is not empty",
     r"Precision bf16-mixed is not supported by the model summary",  # only its size estimate is fp32
+    r"You're resuming from a checkpoint that ended before the epoch ended",  # our sampler resumes by step
 ):
     warnings.filterwarnings("ignore", message=message)
 

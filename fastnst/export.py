@@ -195,6 +195,8 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
         warnings.simplefilter("ignore")
         for name in ("torch.onnx", "onnx_ir", "onnxscript"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # "torchvision is not installed. Skipping torchvision::nms": true, and irrelevant here.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         torch.onnx.export(
             net,
             (image, stats, use),

@@ -4,7 +4,7 @@ The reference is written here the way pytorch/examples ``fast_neural_style`` tra
 the full VGG19 (all sixteen convolutions), the style image's Gram matrices recomputed at every
 step, a plain ``DataLoader`` over full-size decoded JPEGs (no workers, no tuning). It minimises
 the same objective as fastnst (same layers, weights, relative losses; checked below at fp32), with
-the same network (:class:`fastnst.transformer_net.TransformerNet`), image size and batch.
+the same network (from :func:`fastnst.transformer_net.build_network`), image size and batch.
 
 fastnst is measured through its real path: :class:`fastnst.module.StyleTransferModule` and
 :class:`fastnst.data.PhotoDataModule` in a Lightning ``Trainer`` built by
@@ -34,10 +34,11 @@ from fastnst.data import PhotoDataModule, PhotoDataset, collate, find_images, lo
 from fastnst.module import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleTransferModule
 from fastnst.precision import lightning_precision
 from fastnst.styles import resolve_style_image
-from fastnst.transformer_net import TransformerNet
+from fastnst.transformer_net import build_network
 from fastnst.vgg import LAYER_NAMES, load_vgg19_state_dict
 
-MODELS = {"transformer_net": (1.0, 5), "small": (0.5, 3)}  # conf/model/*.yaml: width, residual blocks
+# conf/model/*.yaml: architecture, width, residual blocks
+MODELS = {"transformer_net": ("johnson", 1.0, 5), "small": ("johnson", 0.5, 3), "light": ("light", 1.0, 3)}
 
 
 # -- the reference: pytorch/examples' way -------------------------------------------------------
@@ -120,7 +121,7 @@ class ReferenceDataset(Dataset):
 def run_reference(s: Any, files: list[Path], device: torch.device, steps: int, warmup: int) -> float:
     """Images/s of the reference loop (after ``warmup`` untimed steps)."""
     torch.manual_seed(s.seed)
-    net = TransformerNet(*MODELS[s.model]).to(device)
+    net = build_network(*MODELS[s.model]).to(device)
     vgg = ReferenceVGG19(load_vgg19_state_dict(s.vgg_weights)).to(device)
     style = load_image(resolve_style_image(s.style), size=s.style_size).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -147,8 +148,9 @@ def run_reference(s: Any, files: list[Path], device: torch.device, steps: int, w
 
 
 def make_module(s: Any, precision_fp32: bool) -> StyleTransferModule:
-    width, blocks = MODELS[s.model]
+    architecture, width, blocks = MODELS[s.model]
     return StyleTransferModule(
+        architecture=architecture,
         style_image=s.style,
         style_size=s.style_size,
         content_layers=s.content_layers,
