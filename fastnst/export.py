@@ -253,6 +253,13 @@ def verify(
     return errors
 
 
+def _check_settings(precision: str, opset: int) -> None:
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    if opset < 17:
+        raise ExportError(f"opset={opset}: fastnst exports opset 17 or newer")
+
+
 def export_onnx(
     checkpoint: str | Path,
     output: str | Path,
@@ -275,10 +282,7 @@ def export_onnx(
     Raises:
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
-    if opset < 17:
-        raise ExportError(f"opset={opset}: fastnst exports opset 17 or newer")
+    _check_settings(precision, opset)  # before the checkpoint is read
     net, hparams = load_network(checkpoint)
     return export_network(net, hparams, output, precision, opset, check, calibration_images)
 
@@ -293,8 +297,7 @@ def export_network(
     calibration_images: Sequence[str | Path] | None = None,
 ) -> ExportReport:
     """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    _check_settings(precision, opset)
     output = Path(output)
     net = net.eval()
     stats_net = StatsTransformerNet(net, half=precision == "fp16")
