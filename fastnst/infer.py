@@ -174,6 +174,10 @@ class Stylizer:
         overlap: overlap between tiles, in pixels (blended with linear feathering).
         stats_size: long side of the low-resolution copy whose instance-norm statistics are
             given to every tile.
+        margin: pixels of replicated border added around every pass and cropped off after, so
+            the network's own edge effects (a model can learn a band a few pixels wide along
+            one border) fall outside the picture (a mirrored border leaves a line at the mirror
+            axis instead). A multiple of 4 keeps the sampling grid.
 
     Call it with a PIL image (returns a PIL image) or an ``(H, W, 3)`` array (returns the
     same dtype: uint8, or float in [0, 1]).
@@ -187,6 +191,7 @@ class Stylizer:
         tile_size: int | None = None,
         overlap: int = 128,
         stats_size: int = 1024,
+        margin: int = 16,
     ) -> None:
         import onnxruntime as ort
 
@@ -224,6 +229,9 @@ class Stylizer:
         self.tile_size = tile_size or (2048 if on_gpu else 1024)
         self.overlap = overlap
         self.stats_size = stats_size
+        if margin < 0 or margin % 4:
+            raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
+        self.margin = margin
         if self.tile_size < 4 * self.overlap:
             raise ValueError(f"tile_size={self.tile_size} must be at least 4 x overlap ({self.overlap})")
 
@@ -237,8 +245,12 @@ class Stylizer:
     def _run(self, batch: np.ndarray, stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(N, H, W, 3)`` float -> stylized ``(N, H, W, 3)`` and the instance-norm statistics."""
         h, w = batch.shape[1:3]
-        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
-        pad_h, pad_w = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        x = batch.transpose(0, 3, 1, 2)
+        m = self.margin
+        if m:  # replicated border, cropped off below: edge effects land outside the picture
+            x = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)), mode="edge")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        pad_h, pad_w = max(0, MIN_SIDE - h - 2 * m), max(0, MIN_SIDE - w - 2 * m)
         if pad_h or pad_w:  # the graph needs H, W >= 8
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         feeds: dict[str, Any] = {"image": x}
@@ -246,7 +258,7 @@ class Stylizer:
             feeds["norm_stats"] = stats.astype(np.float32)
             feeds["use_norm_stats"] = np.ones(1, np.float32)
         out, out_stats = self.session.run(["stylized", "norm_stats_out"], feeds)
-        return out[:, :, :h, :w].transpose(0, 2, 3, 1), out_stats
+        return out[:, :, m : m + h, m : m + w].transpose(0, 2, 3, 1), out_stats
 
     def _stylize_tiled(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         h, w = image.shape[:2]

@@ -157,9 +157,21 @@ def test_output_equals_a_direct_onnxruntime_run(tiny_onnx, stylizer):
     image = photo_float(383, 257)  # odd sizes: 257 x 383
     session = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
     (expected,) = session.run(["stylized"], {"image": image.transpose(2, 0, 1)[None].copy()})
-    out = stylizer(image)
+    out = Stylizer(tiny_onnx, device="cpu", margin=0)(image)
     assert out.shape == (257, 383, 3)
     np.testing.assert_allclose(out, expected[0].transpose(1, 2, 0), atol=1e-5, rtol=0)
+    # The default: a replicated 16-px border around the image, cropped off the result.
+    padded = np.pad(image, ((16, 16), (16, 16), (0, 0)), mode="edge")
+    (expected,) = session.run(["stylized"], {"image": padded.transpose(2, 0, 1)[None].copy()})
+    out = stylizer(image)
+    assert out.shape == (257, 383, 3)
+    np.testing.assert_allclose(out, expected[0, :, 16:-16, 16:-16].transpose(1, 2, 0), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("margin", [-4, 6])
+def test_margin_must_be_a_multiple_of_4(tiny_onnx, margin):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Stylizer(tiny_onnx, device="cpu", margin=margin)
 
 
 def test_sharp_model_output_depends_on_the_image(sharp_onnx):
@@ -735,8 +747,9 @@ def test_cli_output_matches_pytorch(sharp_onnx, tmp_path):
     assert main(["infer", "--model", str(sharp_onnx), str(src), "-o", str(tmp_path / "out.png"), "-q"]) == 0
     got = np.asarray(Image.open(tmp_path / "out.png")).astype(np.int16)
     module = StyleTransferModule.load_from_checkpoint(sharp_onnx.with_suffix(".ckpt"), map_location="cpu")
-    with torch.no_grad():
-        expected = module(load_image(src))[0].permute(1, 2, 0).numpy()
+    with torch.no_grad():  # the Stylizer's default 16-px replicated border, cropped off
+        padded = torch.nn.functional.pad(load_image(src), (16, 16, 16, 16), mode="replicate")
+        expected = module(padded)[0, :, 16:-16, 16:-16].permute(1, 2, 0).numpy()
     expected = (np.clip(expected, 0, 1) * 255 + 0.5).astype(np.int16)
     assert got.shape == expected.shape == (191, 257, 3)
     assert np.abs(got - expected).max() <= 1

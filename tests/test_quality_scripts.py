@@ -1,0 +1,73 @@
+"""scripts/make_gallery.py and scripts/compare_optimize.py run end to end at toy sizes on the shipped models.
+
+The figures they produce for the docs come from full-size runs (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import REPO
+from PIL import Image
+
+from fastnst.data import sample_photos_dir
+
+MODELS = sorted((REPO / "checkpoints").glob("*.onnx"))
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_gallery_grid_of_photos_and_styles(tmp_path):
+    models, photos = MODELS[:2], sorted(sample_photos_dir().glob("*.jpg"))[:2]
+    out = tmp_path / "gallery.jpg"
+    stdout = run_script(
+        "make_gallery.py", "--models", *map(str, models), "--photos", *map(str, photos),
+        "--size", "96", "--cell", "64", "-o", str(out),
+    )  # fmt: skip
+    assert f"wrote {out}" in stdout
+    grid = np.asarray(Image.open(out).convert("RGB"), np.float32)
+    # A header row (paintings) and one row per photo; a photo column and one column per model.
+    cell_w, cell_h, pad, label = 64, 48, 4, 16
+    assert grid.shape[1] == (len(models) + 1) * (cell_w + pad) + pad
+    assert grid.shape[0] == (len(photos) + 1) * (cell_h + pad + label) + pad
+    for row in range(1, len(photos) + 1):
+        y = pad + row * (cell_h + pad + label) + label
+        photo = grid[y : y + cell_h, pad : pad + cell_w]
+        for col in range(1, len(models) + 1):
+            x = pad + col * (cell_w + pad)
+            cell = grid[y : y + cell_h, x : x + cell_w]
+            assert np.abs(cell - photo).mean() > 10, f"cell ({row}, {col}) is not stylized"
+
+
+def test_compare_optimize_judges_model_and_optimization(tmp_path, vgg_weights_file):
+    model, photo = MODELS[0], sample_photos_dir() / "chelsea.jpg"
+    out = tmp_path / "quality"
+    stdout = run_script(
+        "compare_optimize.py", "--models", str(model), "--content", str(photo), "--steps", "4", "--size", "64",
+        "-o", str(out),
+    )  # fmt: skip
+    style = model.stem
+    assert (out / style / "optimize" / "chelsea.png").is_file()
+    with open(out / style / "scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["model", "optimize"]
+    summary = json.loads((out / style / "summary.json").read_text())["summary"]
+    ratio = summary["model"]["style_gram"] / summary["optimize"]["style_gram"]
+    table = [line for line in stdout.splitlines() if line.startswith(f"| {style} | model |")]
+    assert len(table) == 1 and f"{ratio:.2f} /" in table[0]
+    # A second run reuses the optimization results instead of recomputing them.
+    again = run_script(
+        "compare_optimize.py", "--models", str(model), "--content", str(photo), "--steps", "4", "--size", "64",
+        "-o", str(out),
+    )  # fmt: skip
+    assert "exists, reused" in again
