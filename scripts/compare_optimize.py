@@ -2,13 +2,14 @@
 """Judge shipped models against ``fastnst optimize`` (the quality ceiling) on the same photos.
 
 For each ONNX model: its painting comes from the model's metadata; ``fastnst optimize`` stylizes
-each photo with that painting (results kept in ``OUT/<style>/optimize/``, so a rerun reuses them and
-an interrupted run continues); then ``fastnst eval`` judges the model and the optimization results
-side by side (``OUT/<style>/scores.csv``, ``summary.json``, ``contact_sheet.png``). A last table
-gives, per style, the model's figures and their ratios to the optimization mode's:
+each photo with that painting, once per ``--steps`` value (results kept in
+``OUT/<style>/optimize_<steps>/``, so a rerun reuses them and an interrupted run continues); then
+``fastnst eval`` judges the model and the optimization results side by side
+(``OUT/<style>/scores.csv``, ``summary.json``, ``contact_sheet.png``). A last table gives, per
+style, each method's figures and their ratios to those of the longest optimization (the ceiling):
 
     python scripts/compare_optimize.py --models checkpoints/*.onnx \\
-        --content ../shared/assets/content/{tubingen,golden_gate,sailboat}.jpg --steps 300 -o quality/
+        --content ../shared/assets/content/{tubingen,golden_gate,chicago}.jpg --steps 20 250 -o quality/
 
 ``--extra STYLE=FOLDER`` adds a folder of other results (a peer model's) to that style's judging.
 """
@@ -52,7 +53,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", type=Path, required=True, help="fastnst ONNX models")
     p.add_argument("--content", nargs="+", required=True, help="photos: files or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for results and scores")
-    p.add_argument("--steps", type=int, default=300, help="fastnst optimize iterations per photo")
+    p.add_argument("--steps", type=int, nargs="+", default=[250], help="fastnst optimize iterations (one run each)")
     p.add_argument("--size", type=int, default=512, help="long edge of the optimization results (the judge's)")
     p.add_argument("--extra", action="append", default=[], help="STYLE=FOLDER: more results to judge")
     args = p.parse_args()
@@ -67,9 +68,11 @@ def main() -> None:
     for model in args.models:
         style = Stylizer(model, device="cpu").style
         out = args.output / style
-        optimize_photos(style, photos, out / "optimize", args.steps, args.size)
         command = ["fastnst", "eval", "--style", style, "--content", *map(str, photos), "--quiet", "-o", str(out)]
-        command += ["--model", str(model), "--label", "model", "--images", str(out / "optimize"), "--label", "optimize"]
+        command += ["--model", str(model), "--label", "model"]
+        for steps in sorted(args.steps):
+            optimize_photos(style, photos, out / f"optimize_{steps}", steps, args.size)
+            command += ["--images", str(out / f"optimize_{steps}"), "--label", f"optimize_{steps}"]
         for folder in extras.get(style, []):
             command += ["--images", str(folder), "--label", folder.name]
         run(command)
@@ -77,13 +80,13 @@ def main() -> None:
         table.append((style, summary))
 
     names = ", ".join(p.stem for p in photos)
-    print(f"\n{len(photos)} photos ({names}), optimize {args.steps} steps at {args.size} px")
-    print("| style | method | " + " | ".join(METRICS) + " | x optimize |")
+    ceiling = f"optimize_{max(args.steps)}"
+    print(f"\n{len(photos)} photos ({names}), optimize at {args.size} px; ratios to {ceiling}")
+    print("| style | method | " + " | ".join(METRICS) + f" | x {ceiling} |")
     print("|---|---|" + "---|" * len(METRICS) + "---|")
     for style, summary in table:
-        ceiling = summary["optimize"]
         for name, s in summary.items():
-            ratios = " / ".join(f"{s[m] / ceiling[m]:.2f}" for m in METRICS)
+            ratios = " / ".join(f"{s[m] / summary[ceiling][m]:.2f}" for m in METRICS)
             print(f"| {style} | {name} | " + " | ".join(f"{s[m]:.3f}" for m in METRICS) + f" | {ratios} |")
     sys.stdout.flush()
 

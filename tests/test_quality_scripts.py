@@ -53,16 +53,17 @@ def test_compare_optimize_judges_model_and_optimization(tmp_path, vgg_weights_fi
     model, photo = MODELS[0], sample_photos_dir() / "chelsea.jpg"
     out = tmp_path / "quality"
     stdout = run_script(
-        "compare_optimize.py", "--models", str(model), "--content", str(photo), "--steps", "4", "--size", "64",
-        "-o", str(out),
+        "compare_optimize.py", "--models", str(model), "--content", str(photo), "--steps", "4", "2",
+        "--size", "64", "-o", str(out),
     )  # fmt: skip
     style = model.stem
-    assert (out / style / "optimize" / "chelsea.png").is_file()
+    assert (out / style / "optimize_2" / "chelsea.png").is_file()
+    assert (out / style / "optimize_4" / "chelsea.png").is_file()
     with open(out / style / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == ["model", "optimize"]
+    assert [r["method"] for r in rows] == ["model", "optimize_2", "optimize_4"]
     summary = json.loads((out / style / "summary.json").read_text())["summary"]
-    ratio = summary["model"]["style_gram"] / summary["optimize"]["style_gram"]
+    ratio = summary["model"]["style_gram"] / summary["optimize_4"]["style_gram"]  # to the longest run
     table = [line for line in stdout.splitlines() if line.startswith(f"| {style} | model |")]
     assert len(table) == 1 and f"{ratio:.2f} /" in table[0]
     # A second run reuses the optimization results instead of recomputing them.
@@ -70,4 +71,4 @@ def test_compare_optimize_judges_model_and_optimization(tmp_path, vgg_weights_fi
         "compare_optimize.py", "--models", str(model), "--content", str(photo), "--steps", "4", "--size", "64",
         "-o", str(out),
     )  # fmt: skip
-    assert "exists, reused" in again
+    assert "optimize_4/chelsea.png: exists, reused" in again
