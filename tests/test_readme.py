@@ -126,10 +126,11 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tmp_path, monkeypatch):
     assert len(lines) >= 7
     for line in lines:
         line = line.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint))
-        line = line.replace("checkpoints/starry_night.onnx", str(REPO / "checkpoints" / "starry_night.onnx"))  # shipped
+        line = re.sub(r"checkpoints/(\w+\.onnx)", lambda m: str(REPO / "checkpoints" / m[1]), line)  # shipped
         args = shlex.split(line)[1:]
         assert main(args) == 0, line
-    expected = ["photo_starry_night.jpg", "starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
+    expected = ["photo_starry_night.jpg", "photo_the_scream.jpg"]
+    expected += ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
     expected += ["stylized.jpg"]
     expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
     for name in expected:
@@ -216,3 +217,25 @@ def test_readme_eval_commands_run(tiny_onnx, tmp_path, monkeypatch, vgg_weights_
         out = tmp_path / args[args.index("-o") + 1]
         for name in ("scores.csv", "summary.json", "contact_sheet.png"):
             assert (out / name).is_file(), (line, name)
+
+
+def test_readme_gallery_command_runs(tmp_path):
+    """The README's gallery command as written, with the output moved to a temporary folder and small cells."""
+    from PIL import Image
+
+    (line,) = readme_lines("python scripts/make_gallery.py")
+    args = []
+    for arg in shlex.split(line)[2:]:  # the shell's glob expansion
+        args += sorted(str(p.relative_to(REPO)) for p in REPO.glob(arg)) if "*" in arg else [arg]
+    gallery = REPO / args[args.index("-o") + 1]
+    assert gallery.is_file() and f"]({gallery.relative_to(REPO)})" in README  # committed and shown
+    args[args.index("-o") + 1] = str(tmp_path / "gallery.jpg")
+    proc = subprocess.run(  # in the repository: the README's paths are relative to it
+        [sys.executable, "scripts/make_gallery.py", *args, "--size", "64", "--cell", "48"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "gallery.jpg").is_file()
+    # Every shipped model is in the gallery: one column each (the photos' column, then the models).
+    width = Image.open(tmp_path / "gallery.jpg").width
+    assert width == (len(list((REPO / "checkpoints").glob("*.onnx"))) + 1) * (48 + 4) + 4
