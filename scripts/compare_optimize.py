@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from fastnst.errors import FastNSTError
 from fastnst.eval_cli import find_photos
 from fastnst.evaluate import METRICS
 from fastnst.infer import Stylizer
@@ -31,7 +32,8 @@ from fastnst.infer import Stylizer
 def run(command: list[str]) -> None:
     """Run a ``fastnst`` command (this Python's), echoed first; stop on failure."""
     print("+ " + " ".join(command), flush=True)
-    subprocess.run([sys.executable, "-m", *command], check=True)
+    if subprocess.run([sys.executable, "-m", *command]).returncode != 0:
+        raise SystemExit(f"error: `{' '.join(command[:2])}` failed (its message is above); finished results are kept")
 
 
 def optimize_photos(style: str, photos: list[Path], folder: Path, steps: int, size: int) -> None:
@@ -58,15 +60,20 @@ def main() -> None:
     p.add_argument("--extra", action="append", default=[], help="STYLE=FOLDER: more results to judge")
     args = p.parse_args()
 
-    photos = find_photos(args.content)
     extras: dict[str, list[Path]] = {}
     for item in args.extra:
         style, _, folder = item.partition("=")
+        if not style or not folder or not Path(folder).is_dir():
+            p.error(f"--extra {item}: expected STYLE=FOLDER with an existing folder")
         extras.setdefault(style, []).append(Path(folder))
+    try:
+        photos = find_photos(args.content)
+        styles = [Stylizer(model, device="cpu").style for model in args.models]
+    except FastNSTError as e:
+        raise SystemExit(f"error: {e}") from None
 
     table = []
-    for model in args.models:
-        style = Stylizer(model, device="cpu").style
+    for model, style in zip(args.models, styles, strict=True):
         out = args.output / style
         command = ["fastnst", "eval", "--style", style, "--content", *map(str, photos), "--quiet", "-o", str(out)]
         command += ["--model", str(model), "--label", "model"]

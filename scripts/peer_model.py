@@ -21,9 +21,12 @@ Either way it writes the peer's results named like the photos, ready for ``fastn
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from benchlib import SHARED_ASSETS
 from PIL import Image
 
@@ -69,8 +72,6 @@ class LengstromPeer:
     """
 
     def __init__(self, path: Path) -> None:
-        import torch
-
         with np.load(path) as npz:
             tensors = [npz["Variable" if i == 0 else f"Variable_{i}"] for i in range(48)]
         # TF kernels [kh, kw, in, out] (transposed convs: [kh, kw, out, in]) -> torch [out, in, kh, kw]
@@ -86,8 +87,6 @@ class LengstromPeer:
     @staticmethod
     def _conv(x, kernel, stride: int):
         """TF conv2d, padding 'SAME'."""
-        import torch.nn.functional as F
-
         pads = []
         for size, k in zip(reversed(x.shape[-2:]), reversed(kernel.shape[-2:]), strict=True):
             total = max((-(-size // stride) - 1) * stride + k - size, 0)
@@ -98,8 +97,6 @@ class LengstromPeer:
     def _conv_transpose(x, kernel):
         """TF conv2d_transpose, stride 2, padding 'SAME': exactly 2H x 2W, the adjoint of ``_conv``
         on a 2H x 2W input, whose padding is then 0 at the top/left and 1 at the bottom/right."""
-        import torch.nn.functional as F
-
         h, w = x.shape[-2:]
         return F.conv_transpose2d(x, kernel, stride=2)[..., : 2 * h, : 2 * w]
 
@@ -110,8 +107,6 @@ class LengstromPeer:
         input, and the transposed conv puts its output at the bottom of that, so the result is
         shifted down by ``(H odd) + 2 * (ceil(H / 2) odd)`` rows, which is the surplus (the same for W).
         """
-        import torch
-        import torch.nn.functional as F
 
         def layer(x, k: int, relu: bool = True, stride: int = 1, transpose: bool = False):
             kernel, shift, scale = self.layers[k]
@@ -130,8 +125,6 @@ class LengstromPeer:
 
     def stylize(self, photo: Image.Image) -> Image.Image:
         """The network on ``photo`` at its own size."""
-        import torch
-
         x = torch.from_numpy(np.asarray(photo, np.float32).transpose(2, 0, 1).copy())[None]
         h, w = x.shape[-2:]
         with torch.inference_mode():
@@ -160,30 +153,25 @@ def main() -> None:
         p.error("multistyle26 needs --style (the painting to match) or --index")
     photos = find_photos(args.content)
     if args.peer == "lengstrom_udnie":
-        peer = LengstromPeer(path)
-        folder = args.output / args.peer
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in photos:
-            peer(open_rgb(f)).save(folder / f"{f.stem}.png")
-        print(f"peer {args.peer}: {len(photos)} results in {folder}")
+        write_results(LengstromPeer(path), photos, args.output / args.peer, f"peer {args.peer}")
         return
     peer = Peer(path)
     index = args.index
     if index is None:
         judge = Judge(resolve_style_image(args.style))
-        scores = []
-        for k in range(26):
-            images = [open_rgb(f) for f in photos[: args.pick_on]]
-            gram = np.mean([judge.score(peer(im, k), im).style_gram for im in images])
-            scores.append((gram, k))
-        scores.sort()
+        images = [open_rgb(f) for f in photos[: args.pick_on]]
+        scores = sorted((np.mean([judge.score(peer(im, k), im).style_gram for im in images]), k) for k in range(26))
         print("peer styles closest to", args.style, "(style_gram):", ", ".join(f"{k}: {g:.3f}" for g, k in scores[:5]))
         index = scores[0][1]
-    folder = args.output / f"multistyle26_{index}"
+    write_results(lambda im: peer(im, index), photos, args.output / f"multistyle26_{index}", f"peer style {index}")
+
+
+def write_results(stylize: Callable[[Image.Image], Image.Image], photos: list[Path], folder: Path, label: str) -> None:
+    """Each photo stylized, as ``folder/<photo stem>.png`` (the names ``fastnst eval --images`` matches)."""
     folder.mkdir(parents=True, exist_ok=True)
     for f in photos:
-        peer(open_rgb(f), index).save(folder / f"{f.stem}.png")
-    print(f"peer style {index}: {len(photos)} results in {folder}")
+        stylize(open_rgb(f)).save(folder / f"{f.stem}.png")
+    print(f"{label}: {len(photos)} results in {folder}")
 
 
 if __name__ == "__main__":
