@@ -19,8 +19,9 @@ def atomic_write(path: str | Path, fsync: bool = False) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    tmp: str | None = None
+    try:  # mkstemp inside the try: a signal right after it still removes the temporary file
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -31,5 +32,6 @@ def atomic_write(path: str | Path, fsync: bool = False) -> Iterator[BinaryIO]:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise

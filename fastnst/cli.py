@@ -130,13 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or globs")
     p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
     p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (default: next to inputs)")
-    p.add_argument("--max-size", type=int, help="downscale so the long side is at most this many pixels")
+    p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and photo (0)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument("--tile-size", type=int, help="largest side per pass before tiling (default 1024 CPU / 2048 GPU)")
-    p.add_argument("--max-image-pixels", type=int, help="refuse larger images (decompression-bomb guard; 0: no limit)")
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help="refuse larger images and video frames (decompression-bomb guard; 0: no limit)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_infer)

@@ -48,30 +48,81 @@ def sample_photos_dir() -> Path:
     return Path(str(resources.files("fastnst") / "assets" / "sample_photos"))
 
 
-def find_images(root: str | Path, annotations: str | Path | None = None) -> list[Path]:
+def find_images(root: str | Path, annotations: str | Path | None = None, *, key: str = "data.root") -> list[Path]:
     """List the training images: recursive scan of ``root``, or the files a COCO JSON names.
 
+    ``key`` is the setting that ``root`` comes from, named in the error messages.
+
     Raises:
-        DataError: when the folder or JSON is missing, malformed or lists no images.
+        DataError: when the folder or JSON is missing, malformed or lists no usable images.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"data.root={root}: no such folder")
+        raise DataError(f"{key}={root}: {'not a folder' if root.exists() else 'no such folder'}")
     if annotations:
-        ann = Path(annotations).expanduser()
-        try:
-            names = [entry["file_name"] for entry in json.loads(ann.read_text())["images"]]
-        except FileNotFoundError as e:
-            raise DataError(f"data.annotations={ann}: no such file") from e
-        except OSError as e:
-            raise DataError(f"data.annotations={ann}: cannot be read ({e})") from e
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise DataError(f"data.annotations={ann}: not a COCO annotations file with images[].file_name ({e})") from e
-        files = [root / name for name in names]
-    else:
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        return annotated_images(root, Path(annotations).expanduser())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise DataError(f"data.root={root}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise DataError(f"{key}={root}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def _annotation_names(ann: Path) -> list[str]:
+    """The ``images[].file_name`` entries of a COCO annotations JSON."""
+    try:
+        names = [entry["file_name"] for entry in json.loads(ann.read_text())["images"]]
+    except FileNotFoundError as e:
+        raise DataError(f"data.annotations={ann}: no such file") from e
+    except OSError as e:
+        raise DataError(f"data.annotations={ann}: cannot be read ({e})") from e
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise DataError(f"data.annotations={ann}: not a COCO annotations file with images[].file_name ({e})") from e
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise DataError(f"data.annotations={ann}: images[{i}].file_name is not a string ({name!r})")
+    if not names:
+        raise DataError(f"data.annotations={ann}: lists no images")
+    return names
+
+
+def annotated_images(root: Path, ann: Path) -> list[Path]:
+    """The files an annotations JSON lists under ``root``, as resolved paths.
+
+    An entry that resolves outside ``root`` (an absolute path, ``../``, a symlink whose target
+    is elsewhere) is skipped and never read: an annotations file must not make training read
+    files its user did not give it. Entries whose file is missing are skipped too. Both are
+    reported in one warning each; an error when nothing is left.
+    """
+    base = root.resolve()
+    files: list[Path] = []
+    outside: list[str] = []
+    missing: list[str] = []
+    for name in _annotation_names(ann):
+        path = (base / name).resolve()  # follows '..' and symlinks: where the file really is
+        if not path.is_relative_to(base):
+            outside.append(name)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(name)
+    not_found = f"data.annotations={ann} lists {len(missing)} files not found under data.root={root}"
+    if outside and (files or missing):
+        log.warning(
+            "data.annotations=%s: %d entries point outside data.root=%s; skipped, never read (first: %s)",
+            ann,
+            len(outside),
+            root,
+            outside[0],
+        )
+    if missing and files:
+        log.warning("%s (first: %s); skipped", not_found, missing[0])
+    if not files and missing:
+        raise DataError(f"{not_found} (first: {missing[0]})")
+    if not files:
+        raise DataError(
+            f"data.annotations={ann}: all {len(outside)} entries point outside data.root={root} "
+            f"(first: {outside[0]}); nothing to train on"
+        )
     return files
 
 
@@ -225,8 +276,14 @@ class PhotoDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if image_size < 16 or batch_size < 1 or num_workers < 0:
-            raise DataError(f"data.image_size={image_size} (>= 16), data.batch_size={batch_size} (>= 1) invalid")
+        for key, value, low in (
+            ("image_size", image_size, 16),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("num_val_images", num_val_images, 1),
+        ):
+            if value < low:
+                raise DataError(f"data.{key}={value}: must be a whole number >= {low}")
         self.root = root if root is not None else str(sample_photos_dir())
         self.annotations = annotations
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
@@ -240,7 +297,7 @@ class PhotoDataModule(pl.LightningDataModule):
             log.info("%d training images in %s", len(self.train_files), self.root)
         if not self.val_files:
             if self.val_images is None or isinstance(self.val_images, str):
-                self.val_files = find_images(self.val_images or sample_photos_dir())
+                self.val_files = find_images(self.val_images or sample_photos_dir(), key="data.val_images")
             else:
                 self.val_files = [Path(p) for p in self.val_images]
             self.val_files = self.val_files[: self.num_val_images]

@@ -79,6 +79,14 @@ def _open(path: Path) -> Image.Image:
         raise EvalError(str(e)) from e
 
 
+def _stylize(stylizer: Any, photo: Image.Image, photo_path: Path) -> Image.Image:
+    """The model's result for one photo; a model that fails on it (NaN output, say) is an error, never a score."""
+    try:
+        return stylizer(photo.copy())
+    except FastNSTError as e:
+        raise EvalError(f"{photo_path}: {e}") from e
+
+
 def run_eval(args: argparse.Namespace) -> int:
     methods: list[tuple[str, Path]] = getattr(args, "methods", None) or []
     if not methods:
@@ -117,7 +125,7 @@ def run_eval(args: argparse.Namespace) -> int:
             thumbs_photos.append(photo)
             for name, (kind, path) in zip(names, methods, strict=True):
                 if kind == "model":
-                    result = stylizers[name](photo.copy())
+                    result = _stylize(stylizers[name], photo, photo_path)
                     with atomic_write(args.output / name / f"{photo_path.stem}.png") as f:
                         result.save(f, format="PNG")
                 else:

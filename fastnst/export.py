@@ -37,12 +37,13 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
+from fastnst.onnx_contract import FORMAT_KEY, FORMAT_VERSION
+from fastnst.overwrite import refuse_overwrite
 from fastnst.transformer_net import StyleNetwork
 
 log = logging.getLogger(__name__)
 
 OPSET = 18
-FORMAT_VERSION = "1"
 PRECISIONS = ("fp32", "fp16", "int8")
 # Sizes at which every export is checked against PyTorch (odd ones included).
 VERIFY_SIZES = ((1, 64, 64), (2, 257, 383), (1, 9, 13), (1, 128, 96))
@@ -165,7 +166,7 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
     meta = {f"fastnst.{k}": str(hparams[k]) for k in keys if k in hparams}
     meta.update(
         {
-            "fastnst.format": FORMAT_VERSION,
+            FORMAT_KEY: str(FORMAT_VERSION),
             "fastnst.version": __version__,
             "fastnst.precision": precision,
             "fastnst.norm_stats_size": str(stats_size),
@@ -237,9 +238,17 @@ def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str]) -> None
 
 
 def verify(
-    path: str | Path, net: StyleNetwork, sizes: Sequence[tuple[int, int, int]] = VERIFY_SIZES
+    path: str | Path,
+    net: StyleNetwork,
+    sizes: Sequence[tuple[int, int, int]] = VERIFY_SIZES,
+    source: str | Path | None = None,
 ) -> dict[str, float]:
-    """Max |onnxruntime - PyTorch| per input size ``(batch, height, width)`` on random images."""
+    """Max |onnxruntime - PyTorch| per input size ``(batch, height, width)`` on random images.
+
+    Raises:
+        ExportError: naming ``source`` (default ``path``), if either output holds a NaN or an
+            infinity (a NaN difference would compare as within any tolerance).
+    """
 
     session = _session(path)
     gen = torch.Generator().manual_seed(0)
@@ -248,9 +257,51 @@ def verify(
         image = torch.rand(n, 3, h, w, generator=gen)
         with torch.no_grad():
             expected = net(image).numpy()
-        got = session.run(["stylized"], {"image": image.numpy()})[0]
-        errors[f"{n}x{h}x{w}"] = float(np.abs(got.astype(np.float32) - expected).max())
+        got = session.run(["stylized"], {"image": image.numpy()})[0].astype(np.float32)
+        for who, output in (("PyTorch", expected), ("onnxruntime", got)):
+            if not np.isfinite(output).all():
+                raise ExportError(
+                    f"{source or path}: the network's {who} output is not finite (NaN or inf) on a {n}x{h}x{w} "
+                    "image; nothing written"
+                )
+        errors[f"{n}x{h}x{w}"] = float(np.abs(got - expected).max())
     return errors
+
+
+def check_finite_weights(net: nn.Module, source: str | Path) -> None:
+    """Refuse a network with a NaN or infinite weight (a diverged run), naming the first such tensor."""
+    for name, tensor in net.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ExportError(
+                f"{source}: weight {name} is not finite (NaN or inf): the run diverged; "
+                "export an earlier checkpoint; nothing written"
+            )
+
+
+def check_output(output: str | Path, checkpoint: str | Path | None = None) -> None:
+    """Refuse, before any work, an output that is the checkpoint, a folder, or an existing file that is not ONNX."""
+    output = Path(output)
+    refuse_overwrite(output, [("checkpoint being exported", checkpoint)], error=ExportError)
+    if output.is_dir():
+        raise ExportError(f"-o {output}: is a folder; give the .onnx file to write")
+    if output.exists() and output.suffix.lower() != ".onnx" and not _is_onnx(output):
+        raise ExportError(
+            f"-o {output}: exists and is not an ONNX model; it is not replaced, choose another -o (a .onnx file)"
+        )
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether ``path`` holds an ONNX model (a protobuf starting with ir_version, with a graph of nodes)."""
+    import onnx
+
+    with path.open("rb") as f:
+        if f.read(1) != b"\x08":  # field 1 (ir_version), varint: how every ONNX file starts; cheap on big files
+            return False
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # any parse error: not ONNX
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0
 
 
 def _check_settings(precision: str, opset: int) -> None:
@@ -283,8 +334,9 @@ def export_onnx(
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
     """
     _check_settings(precision, opset)  # before the checkpoint is read
+    check_output(output, checkpoint)
     net, hparams = load_network(checkpoint)
-    return export_network(net, hparams, output, precision, opset, check, calibration_images)
+    return export_network(net, hparams, output, precision, opset, check, calibration_images, source=checkpoint)
 
 
 def export_network(
@@ -295,15 +347,22 @@ def export_network(
     opset: int = OPSET,
     check: bool = True,
     calibration_images: Sequence[str | Path] | None = None,
+    source: str | Path | None = None,
 ) -> ExportReport:
-    """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata."""
+    """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata.
+
+    ``source`` (default: ``output``) names the network in errors, e.g. the checkpoint it came from.
+    """
     _check_settings(precision, opset)
     output = Path(output)
+    check_output(output)
+    source = source if source is not None else output
     net = net.eval()
+    check_finite_weights(net, source)  # even with check=False: such a network only outputs NaN
     stats_net = StatsTransformerNet(net, half=precision == "fp16")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images)
+        return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images, source)
     except OSError as e:  # an unwritable folder or a full disk: nothing is left half-written
         raise ExportError(f"{output}: cannot write ({e})") from e
 
@@ -317,6 +376,7 @@ def _export(
     opset: int,
     check: bool,
     calibration_images: Sequence[str | Path] | None,
+    source: str | Path,
 ) -> ExportReport:
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / "model.onnx"
@@ -326,9 +386,9 @@ def _export(
         if precision == "int8":
             final = Path(tmp) / "int8.onnx"
             quantize_int8(fp32_path, final, calibration_images)
-        errors = verify(final, net) if check else {}
+        errors = verify(final, net, source=source) if check else {}
         worst = max(errors.values(), default=0.0)
-        if check and worst > TOLERANCE[precision]:
+        if check and not worst <= TOLERANCE[precision]:
             raise ExportError(
                 f"{output}: onnxruntime differs from PyTorch by {worst:.3g} (> {TOLERANCE[precision]} for "
                 f"{precision}) at sizes {errors}; nothing written"

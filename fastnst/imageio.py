@@ -5,14 +5,17 @@
 * Images with more pixels than a limit are refused before they are decoded: a small file can
   claim gigapixels (a "decompression bomb"). The limit is Pillow's own hard limit (about 179
   megapixels) unless raised with :func:`set_max_image_pixels`, ``--max-image-pixels`` or the
-  environment variable ``FASTNST_MAX_IMAGE_PIXELS`` (``0``: no limit).
+  environment variable ``FASTNST_MAX_IMAGE_PIXELS`` (``0``: no limit). Video frames get the same limit.
+* Only regular files are opened: a FIFO or a device named ``x.jpg`` would block or never end.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -56,6 +59,63 @@ def max_image_pixels() -> int | None:
     return _max_pixels if _configured else _limit_from_env()
 
 
+def pixel_limit_message(what: str, width: int, height: int, limit: int) -> str:
+    """The one-line refusal of ``width`` x ``height`` pixels over ``limit``, with the way to allow it."""
+    return (
+        f"{what}: {width}x{height} = {width * height:,} pixels, over the limit of {limit:,} that guards against "
+        f"decompression bombs; allow it with {MAX_PIXELS_ENV}=0 (fastnst infer: --max-image-pixels 0)"
+    )
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def require_regular_file(path: str | Path) -> None:
+    """Raise ImageError unless ``path`` is a regular file (after symbolic links): nothing else is ever opened.
+
+    A FIFO would block the open until a writer comes, a device could be read forever; a symbolic-link
+    loop or a missing file is one line too.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot open ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{path}: {_kind(mode)}, not a regular file; only regular files are read")
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """Open a regular file for reading, never blocking on a FIFO swapped in after the check."""
+    require_regular_file(path)
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a FIFO does not wait for a writer
+    try:
+        fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ImageError(f"{path}: cannot open ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode  # what was opened, not what the name pointed at a moment ago
+        if not stat.S_ISREG(mode):
+            raise ImageError(f"{path}: {_kind(mode)}, not a regular file; only regular files are read")
+        if nonblock:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
     """Open an image as 8-bit RGB with its EXIF orientation applied.
 
@@ -66,22 +126,24 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
         ImageError: missing, unreadable or too large, naming the file.
     """
     limit = max_image_pixels()
+    with open_regular(path) as f:
+        return _decode_rgb(f, path, limit, min_size)
+
+
+def _decode_rgb(f: BinaryIO, path: str | Path, limit: int | None, min_size: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             previous = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # Pillow's check is replaced by the one below
             try:
-                img = Image.open(path)
+                img = Image.open(f)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
         with img:
             w, h = img.size
             if limit is not None and w * h > limit:
-                raise ImageError(
-                    f"{path}: {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} that guards against "
-                    f"decompression bombs; allow it with {MAX_PIXELS_ENV}=0 (fastnst infer: --max-image-pixels 0)"
-                )
+                raise ImageError(pixel_limit_message(str(path), w, h, limit))
             if min_size is not None and img.format == "JPEG":
                 scale = min(w, h) / min_size
                 if scale >= 2:
@@ -96,6 +158,8 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
         raise
     except FileNotFoundError as e:
         raise ImageError(f"{path}: no such file") from e
+    except Image.UnidentifiedImageError as e:  # its message names the file object, not the file
+        raise ImageError(f"{path}: not a readable image (cannot identify image file)") from e
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         reason = " ".join(str(e).split()) or e.__class__.__name__
         raise ImageError(f"{path}: not a readable image ({reason})") from e

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fastnst.errors import FastNSTError
+from fastnst.errors import FastNSTError, one_line
+from fastnst.onnx_contract import FORMAT_KEY, STYLE_NAME_KEY, format_problem, safe_name
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _PROVIDERS = {
@@ -104,7 +105,10 @@ def to_float(image: Image.Image | np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
-    return np.clip(array.astype(np.float32), 0.0, 1.0)
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():  # else a NaN pixel would pass as the model's fault
+        raise ValueError("the image holds NaN or infinite values")
+    return np.clip(array, 0.0, 1.0)
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
@@ -153,6 +157,56 @@ def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 # -- the model -------------------------------------------------------------------
 
 
+def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margin: int) -> None:
+    """Refuse sizes that make no sense (a non-positive max_size would shrink every image to 1x1)."""
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size={max_size}: expected a positive number of pixels (None: keep the size)")
+    if overlap < 0:
+        raise ValueError(f"overlap={overlap}: expected a number of pixels >= 0")
+    if tile_size is not None and tile_size < max(4 * overlap, MIN_SIDE):
+        raise ValueError(f"tile_size={tile_size} must be at least 4 x overlap ({overlap}) and {MIN_SIDE}")
+    if margin < 0 or margin % 4:
+        raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
+
+
+def _open_session(path: Path, device: str) -> Any:
+    """An onnxruntime session on ``device``; a file onnxruntime cannot load is a one-line ModelError."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the optional inputs are initializers by design: no warning
+    providers = providers_for(device)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0][:200]})") from e
+    if device != "auto" and session.get_providers()[0] != providers[0]:
+        # onnxruntime silently falls back when a provider fails to load (e.g. missing CUDA libraries).
+        raise ModelError(f"--device {device}: {providers[0]} failed to load; onnxruntime fell back to CPU")
+    return session
+
+
+def _check_contract(path: Path, session: Any, metadata: dict[str, str]) -> None:
+    """A fastnst model of a format this fastnst reads: metadata, input and output names, element types."""
+    # Inputs with a default value are listed by onnxruntime as overridable initializers.
+    inputs = {i.name for i in [*session.get_inputs(), *session.get_overridable_initializers()]}
+    outputs = {o.name for o in session.get_outputs()}
+    if FORMAT_KEY not in metadata or not {"image", "norm_stats"} <= inputs or "stylized" not in outputs:
+        raise ModelError(
+            f"{path}: not a fastnst model (expected fastnst.* metadata, inputs image/norm_stats and output "
+            f"stylized; found inputs {sorted(inputs)}, outputs {sorted(outputs)})"
+        )
+    problem = format_problem(metadata[FORMAT_KEY])
+    if problem is not None:
+        raise ModelError(f"{path}: {problem}")
+    image_input = next(i for i in session.get_inputs() if i.name == "image")
+    if image_input.type != "tensor(float)" or len(image_input.shape) != 4 or image_input.shape[1] != 3:
+        raise ModelError(
+            f"{path}: input 'image' is {image_input.type} {image_input.shape}; "
+            "a fastnst model takes float32 (N, 3, H, W)"
+        )
+
+
 @dataclass
 class Result:
     """One stylized image and how it was made."""
@@ -195,50 +249,32 @@ class Stylizer:
     ) -> None:
         import onnxruntime as ort
 
+        check_sizes(max_size, tile_size, overlap, margin)
         self.path = Path(model)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # the optional inputs are initializers by design: no warning
-        providers = providers_for(device)
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.path}: not a readable ONNX model ({str(e).splitlines()[0][:200]})") from e
-        if device != "auto" and self.session.get_providers()[0] != providers[0]:
-            # onnxruntime silently falls back when a provider fails to load (e.g. missing CUDA libraries).
-            raise ModelError(f"--device {device}: {providers[0]} failed to load; onnxruntime fell back to CPU")
+        self.session = _open_session(self.path, device)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        # Inputs with a default value are listed by onnxruntime as overridable initializers.
-        inputs = {i.name for i in [*self.session.get_inputs(), *self.session.get_overridable_initializers()]}
-        outputs = {o.name for o in self.session.get_outputs()}
-        if "fastnst.format" not in self.metadata or not {"image", "norm_stats"} <= inputs or "stylized" not in outputs:
-            raise ModelError(
-                f"{self.path}: not a fastnst model (expected fastnst.* metadata, inputs image/norm_stats and output "
-                f"stylized; found inputs {sorted(inputs)}, outputs {sorted(outputs)})"
-            )
-        image_input = next(i for i in self.session.get_inputs() if i.name == "image")
-        if image_input.type != "tensor(float)" or len(image_input.shape) != 4 or image_input.shape[1] != 3:
-            raise ModelError(
-                f"{self.path}: input 'image' is {image_input.type} {image_input.shape}; "
-                "a fastnst model takes float32 (N, 3, H, W)"
-            )
+        _check_contract(self.path, self.session, self.metadata)
         self.providers = self.session.get_providers()
         on_gpu = self.providers[0] != "CPUExecutionProvider"
         self.max_size = max_size
-        self.tile_size = tile_size or (2048 if on_gpu else 1024)
+        self.tile_size = tile_size if tile_size is not None else (2048 if on_gpu else 1024)
         self.overlap = overlap
         self.stats_size = stats_size
-        if margin < 0 or margin % 4:
-            raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
         self.margin = margin
-        if self.tile_size < 4 * self.overlap:
-            raise ValueError(f"tile_size={self.tile_size} must be at least 4 x overlap ({self.overlap})")
+        check_sizes(max_size, self.tile_size, overlap, margin)
+        # onnxruntime logs a failed run on stderr besides raising; the exception is reported instead.
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
 
     @property
     def style(self) -> str:
-        """The style name recorded in the model."""
-        return self.metadata.get("fastnst.style_name") or self.path.stem
+        """The style name recorded in the model, made safe to use in a file name (else the model's file name).
+
+        The metadata is data from a file that anyone can write: it never becomes a path as it is.
+        """
+        return safe_name(self.metadata.get(STYLE_NAME_KEY, ""), fallback=self.path.stem)
 
     # -- running the graph --
 
@@ -257,8 +293,17 @@ class Stylizer:
         if stats is not None:
             feeds["norm_stats"] = stats.astype(np.float32)
             feeds["use_norm_stats"] = np.ones(1, np.float32)
-        out, out_stats = self.session.run(["stylized", "norm_stats_out"], feeds)
-        return out[:, :, m : m + h, m : m + w].transpose(0, 2, 3, 1), out_stats
+        try:
+            out, out_stats = self.session.run(["stylized", "norm_stats_out"], feeds, self._run_options)
+        except Exception as e:  # onnxruntime's exception types have no common base; only the run is inside
+            raise ModelError(f"{self.path}: onnxruntime failed on a {w}x{h} image ({one_line(e)})") from e
+        out = out[:, :, m : m + h, m : m + w]
+        if not np.isfinite(out).all():  # NaN weights or an overflow: black pixels are not a result
+            raise ModelError(
+                f"{self.path}: the model's output holds NaN or infinite values (on a {w}x{h} image); "
+                "its weights are broken"
+            )
+        return out.transpose(0, 2, 3, 1), out_stats
 
     def _stylize_tiled(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         h, w = image.shape[:2]

@@ -1,13 +1,26 @@
-"""``fastnst infer``: stylize files, folders, globs and videos (torch-free, like fastnst.infer)."""
+"""``fastnst infer``: stylize files, folders, globs and videos (torch-free, like fastnst.infer).
+
+Every output is planned, and checked, before any work: its extension says what it holds (an image for an
+image, a video for a video), it lies inside the folder the user named (or beside its input), and no two
+outputs share a name, even on a file system that ignores case. Each input then succeeds or fails on its own.
+SIGINT and SIGTERM stop the run cleanly: no temporary file is left, what was written is listed, and the
+exit status is 128 + the signal number (130, 143).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
+import os
+import signal
+import stat
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +35,34 @@ from fastnst.progress import Progress
 from fastnst.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
+_OVERLAP = 128  # Stylizer's default overlap between tiles: a tile must be at least 4 times larger
+_SHOWN = 5  # not-written inputs named on the interruption line (--json lists them all)
+
+Job = tuple[Path, Path]  # (input file, the folder its output path is made relative to)
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+# -- inputs and output names ------------------------------------------------------------------
+
+
+def expand_inputs(inputs: list[str]) -> list[Job]:
     """``(file, base)`` pairs: files as given, folders scanned recursively, globs expanded.
 
-    ``base`` is the folder a file's output path is made relative to.
+    ``base`` is the folder a file's output path is made relative to. Anything that is not a folder is
+    kept, FIFOs and broken or looping links included: each fails on its own, in one line, when read.
     """
-    found: list[tuple[Path, Path]] = []
+    found: list[Job] = []
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+            media = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in media and not p.is_dir())
             if not files:
                 raise FastNSTError(f"{item}: folder holds no images or videos")
             found += [(p, path) for p in files]
-        elif path.is_file():
+        elif os.path.lexists(path):
             found.append((path, path.parent))
         else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir())
             if not matches:
                 raise FastNSTError(f"{item}: no such file or folder, and no file matches it as a glob")
             found += [(p, p.parent) for p in matches]
@@ -55,6 +77,76 @@ def output_path(src: Path, base: Path, output: Path | None, single: bool, style:
     ext = suffix if suffix in _KEEP_FORMAT | VIDEO_EXTENSIONS else ".png"
     folder = (output / src.parent.relative_to(base)) if output is not None else src.parent
     return folder / f"{src.stem}_{style}{ext}"
+
+
+def _fold(path: Path) -> str:
+    """The key two paths collide on: case-insensitive file systems (macOS, Windows) see a.JPG as a.jpg."""
+    return str(path).casefold()
+
+
+def _distinct(src: Path, dst: Path, style: str, taken: set[str]) -> Path:
+    """A name for ``src`` that no other output has: the source extension added, then a number if needed."""
+    tag = src.suffix.lstrip(".") or "noext"
+    candidate = dst.with_name(f"{src.stem}_{tag}_{style}{dst.suffix}")
+    n = 2
+    while _fold(candidate) in taken:
+        candidate = dst.with_name(f"{src.stem}_{tag}_{style}_{n}{dst.suffix}")
+        n += 1
+    return candidate
+
+
+def plan_outputs(jobs: list[Job], output: Path | None, style: str) -> list[Path]:
+    """Output paths for all inputs, distinct even where case is ignored; deterministic for the same inputs.
+
+    Names that would collide (a.png and a.bmp, a.jpg and a.JPG) get the source extension
+    (``a_png_<style>.png``), and a number when that still collides (``a_jpg_<style>_2.jpg``).
+    """
+    single = len(jobs) == 1
+    first = [output_path(src, base, output, single, style) for src, base in jobs]
+    counts = Counter(_fold(p) for p in first)
+    taken = {_fold(p) for p in first if counts[_fold(p)] == 1}  # names no one else wants are kept as they are
+    planned: list[Path] = []
+    for (src, _), dst in zip(jobs, first, strict=True):
+        if counts[_fold(dst)] > 1:
+            dst = _distinct(src, dst, style, taken)
+            taken.add(_fold(dst))
+        planned.append(dst)
+    return planned
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (its folder's real path, then its own name) lies inside ``folder``."""
+    root = os.path.realpath(folder)
+    real = os.path.join(os.path.realpath(path.parent), path.name)  # the name itself is replaced, not followed
+    try:
+        return real != root and os.path.commonpath([root, real]) == root
+    except ValueError:  # Windows: different drives
+        return False
+
+
+def check_output(src: Path, dst: Path, root: Path) -> None:
+    """Refuse, before any work, an output whose extension does not fit its input, that is not inside
+    ``root``, or that exists and is not a file (a folder, a FIFO): such a thing is never replaced."""
+    kind, extensions = ("video", VIDEO_EXTENSIONS) if is_video(src) else ("image", IMAGE_EXTENSIONS)
+    if dst.suffix.lower() not in extensions:
+        raise FastNSTError(
+            f"-o {dst}: {src} is an {kind} ({kind} names end in {', '.join(sorted(extensions))}); "
+            "name one of those, or an existing folder"
+        )
+    if not _inside(dst, root):
+        raise FastNSTError(f"{src}: its output {dst} would be outside {root}; refused")
+    with contextlib.suppress(OSError):
+        mode = os.lstat(dst).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise FastNSTError(f"-o {dst}: exists and is not a file; it is never replaced")
+
+
+def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None) -> None:
+    """:func:`check_output` for every planned output; the root is ``-o`` (a folder), or the input's folder."""
+    single_file = output is not None and len(jobs) == 1 and outputs[0] == output
+    for (src, _), dst in zip(jobs, outputs, strict=True):
+        root = dst.parent if single_file else (output if output is not None else src.parent)
+        check_output(src, dst, root)
 
 
 def save_image(image: np.ndarray, path: Path) -> None:
@@ -72,133 +164,258 @@ def save_image(image: np.ndarray, path: Path) -> None:
         raise FastNSTError(f"{path}: cannot write ({e})") from e
 
 
-def plan_outputs(jobs: list[tuple[Path, Path]], output: Path | None, style: str) -> list[Path]:
-    """Output paths for all inputs; names that would collide (a.png, a.bmp) get the source extension."""
-    single = len(jobs) == 1
-    first = [output_path(src, base, output, single, style) for src, base in jobs]
-    taken = Counter(first)
-    planned: list[Path] = []
-    for (src, _), dst in zip(jobs, first, strict=True):
-        if taken[dst] > 1:
-            dst = dst.with_name(f"{src.stem}_{src.suffix.lstrip('.').lower()}_{style}{dst.suffix}")
-        if dst in planned:
-            raise FastNSTError(
-                f"{src}: its output name {dst} is also the output of another input; use separate -o folders"
-            )
-        planned.append(dst)
-    return planned
-
-
-def _load(path: Path) -> np.ndarray:
-    return np.asarray(open_rgb(path))
-
-
-def run_infer(args: argparse.Namespace) -> int:
-    """Run ``fastnst infer``; returns the exit status (1 if any input failed)."""
+def _check_settings(args: argparse.Namespace) -> None:
+    """Settings errors, once, before the model or any input is read."""
     if args.batch_size < 1:
         raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
     if not 0.0 <= args.strength <= 1.0:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
+    if args.max_size is not None and args.max_size < 1:
+        raise FastNSTError(f"--max-size {args.max_size}: expected a positive number of pixels (the long side)")
+    if args.tile_size is not None and args.tile_size < 4 * _OVERLAP:
+        raise FastNSTError(
+            f"--tile-size {args.tile_size}: must be at least {4 * _OVERLAP} px (4 x the {_OVERLAP}-px tile overlap)"
+        )
     if args.max_image_pixels is not None:
         set_max_image_pixels(args.max_image_pixels)
     max_image_pixels()  # a bad FASTNST_MAX_IMAGE_PIXELS is a settings error, once, before any work
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Make SIGTERM stop the run as Ctrl-C does: both raise :class:`Interrupted` where the run is.
+
+    Only the first signal raises; later ones are ignored while the run cleans up and reports (a second
+    Ctrl-C must not leave a temporary file behind). The previous handlers come back on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """Identity and version of the file at ``path`` (None if absent): a rename onto it changes it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def _for_input(src: Path, error: BaseException) -> FastNSTError:
+    """A one-line error that names the input (model errors name only the model)."""
+    text = str(error)
+    return FastNSTError(text if str(src) in text else f"{src}: {text}")
+
+
+class InferRun:
+    """One ``fastnst infer`` run: stylizes and writes each input, and records what became of it."""
+
+    def __init__(self, stylizer: Stylizer, args: argparse.Namespace, jobs: list[Job], outputs: list[Path]):
+        self.stylizer, self.args, self.jobs, self.outputs = stylizer, args, jobs, outputs
+        self.records: list[dict[str, Any]] = []
+        self.errors: list[dict[str, str]] = []
+        self.pending: list[tuple[Path, Path, np.ndarray]] = []
+        self.inputs = {os.path.realpath(src) for src, _ in jobs}
+        self.input_ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := _safe_stat(src)) is not None}
+        # After a signal, an output whose file changed was written, even if its record was not made yet.
+        self.stamps = {dst: _stamp(dst) for dst in outputs}
+
+    def fail(self, src: Path, error: BaseException) -> None:
+        error = _for_input(src, error)
+        self.errors.append({"input": str(src), "error": str(error)})
+        print(f"error: {error}", file=sys.stderr)  # one line per failed input, also with --quiet
+
+    def run(self, bar: Progress) -> None:
+        """Every input in turn; an error fails that input alone."""
+        for (src, _), dst in zip(self.jobs, self.outputs, strict=True):
+            try:
+                self._refuse_input(src, dst)
+                if is_video(src):
+                    self.video(src, dst)
+                else:
+                    self.image(src, dst)
+            except (FastNSTError, OSError) as e:
+                self.fail(src, e)
+            bar.update(note=f"{src.name}")
+        self.flush()
+
+    def _refuse_input(self, src: Path, dst: Path) -> None:
+        """Never write over an input, this one's or another's (hard links and case-insensitive names too)."""
+        st = _safe_stat(dst)
+        if os.path.realpath(dst) in self.inputs or (st is not None and (st.st_dev, st.st_ino) in self.input_ids):
+            raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
+
+    def image(self, src: Path, dst: Path) -> None:
+        image = np.asarray(open_rgb(src))
+        if self.pending and self.pending[0][2].shape != image.shape:
+            self.flush()
+        self.pending.append((src, dst, image))
+        if len(self.pending) >= self.args.batch_size:
+            self.flush()
+
+    def _stylize(self, batch: list[tuple[Path, Path, np.ndarray]]) -> list[tuple[Path, Path, Any]]:
+        """Results of a batch; if the batch fails, each input is tried alone, so a bad one fails alone."""
+        try:
+            results = self.stylizer.stylize_arrays([b[2] for b in batch], self.args.strength, self.args.preserve_color)
+        except FastNSTError as e:
+            if len(batch) == 1:
+                self.fail(batch[0][0], e)
+                return []
+            return [r for item in batch for r in self._stylize([item])]
+        return [(src, dst, result) for (src, dst, _), result in zip(batch, results, strict=True)]
+
+    def flush(self) -> None:
+        """Stylize and write the pending batch; each input succeeds or fails on its own."""
+        batch, self.pending = self.pending, []
+        for src, dst, result in self._stylize(batch) if batch else []:
+            try:
+                save_image(to_uint8(result.image), dst)
+            except FastNSTError as e:
+                self.fail(src, e)
+                continue
+            h, w = result.image.shape[:2]
+            record = {"input": str(src), "output": str(dst), "width": w, "height": h}
+            self.records.append({**record, "seconds": round(result.seconds, 4), "tiles": result.tiles})
+
+    def _frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        results = self.stylizer.stylize_arrays(frames, self.args.strength, self.args.preserve_color)
+        return [to_uint8(r.image) for r in results]
+
+    def video(self, src: Path, dst: Path) -> None:
+        self.flush()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        report = stylize_video(
+            src, dst, self._frames, self.args.batch_size, progress=not self.args.quiet, max_size=self.args.max_size
+        )
+        record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
+        record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))
+        shortfall = report.shortfall()
+        if shortfall is not None:
+            record["warning"] = shortfall
+            print(f"warning: {src}: {shortfall}", file=sys.stderr)
+        self.records.append(record)
+
+    def written_unrecorded(self) -> list[dict[str, Any]]:
+        """Outputs renamed into place just before a signal, before their record was made."""
+        recorded = {r["output"] for r in self.records}
+        failed = {e["input"] for e in self.errors}
+        return [
+            {"input": str(src), "output": str(dst)}
+            for (src, _), dst in zip(self.jobs, self.outputs, strict=True)
+            if str(dst) not in recorded and str(src) not in failed and _stamp(dst) != self.stamps[dst]
+        ]
+
+
+def _safe_stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+
+def _interruption(run: InferRun, signum: int) -> tuple[str, list[str]]:
+    """The one line saying what a signal stopped, and the inputs whose output was not written."""
+    done = {r["input"] for r in run.records}
+    missing = [str(src) for src, _ in run.jobs if str(src) not in done]
+    shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
+    line = (
+        f"interrupted by {signal.Signals(signum).name}: {len(done)} of {len(run.jobs)} outputs written "
+        f"(listed on stdout), {len(missing)} not written" + (f": {shown}" if missing else "")
+    )
+    return line, missing
+
+
+def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int | None) -> int:
+    """Print the outcome (text or --json) and return the exit status."""
+    if signum is not None:
+        run.records += run.written_unrecorded()
+    line, missing = _interruption(run, signum) if signum is not None else ("", [])
+    report = {
+        "model": str(args.model),
+        "style": run.stylizer.style,
+        "providers": run.stylizer.providers,
+        "outputs": run.records,
+        "errors": run.errors,
+        "seconds": round(seconds, 4),
+    }
+    if signum is not None:
+        report.update(interrupted=signal.Signals(signum).name, not_written=missing)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for r in run.records:
+            size = f" ({r['width']}x{r['height']}, {r['seconds']:.3f} s)" if "seconds" in r else ""
+            print(f"{r['input']} -> {r['output']}{size}")
+    if run.errors:
+        print(f"{len(run.errors)} of {len(run.jobs)} input(s) failed (listed above)", file=sys.stderr)
+    if signum is not None:
+        print(line, file=sys.stderr)
+        return 128 + signum
+    return 1 if run.errors else 0
+
+
+def _prepare(args: argparse.Namespace) -> InferRun:
+    """Settings, model, inputs and planned outputs, all checked before any work."""
+    _check_settings(args)
     stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
     jobs = expand_inputs(args.inputs)
     if len(jobs) > 1 and args.output is not None and (args.output.is_file() or args.output.suffix):
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
-    style = stylizer.style
-    outputs = plan_outputs(jobs, args.output, style)
-    inputs = {src.resolve() for src, _ in jobs}
-    records: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    start = time.perf_counter()
+    outputs = plan_outputs(jobs, args.output, stylizer.style)
+    check_outputs(jobs, outputs, args.output)
+    return InferRun(stylizer, args, jobs, outputs)
 
-    def stylize(frames: list[np.ndarray]) -> list[np.ndarray]:
-        results = stylizer.stylize_arrays(frames, args.strength, args.preserve_color)
-        return [to_uint8(r.image) for r in results]
 
-    pending: list[tuple[Path, Path, np.ndarray]] = []
+def _signum(interrupt: KeyboardInterrupt) -> int:
+    return getattr(interrupt, "signum", signal.SIGINT)  # a plain KeyboardInterrupt is Ctrl-C
 
-    def fail(src: Path, error: FastNSTError) -> None:
-        errors.append({"input": str(src), "error": str(error)})
-        print(f"error: {error}", file=sys.stderr)  # one line per failed input, also with --quiet
 
-    def flush() -> None:
-        """Stylize and write the pending batch; each input succeeds or fails on its own."""
-        batch = list(pending)
-        pending.clear()
-        if not batch:
-            return
+def run_infer(args: argparse.Namespace) -> int:
+    """Run ``fastnst infer``; returns the exit status (1 if any input failed, 128 + N after signal N)."""
+    with stop_on_signals():
         try:
-            results = stylizer.stylize_arrays([p[2] for p in batch], args.strength, args.preserve_color)
-        except FastNSTError as e:
-            for src, _, _ in batch:
-                fail(src, e)
-            return
-        for (src, dst, _), result in zip(batch, results, strict=True):
-            try:
-                save_image(to_uint8(result.image), dst)
-            except FastNSTError as e:
-                fail(src, e)
-                continue
-            h, w = result.image.shape[:2]
-            records.append(
-                {
-                    "input": str(src),
-                    "output": str(dst),
-                    "width": w,
-                    "height": h,
-                    "seconds": round(result.seconds, 4),
-                    "tiles": result.tiles,
-                }
-            )
-
-    with Progress(len(jobs), "stylize", enabled=not args.quiet) as bar:
-        for (src, _), dst in zip(jobs, outputs, strict=True):
-            try:
-                if dst.resolve() in inputs:  # never write over an input, this one's or another's
-                    raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
-                if is_video(src):
-                    flush()
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    t0 = time.perf_counter()
-                    report = stylize_video(src, dst, stylize, batch_size=args.batch_size, progress=not args.quiet)
-                    records.append(
-                        {
-                            "input": str(src),
-                            "output": str(dst),
-                            "width": report.width,
-                            "height": report.height,
-                            "frames": report.frames,
-                            "seconds": round(time.perf_counter() - t0, 4),
-                        }
-                    )
-                else:
-                    image = _load(src)
-                    if pending and pending[0][2].shape != image.shape:
-                        flush()
-                    pending.append((src, dst, image))
-                    if len(pending) >= args.batch_size:
-                        flush()
-            except (FastNSTError, OSError) as e:
-                fail(src, e if isinstance(e, FastNSTError) else FastNSTError(f"{src}: {e}"))
-            bar.update(note=f"{src.name}")
-        flush()
-
-    total = time.perf_counter() - start
-    if args.json:
-        report = {
-            "model": str(args.model),
-            "style": style,
-            "providers": stylizer.providers,
-            "outputs": records,
-            "errors": errors,
-            "seconds": round(total, 4),
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        for r in records:
-            print(f"{r['input']} -> {r['output']} ({r['width']}x{r['height']}, {r['seconds']:.3f} s)")
-    if errors:
-        print(f"{len(errors)} of {len(jobs)} input(s) failed (listed above)", file=sys.stderr)
-    return 1 if errors else 0
+            run = _prepare(args)
+        except KeyboardInterrupt as e:
+            signum = _signum(e)
+            print(f"interrupted by {signal.Signals(signum).name} before any input was read", file=sys.stderr)
+            return 128 + signum
+        start = time.perf_counter()
+        signum = None
+        try:
+            with Progress(len(run.jobs), "stylize", enabled=not args.quiet) as bar:
+                run.run(bar)
+        except KeyboardInterrupt as e:
+            signum = _signum(e)
+        return _report(run, args, time.perf_counter() - start, signum)

@@ -106,7 +106,9 @@ class StyleTransferModule(pl.LightningModule):
             raise ValueError("at least one style layer needs a non-zero weight")
         self.net = build_network(architecture, width=width, num_residual_blocks=num_residual_blocks)
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
-        self._train_net: Any = self.net  # the compiled network when compile=True (not a submodule)
+        # The compiled network when compile=True. Not a submodule (object.__setattr__ bypasses nn.Module's
+        # registration): a checkpoint holds the network once, under net., which is what gets loaded.
+        object.__setattr__(self, "_train_net", self.net)
         # The non-finite guard keeps its state on the training device (no host sync per step).
         self._finite: torch.Tensor | None = None  # this step's verdict, a bool tensor
         self._in_a_row: torch.Tensor | None = None  # non-finite losses in a row
@@ -133,7 +135,7 @@ class StyleTransferModule(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         if hp.get("compile"):
             # Not registered as a submodule: checkpoints keep the plain network's keys.
-            self._train_net = torch.compile(self.net, dynamic=False)
+            object.__setattr__(self, "_train_net", torch.compile(self.net, dynamic=False))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Stylize an RGB [0, 1] batch."""
@@ -260,8 +262,11 @@ class StyleTransferModule(pl.LightningModule):
                 "resuming with changed settings: %s",
                 ", ".join(f"{k} {saved[k]!r} -> {self.hparams[k]!r}" for k in changed),
             )
+        # Checkpoints of earlier versions also hold the network under _train_net. (the same tensors
+        # as net., or _train_net._orig_mod. when compiled): net. is the network.
+        state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("_train_net.")}
         # Called before the state dict is loaded: put back the loss network we built
         # ourselves, so that strict loading still checks every key of the style network.
         if self.perceptual is not None:
-            own = {f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()}
-            checkpoint["state_dict"] = {**checkpoint["state_dict"], **own}
+            state.update({f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()})
+        checkpoint["state_dict"] = state

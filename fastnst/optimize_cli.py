@@ -23,6 +23,7 @@ from fastnst.optimize import (
     optimize,
     save_image,
 )
+from fastnst.overwrite import refuse_overwrite
 from fastnst.progress import Progress as Bar
 from fastnst.styles import resolve_style_image
 
@@ -90,6 +91,32 @@ def settings_from(cfg: DictConfig) -> Settings:
     return Settings(**{k: v for k, v in values.items() if k in names})
 
 
+def _inputs(cfg: DictConfig, settings: Settings) -> list[tuple[str, str | Path | None]]:
+    """Every file the run reads, as ``(what, path)``: the photo, the styles, the masks, the --init image."""
+    inputs: list[tuple[str, str | Path | None]] = [("--content photo", cfg.content)]
+    for s in cfg.styles:
+        inputs += [("--style image", resolve_style_image(s["image"])), ("--mask", s.get("mask"))]
+    if settings.init not in ("content", "noise"):
+        inputs.append(("--init image", settings.init))
+    return inputs
+
+
+def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[float], list | None, Any]:
+    """The photo, the styles, their weights and masks (or None), and the --init image (or None)."""
+    content = load_image(cfg.content)
+    styles = [load_image(resolve_style_image(s["image"])) for s in cfg.styles]
+    weights = [float(s.get("weight", 1.0)) for s in cfg.styles]
+    masks = None
+    if any(s.get("mask") for s in cfg.styles):
+        if not all(s.get("mask") for s in cfg.styles):
+            raise OptimizeError("styles: give a mask for every style, or for none")
+        masks = [load_mask(s["mask"]) for s in cfg.styles]
+    init_image = None
+    if settings.init not in ("content", "noise"):
+        init_image = load_image(settings.init)
+    return content, styles, weights, masks, init_image
+
+
 def run(cfg: DictConfig, quiet: bool = False) -> Path:
     """Load the images, optimize, write the result; returns its path."""
     settings = settings_from(cfg)
@@ -103,17 +130,8 @@ def run(cfg: DictConfig, quiet: bool = False) -> Path:
         raise OptimizeError(f"output={output}: expected a .png or .jpg file")
     if cfg.output_bits == 16 and output.suffix.lower() != ".png":
         raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
-    content = load_image(cfg.content)
-    styles = [load_image(resolve_style_image(s["image"])) for s in cfg.styles]
-    weights = [float(s.get("weight", 1.0)) for s in cfg.styles]
-    masks = None
-    if any(s.get("mask") for s in cfg.styles):
-        if not all(s.get("mask") for s in cfg.styles):
-            raise OptimizeError("styles: give a mask for every style, or for none")
-        masks = [load_mask(s["mask"]) for s in cfg.styles]
-    init_image = None
-    if settings.init not in ("content", "noise"):
-        init_image = load_image(settings.init)
+    refuse_overwrite(output, _inputs(cfg, settings), error=OptimizeError)  # before any work
+    content, styles, weights, masks, init_image = _load_inputs(cfg, settings)
 
     writer = None
     if cfg.tensorboard:

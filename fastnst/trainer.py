@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
+import math
+import pickle
+import re
 import shutil
 import time
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastnst.atomic import atomic_write
-from fastnst.errors import FastNSTError
+from fastnst.errors import FastNSTError, one_line
 from fastnst.precision import lightning_precision
 
 log = logging.getLogger(__name__)
@@ -139,10 +145,17 @@ def build_trainer(
     enable_progress_bar: bool = True,
     logger: bool = True,
 ) -> pl.Trainer:
-    """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``."""
+    """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``.
+
+    Its :class:`~fastnst.interrupt.GracefulInterrupt` callback stops training after the current
+    step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``).
+    """
+    from fastnst.interrupt import GracefulInterrupt
+
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
     callbacks: list[Callback] = [
+        GracefulInterrupt(),
         # every_n_train_steps checkpoints keep the full training state; last.ckpt is the one to resume.
         ModelCheckpoint(
             dirpath=run_dir,
@@ -206,12 +219,35 @@ def warn_if_slow(trainer: pl.Trainer, max_steps: int) -> None:
         )
 
 
-def validate_config(cfg: Any) -> None:
-    """Check the settings a run needs before anything heavy starts; one-line errors naming the key."""
-    from fastnst.styles import resolve_style_image
-    from fastnst.vgg import LAYER_NAMES, guess_convention
+def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
+    """Check the settings a run needs before anything heavy starts; one-line errors naming the key.
 
-    loss, data, trainer = cfg.loss, cfg.data, cfg.trainer
+    ``run_dir`` (the new run's folder) lets ``ckpt_path=last`` be found and checked too.
+    """
+    from fastnst.config import check_schema
+
+    check_schema(cfg)  # unknown keys and wrong types first: the checks below can trust the types
+    _check_loss(cfg.loss)
+    _check_data(cfg.data)
+    _check_style(cfg.style)
+    _check_model(cfg.model)
+    _check_trainer(cfg.trainer)
+    _check_hardware(cfg.trainer)
+    _check_run(cfg)
+    _check_vgg_weights(cfg.loss)
+    if cfg.ckpt_path:
+        check_checkpoint(cfg.ckpt_path, cfg.model, run_dir)
+
+
+def _whole(key: str, value: Any, low: int, what: str = "a whole number") -> None:
+    """Raise unless ``value`` is an int >= ``low`` (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise FastNSTError(f"{key}={value}: must be {what} >= {low}")
+
+
+def _check_loss(loss: Any) -> None:
+    from fastnst.vgg import LAYER_NAMES
+
     for key in ("content_weight", "style_weight", "tv_weight"):
         if not loss[key] >= 0:
             raise FastNSTError(f"loss.{key}={loss[key]}: must be a number >= 0")
@@ -223,16 +259,241 @@ def validate_config(cfg: Any) -> None:
                 raise FastNSTError(f"loss.{group}.{layer}={weight}: layer weights must be >= 0")
     if not any(loss.style_layers.values()):
         raise FastNSTError("loss.style_layers: every layer weight is 0; at least one style layer is needed")
-    if not isinstance(data.image_size, int) or data.image_size < 16:
-        raise FastNSTError(f"data.image_size={data.image_size}: must be a whole number of pixels >= 16")
-    if not isinstance(data.batch_size, int) or data.batch_size < 1:
-        raise FastNSTError(f"data.batch_size={data.batch_size}: must be a whole number >= 1")
-    if not isinstance(cfg.style.size, int) or cfg.style.size < 16:
-        raise FastNSTError(f"style.size={cfg.style.size}: must be a whole number of pixels >= 16")
-    if not isinstance(trainer.max_steps, int) or trainer.max_steps < 1:
-        raise FastNSTError(f"trainer.max_steps={trainer.max_steps}: must be a whole number >= 1")
-    if not trainer.lr > 0:
-        raise FastNSTError(f"trainer.lr={trainer.lr}: must be > 0")
-    resolve_style_image(cfg.style.image)  # names the built-in styles when it is not found
+
+
+def _check_data(data: Any) -> None:
+    _whole("data.image_size", data.image_size, 16, "a whole number of pixels")
+    _whole("data.batch_size", data.batch_size, 1)
+    _whole("data.num_workers", data.num_workers, 0)
+    _whole("data.num_val_images", data.num_val_images, 1)
+    if data.annotations is not None and not Path(data.annotations).expanduser().is_file():
+        raise FastNSTError(f"data.annotations={data.annotations}: no such file")
+    _check_val_images(data.val_images)
+
+
+def _check_val_images(val_images: Any) -> None:
+    """A folder of photos, a list of photo files, or null (the embedded photos)."""
+    if val_images is None:
+        return
+    if isinstance(val_images, str):
+        folder = Path(val_images).expanduser()
+        if not folder.is_dir():
+            reason = "not a folder (give a folder, or a list: data.val_images=[a.jpg,b.jpg])"
+            raise FastNSTError(f"data.val_images={val_images}: {reason if folder.exists() else 'no such folder'}")
+        return
+    if not isinstance(val_images, Sequence) or not val_images:
+        raise FastNSTError(f"data.val_images={val_images}: expected a folder, a list of photos or null")
+    for photo in val_images:
+        if not Path(str(photo)).expanduser().is_file():
+            raise FastNSTError(f"data.val_images: no such file {photo}")
+
+
+def _check_style(style: Any) -> None:
+    from fastnst.styles import resolve_style_image
+
+    _whole("style.size", style.size, 16, "a whole number of pixels")
+    resolve_style_image(style.image)  # names the built-in styles when it is not found
+
+
+def _check_model(model: Any) -> None:
+    from fastnst.transformer_net import ARCHITECTURES
+
+    architecture = model.get("architecture", "johnson")
+    if architecture not in ARCHITECTURES:
+        raise FastNSTError(f"model.architecture={architecture}: expected one of {', '.join(ARCHITECTURES)}")
+    if not (model.width > 0 and math.isfinite(model.width)):
+        raise FastNSTError(f"model.width={model.width}: must be a number > 0 (the channel multiplier)")
+    _whole("model.num_residual_blocks", model.num_residual_blocks, 0)
+
+
+# Step counts and intervals of the trainer group: all whole numbers >= 1.
+_TRAINER_COUNTS = (
+    "max_steps",
+    "accumulate_grad_batches",
+    "val_every_n_steps",
+    "checkpoint_every_n_steps",
+    "log_every_n_steps",
+    "max_nonfinite_steps",
+    "num_nodes",
+)
+
+
+def _check_trainer(trainer: Any) -> None:
+    for key in _TRAINER_COUNTS:
+        _whole(f"trainer.{key}", trainer[key], 1)
+    if not (trainer.lr > 0 and math.isfinite(trainer.lr)):
+        raise FastNSTError(f"trainer.lr={trainer.lr}: must be > 0 and finite")
+    clip = trainer.gradient_clip_val
+    if clip is not None and not (clip >= 0 and math.isfinite(clip)):
+        raise FastNSTError(f"trainer.gradient_clip_val={clip}: must be null or a number >= 0")
+    for key in ("channels_last", "compile"):
+        if trainer[key] != "auto" and not isinstance(trainer[key], bool):
+            raise FastNSTError(f"trainer.{key}={trainer[key]}: expected auto, true or false")
+
+
+def _check_hardware(trainer: Any) -> None:
+    """Accelerator, devices, strategy and precision: the values Lightning accepts, on this machine."""
+    check_accelerator(trainer.accelerator)
+    check_devices(trainer.devices, resolve_accelerator(trainer.accelerator))
+    check_strategy(trainer.strategy)
+    check_precision(trainer.precision)
+
+
+def check_accelerator(name: str) -> None:
+    """``trainer.accelerator``: auto, gpu or one of Lightning's, and usable on this machine."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    valid = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    if name not in valid:
+        raise FastNSTError(f"trainer.accelerator={name}: expected one of {', '.join(valid)}")
+    if name in ("auto", "cpu"):
+        return
+    usable = torch.cuda.is_available()
+    if name == "gpu":  # Lightning's gpu: CUDA, or Apple's MPS
+        usable = usable or AcceleratorRegistry["mps"]["accelerator"].is_available()
+    elif name != "cuda":
+        usable = AcceleratorRegistry[name]["accelerator"].is_available()
+    if not usable:
+        what = "CUDA GPU" if name in ("cuda", "gpu") else f"{name.upper()} device"
+        raise FastNSTError(
+            f"trainer.accelerator={name}: no {what} is visible here; use trainer.accelerator=cpu (or auto)"
+        )
+
+
+def check_devices(devices: Any, accelerator: str) -> None:
+    """``trainer.devices``: auto or a count >= 1; on CUDA GPUs also -1 (all) or GPU indices that exist."""
+    key = f"trainer.devices={devices}"
+    if devices == "auto":
+        return
+    on_gpu = accelerator in ("cuda", "gpu") and torch.cuda.is_available()
+    count = torch.cuda.device_count() if on_gpu else 0
+    value = _parse_devices(devices)
+    if isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or (value == -1 and on_gpu)):
+        if on_gpu and value > count:
+            raise FastNSTError(f"{key}: only {count} CUDA GPU(s) are visible here")
+        return
+    if isinstance(value, list) and value and on_gpu and all(isinstance(i, int) and i >= 0 for i in value):
+        if max(value) >= count:
+            raise FastNSTError(f"{key}: no CUDA GPU {max(value)} here ({count} visible, numbered from 0)")
+        return
+    raise FastNSTError(f"{key}: expected auto or a whole number >= 1 (on CUDA GPUs also -1: all, or GPU indices)")
+
+
+def _parse_devices(devices: Any) -> Any:
+    """``"2"`` -> 2, ``"0,1"`` -> [0, 1], a list stays a list; anything else is returned as it is."""
+    if isinstance(devices, str):
+        parts = [p.strip() for p in devices.split(",") if p.strip()]
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            return devices
+        return numbers if "," in devices else (numbers[0] if numbers else devices)
+    if isinstance(devices, Sequence):
+        return list(devices)
+    return devices
+
+
+def check_strategy(strategy: str) -> None:
+    """``trainer.strategy``: auto or a name in Lightning's StrategyRegistry."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    valid = sorted(StrategyRegistry.available_strategies())
+    if strategy != "auto" and strategy not in valid:
+        names = ", ".join(valid)
+        raise FastNSTError(f"trainer.strategy={strategy}: expected auto or one of Lightning's strategies ({names})")
+
+
+def lightning_precisions() -> list[str]:
+    """The precision values ``pl.Trainer`` accepts, read from its signature (``16-mixed``, ``bf16-mixed``, ...)."""
+
+    def literals(hint: Any) -> list[Any]:
+        if typing.get_origin(hint) is typing.Literal:
+            return list(typing.get_args(hint))
+        return [value for arg in typing.get_args(hint) for value in literals(arg)]
+
+    return list(dict.fromkeys(str(v) for v in literals(typing.get_type_hints(pl.Trainer.__init__)["precision"])))
+
+
+def check_precision(precision: Any) -> None:
+    """``trainer.precision``: auto or one of Lightning's; transformer-engine only with its package."""
+    valid = lightning_precisions()
+    if str(precision) != "auto" and str(precision) not in valid:
+        raise FastNSTError(f"trainer.precision={precision}: expected auto or one of {', '.join(valid)}")
+    if str(precision).startswith("transformer-engine") and importlib.util.find_spec("transformer_engine") is None:
+        raise FastNSTError(f"trainer.precision={precision}: needs the transformer_engine package, not installed here")
+
+
+def _check_run(cfg: Any) -> None:
+    """The seed and the export at the end of the run."""
+    from fastnst.export import PRECISIONS
+
+    # Lightning's seed_everything replaces a seed outside this range by 0, with only a warning.
+    seed = cfg.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise FastNSTError(f"seed={cfg.seed}: must be a whole number from 0 to 4294967295")
+    if cfg.export.precision not in PRECISIONS:
+        raise FastNSTError(f"export.precision={cfg.export.precision}: expected one of {', '.join(PRECISIONS)}")
+
+
+def _check_vgg_weights(loss: Any) -> None:
+    from fastnst.vgg import guess_convention
+
     if loss.vgg_weights not in ("caffe", "torchvision") and loss.vgg_convention is None:
         guess_convention(loss.vgg_weights)
+
+
+def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = None) -> None:
+    """Refuse a ``ckpt_path`` that cannot resume this run: missing, unreadable, needing code, not a
+    fastnst training checkpoint, or of another network than ``model``. ``last`` needs ``run_dir``."""
+    if ckpt_path == "last":
+        if run_dir is None:
+            return
+        path = find_last_checkpoint(Path(run_dir).parent)
+        key = f"ckpt_path=last ({path})"
+    else:
+        path, key = Path(ckpt_path).expanduser(), f"ckpt_path={ckpt_path}"
+    if path.is_dir():
+        raise FastNSTError(f"{key}: a folder, not a checkpoint file (a run's checkpoint is its last.ckpt)")
+    if not path.is_file():
+        raise FastNSTError(f"{key}: no such file")
+    hparams = _training_hparams(_load_checkpoint(path, key), key)
+    saved = _network(hparams.get("architecture", "johnson"), hparams["width"], hparams["num_residual_blocks"])
+    wanted = _network(model.get("architecture", "johnson"), model.width, model.num_residual_blocks)
+    if saved != wanted:
+        raise FastNSTError(
+            f"{key}: the checkpoint's network is {saved}, the config's model is {wanted}; "
+            "resume with the checkpoint's model settings"
+        )
+
+
+def _load_checkpoint(path: Path, key: str) -> Any:
+    """``torch.load`` with ``weights_only=True``: plain tensors and numbers; code is never run."""
+    if path.stat().st_size == 0:
+        raise FastNSTError(f"{key}: not a readable checkpoint (an empty file)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # The weights-only unpickler refuses globals (code) and bytes that are no pickle at all alike.
+        needs_code = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if needs_code:
+            raise FastNSTError(f"{key}: refused, it needs code to load ({needs_code[1]})") from e
+        raise FastNSTError(f"{key}: not a readable checkpoint (not a torch file)") from e
+    except Exception as e:  # truncated or not a torch file: RuntimeError, EOFError, KeyError, ...
+        raise FastNSTError(f"{key}: not a readable checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
+
+
+def _training_hparams(checkpoint: Any, key: str) -> dict[str, Any]:
+    """The network settings of a fastnst training checkpoint that holds what resuming needs."""
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or "state_dict" not in checkpoint or "width" not in hparams:
+        raise FastNSTError(f"{key}: not a fastnst training checkpoint (no state_dict and network hyper_parameters)")
+    if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
+        raise FastNSTError(
+            f"{key}: holds the weights only, not the training state (optimizer, step, data position) "
+            "that resuming needs"
+        )
+    return hparams
+
+
+def _network(architecture: Any, width: Any, num_residual_blocks: Any) -> str:
+    return f"architecture={architecture}, width={float(width)}, num_residual_blocks={int(num_residual_blocks)}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from fastnst.errors import FastNSTError
+from fastnst.imageio import max_image_pixels, pixel_limit_message, require_regular_file
 from fastnst.progress import Progress
 
+Stylize = Callable[[list[np.ndarray]], list[np.ndarray]]  # a batch of uint8 RGB frames -> as many, same shape
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 
 # FFmpeg's AVCOL_* value for BT.709 (primaries, transfer, matrix) and AVCOL_RANGE_MPEG (limited range).
@@ -40,9 +44,33 @@ class VideoReport:
     frames: int  # frames encoded (the same as decoded)
     seconds: float  # duration of the output video, from the first frame's timestamp to the end of the last
     fps: float  # the frame rate written to the output (the source's average rate)
-    width: int  # encoded size: the source size, plus one row/column when that was odd (yuv420p)
+    width: int  # encoded size: the source (or max_size) size, plus one row/column when that was odd (yuv420p)
     height: int
     audio: bool  # an audio stream was carried over (copied or re-encoded)
+    declared: int | None = None  # frames the source's header declares; None: not stored (Matroska, WebM)
+    declared_end: float | None = None  # where the header says the video ends, in seconds; None: unknown
+    end: float = 0.0  # where the last frame written ends, in seconds on the source's clock
+    stopped: str | None = None  # why reading ended before the end of the file (a truncated or damaged file)
+
+    def shortfall(self) -> str | None:
+        """One line saying that the video ends before its header says it does (a cut file), or None.
+
+        Judged by time, with two frames and 2% of slack: durations are rounded by muxers, and frame counts
+        are not always decoded frames (AVI counts the empty slots of a variable frame rate).
+        """
+        cut = self.declared_end is not None and self.end < 0.98 * self.declared_end - 2 / self.fps
+        if not cut and self.stopped is None:
+            return None
+        if self.declared is not None:
+            written = f"{self.frames} of {self.declared} declared frames written"
+        elif self.declared_end is not None:
+            written = f"{self.frames} of about {round(self.declared_end * self.fps)} frames written"
+        else:
+            written = f"{self.frames} frames written"
+        if self.declared_end is not None:
+            written += f" ({self.end:.2f} s of {self.declared_end:.2f} s)"
+        why = f" ({self.stopped})" if self.stopped else ""
+        return f"the video ends early: {written}; the file looks truncated{why}"
 
 
 def _import_av() -> Any:
@@ -83,35 +111,49 @@ def _even_pad(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def _read(av: Any, container: Any, vin: Any, ain: Any, decode_audio: bool, src: Path) -> Any:
-    """Yield decoded video frames, and audio packets (or decoded audio frames), in demux order.
+class _Reader:
+    """Decoded video frames, and audio packets (or decoded audio frames), in demux order.
 
-    Every FFmpeg error raised while reading is turned into a one-line FastNSTError naming ``src``.
+    An FFmpeg error before the first video frame is a one-line FastNSTError naming ``src``. After it, the
+    rest of the file is taken to be missing (a truncated download or copy): reading stops and ``stopped``
+    says why, so that the frames read so far are still written and the shortfall is reported.
     """
-    streams = [vin] if ain is None else [vin, ain]
-    packets = container.demux(*streams)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise _unreadable(src, _reason(exc)) from None
-        if packet.stream.index == vin.index:
+
+    def __init__(self, av: Any, container: Any, vin: Any, ain: Any, decode_audio: bool, src: Path):
+        self.av, self.container, self.vin, self.ain = av, container, vin, ain
+        self.decode_audio, self.src = decode_audio, src
+        self.frames = 0
+        self.stopped: str | None = None
+
+    def __iter__(self) -> Any:
+        errors = (self.av.FFmpegError, OSError, ValueError)
+        packets = self.container.demux(*([self.vin] if self.ain is None else [self.vin, self.ain]))
+        while True:
             try:
-                # Flush packets (no dts) at the end of the file are decoded too: they drain the decoder.
-                items = packet.decode()
-            except (av.FFmpegError, ValueError) as exc:
-                raise _unreadable(src, _reason(exc)) from None
-        elif decode_audio:
-            try:
-                items = packet.decode()
-            except (av.FFmpegError, ValueError) as exc:
-                raise _unreadable(src, f"audio: {_reason(exc)}") from None
-        else:
-            # Skip the empty flush packet at the end, and any packet without a timestamp that a muxer could use.
-            items = [packet] if packet.size and (packet.dts is not None or packet.pts is not None) else []
-        yield from items
+                packet = next(packets)
+                items = self._items(packet)
+            except StopIteration:
+                return
+            except errors as exc:
+                self._stop(_reason(exc))
+                return
+            for item in items:
+                self.frames += isinstance(item, self.av.VideoFrame)
+                yield item
+
+    def _items(self, packet: Any) -> list[Any]:
+        if packet.stream.index == self.vin.index:
+            # Flush packets (no dts) at the end of the file are decoded too: they drain the decoder.
+            return packet.decode()
+        if self.decode_audio:
+            return packet.decode()
+        # Skip the empty flush packet at the end, and any packet without a timestamp that a muxer could use.
+        return [packet] if packet.size and (packet.dts is not None or packet.pts is not None) else []
+
+    def _stop(self, why: str) -> None:
+        if not self.frames:
+            raise _unreadable(self.src, why)
+        self.stopped = why
 
 
 def _fraction_gcd(a: Fraction, b: Fraction) -> Fraction:
@@ -154,6 +196,10 @@ class _Clock:
         self.last = out
         return out
 
+    def end(self) -> float:
+        """Where the last frame ends, in seconds on the source's clock."""
+        return 0.0 if self.last is None else float(self.last * self.time_base + 1 / self.fps)
+
     def seconds(self) -> float:
         """Duration from the first frame to the end of the last one."""
         if self.first is None or self.last is None:
@@ -167,10 +213,10 @@ class _Writer:
     Every FFmpeg error raised while writing is turned into a one-line FastNSTError naming ``dst``.
     """
 
-    def __init__(self, av: Any, tmp: Path, dst: Path, vin: Any, ain: Any, fps: Fraction, time_base: Fraction, crf: int):
+    def __init__(self, av: Any, tmp: Path, dst: Path, size: tuple[int, int], ain: Any, clock: _Clock, crf: int):
+        fps, time_base = clock.fps, clock.time_base
         self.av, self.dst, self.time_base = av, dst, time_base
-        self.width = vin.codec_context.width + vin.codec_context.width % 2
-        self.height = vin.codec_context.height + vin.codec_context.height % 2
+        self.width, self.height = size[0] + size[0] % 2, size[1] + size[1] % 2
         self.out = None
         self.audio_queue: deque[Any] = deque()  # audio packets not yet muxed, in order
         self.video_seconds: Fraction | None = None  # the latest video timestamp muxed
@@ -296,28 +342,23 @@ class _Writer:
                 self.out.close()
 
 
-def stylize_video(
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    stylize: Callable[[list[np.ndarray]], list[np.ndarray]],
-    batch_size: int = 4,
-    progress: bool = True,
-    crf: int = 18,
-) -> VideoReport:
-    """Stylize every frame of the video ``src`` with ``stylize`` and write ``dst``, keeping timing and audio.
+def scaled_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
+    """The frame size for ``max_size`` (long side at most that, never upscaled): even, as yuv420p needs."""
+    if not max_size or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
 
-    ``stylize`` takes a list of up to ``batch_size`` HxWx3 uint8 RGB frames, in order, and returns as many
-    frames of the same shape. The video is encoded with H.264 (libx264, yuv420p, ``crf``; VP9 for ``.webm``);
-    an odd width/height is padded by one edge-replicated column/row. The first audio stream is copied when the
-    output container accepts its codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through
-    a temporary file in its folder and replaced only on success. Raises FastNSTError for a missing or
-    unreadable ``src``, a ``dst`` that is ``src`` or not a video name, or a write failure.
-    """
-    src, dst = Path(src), Path(dst)
+    def even(side: int) -> int:
+        size = max(2, 2 * round(side * scale / 2))
+        return size - 2 if size > max(max_size, 2) else size
+
+    return even(width), even(height)
+
+
+def _check_paths(src: Path, dst: Path, batch_size: int) -> None:
     if batch_size < 1:
         raise FastNSTError(f"batch_size must be at least 1, got {batch_size}")
-    if not src.is_file():
-        raise FastNSTError(f"{src}: no such file")
+    require_regular_file(src)  # a FIFO named clip.mp4 would block FFmpeg forever
     if not is_video(dst):
         raise FastNSTError(f"{dst}: output must be a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     if _same_file(src, dst):
@@ -326,81 +367,199 @@ def stylize_video(
         raise FastNSTError(f"{dst}: is a folder")
     if not dst.parent.is_dir():
         raise FastNSTError(f"{dst.parent}: no such folder")
-    av = _import_av()
 
+
+def _video_stream(av: Any, container: Any, src: Path) -> Any:
+    """The first real video stream, its frame size checked against the pixel limit before any decoding."""
+    # Cover art in an MP4/MKV is a one-frame "video" stream: take the first real one.
+    videos = [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
+    if not videos:
+        raise _unreadable(src, "no video stream")
+    vin = videos[0]
+    width, height = vin.codec_context.width, vin.codec_context.height
+    if not width or not height:
+        raise _unreadable(src, "unknown frame size")
+    _check_pixels(f"{src}: video frames", width, height)
+    return vin
+
+
+def _check_pixels(what: str, width: int, height: int) -> None:
+    """Frames are decoded at full size whatever --max-size says: a tiny file can declare gigapixel frames."""
+    limit = max_image_pixels()
+    if limit is not None and width * height > limit:
+        raise FastNSTError(pixel_limit_message(what, width, height, limit))
+
+
+def _declared_end(container: Any, vin: Any) -> float | None:
+    """Where the header says the video ends, in seconds; None: unknown."""
+    if vin.duration and vin.time_base:
+        return float((vin.duration + (vin.start_time or 0)) * vin.time_base)
+    match = re.fullmatch(r"(\d{1,9}):(\d\d):(\d\d(?:\.\d{1,9})?)", str(vin.metadata.get("DURATION", "")))
+    if match:  # Matroska's per-stream tag
+        return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
+    if not container.streams.audio and container.duration:  # the file's duration is the video's
+        return (container.duration + (container.start_time or 0)) / 1_000_000
+    return None
+
+
+def _report(container: Any, vin: Any, clock: _Clock, writer: _Writer, reader: _Reader, frames: int) -> VideoReport:
+    return VideoReport(
+        frames=frames,
+        seconds=clock.seconds(),
+        fps=float(clock.fps),
+        width=writer.width,
+        height=writer.height,
+        audio=writer.aout is not None,
+        declared=vin.frames or None,
+        declared_end=_declared_end(container, vin),
+        end=clock.end(),
+        stopped=reader.stopped,
+    )
+
+
+class _Partial:
+    """The temporary output file and its writer: renamed onto ``dst`` on success, removed on any failure."""
+
+    def __init__(self, dst: Path) -> None:
+        self.dst = dst
+        self.tmp: Path | None = None
+        self.writer: _Writer | None = None
+
+    def open(self, av: Any, size: tuple[int, int], ain: Any, clock: _Clock, crf: int) -> _Writer:
+        self.tmp = _temp_for(self.dst)
+        self.writer = _Writer(av, self.tmp, self.dst, size, ain, clock, crf)
+        return self.writer
+
+    def publish(self) -> None:
+        assert self.tmp is not None
+        _publish(self.tmp, self.dst)
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+
+
+def _temp_for(dst: Path) -> Path:
+    """A new hidden file beside ``dst`` with its extension (so FFmpeg picks the same container).
+
+    Unique per call: two runs writing the same output never write into one file; only the final rename is
+    shared, and the last one wins with a complete video.
+    """
+    fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}")
+    os.close(fd)
+    return Path(name)
+
+
+def _publish(tmp: Path, dst: Path) -> None:
+    """Give ``tmp`` the permissions a plain open would (mkstemp's are 0600) and rename it onto ``dst``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dst)
+
+
+class _Frames:
+    """Batches of decoded frames, stylized and handed to the writer in order."""
+
+    def __init__(self, stylize: Stylize, writer: _Writer, size: tuple[int, int], batch_size: int):
+        self.stylize, self.writer, self.size, self.batch_size = stylize, writer, size, batch_size
+        self.batch: list[np.ndarray] = []
+        self.stamps: list[int] = []
+
+    def add(self, rgb: np.ndarray, pts: int) -> bool:
+        """Queue one decoded frame; True when the batch is full."""
+        self.batch.append(rgb)
+        self.stamps.append(pts)
+        return len(self.batch) >= self.batch_size
+
+    def flush(self) -> int:
+        """Stylize and encode the batch; returns how many frames it held."""
+        width, height = self.size
+        out = self.stylize(list(self.batch))
+        if len(out) != len(self.batch):
+            raise FastNSTError(f"stylize returned {len(out)} frames for a batch of {len(self.batch)}")
+        for frame, pts in zip(out, self.stamps, strict=True):
+            frame = np.asarray(frame)
+            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                raise FastNSTError(
+                    f"stylize returned a {frame.dtype} frame of shape {frame.shape}, "
+                    f"expected uint8 {(height, width, 3)}"
+                )
+            self.writer.video(frame, pts)
+        count = len(self.batch)
+        self.batch, self.stamps = [], []
+        return count
+
+
+def _transcode(av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock: _Clock, bar: Progress) -> None:
+    """Read, stylize and write every frame; audio goes through as it comes."""
+    width, height = frames.size
+    for item in reader:
+        if not isinstance(item, av.VideoFrame):
+            writer.audio(item)
+            continue
+        _check_pixels(f"{reader.src}: frame {reader.frames}", item.width, item.height)  # a mid-stream size change
+        if clock.first is None:
+            writer.start(item)
+        # Decoded frames are converted with the source's own colour matrix, and scaled to the output size
+        # (--max-size, or the first frame's size after a mid-stream size change) by FFmpeg.
+        scaling = {"interpolation": "LANCZOS"} if (item.width, item.height) != (width, height) else {}
+        if frames.add(item.to_ndarray(format="rgb24", width=width, height=height, **scaling), clock(item.pts)):
+            bar.update(frames.flush())
+    if frames.batch:
+        bar.update(frames.flush())
+    if clock.first is None:
+        raise _unreadable(reader.src, "no frames could be decoded")
+    writer.finish()
+
+
+def stylize_video(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    stylize: Stylize,
+    batch_size: int = 4,
+    progress: bool = True,
+    crf: int = 18,
+    max_size: int | None = None,
+) -> VideoReport:
+    """Stylize every frame of the video ``src`` with ``stylize`` and write ``dst``, keeping timing and audio.
+
+    ``stylize`` takes a list of up to ``batch_size`` HxWx3 uint8 RGB frames, in order, and returns as many
+    frames of the same shape. Frames are scaled so their long side is at most ``max_size`` (even sizes). The
+    video is encoded with H.264 (libx264, yuv420p, ``crf``; VP9 for ``.webm``); an odd width/height is padded
+    by one edge-replicated column/row. The first audio stream is copied when the output container accepts its
+    codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through a temporary file of its own
+    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.imageio``) are refused
+    before decoding. A file that ends early is written as far as it decodes (see ``VideoReport.shortfall``).
+    Raises FastNSTError for a missing, unreadable or too large ``src``, a ``dst`` that is ``src`` or not a
+    video name, or a write failure.
+    """
+    src, dst = Path(src), Path(dst)
+    _check_paths(src, dst, batch_size)
+    av = _import_av()
     try:
         container = av.open(str(src))
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(src, _reason(exc)) from None
-    # Same extension, so the muxer is chosen the same way; hidden, so a half-written file is not mistaken for output.
-    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-    writer = None
+    partial = _Partial(dst)
     try:
         with container:
-            # Cover art in an MP4/MKV is a one-frame "video" stream: take the first real one.
-            videos = [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
-            if not videos:
-                raise _unreadable(src, "no video stream")
-            vin = videos[0]
-            if not vin.codec_context.width or not vin.codec_context.height:
-                raise _unreadable(src, "unknown frame size")
+            vin = _video_stream(av, container, src)
             vin.thread_type = "AUTO"  # frame and slice threads for decoding
             ain = container.streams.audio[0] if container.streams.audio else None
             fps = vin.average_rate or vin.guessed_rate or Fraction(30)
             clock = _Clock(fps, vin.time_base, cfr=dst.suffix.lower() == ".avi")
-            writer = _Writer(av, tmp, dst, vin, ain, fps, clock.time_base, crf)
-            width, height = vin.codec_context.width, vin.codec_context.height
-            batch: list[np.ndarray] = []
-            stamps: list[int] = []
-
-            def flush() -> None:
-                out = stylize(list(batch))
-                if len(out) != len(batch):
-                    raise FastNSTError(f"stylize returned {len(out)} frames for a batch of {len(batch)}")
-                for frame, pts in zip(out, stamps, strict=True):
-                    frame = np.asarray(frame)
-                    if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                        raise FastNSTError(
-                            f"stylize returned a {frame.dtype} frame of shape {frame.shape}, "
-                            f"expected uint8 {(height, width, 3)}"
-                        )
-                    writer.video(frame, pts)
-                bar.update(len(batch))
-                batch.clear()
-                stamps.clear()
-
+            size = scaled_size(vin.codec_context.width, vin.codec_context.height, max_size)
+            writer = partial.open(av, size, ain, clock, crf)
+            reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
             with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress) as bar:
-                for item in _read(av, container, vin, ain, ain is not None and not writer.copy_audio, src):
-                    if not isinstance(item, av.VideoFrame):
-                        writer.audio(item)
-                        continue
-                    if clock.first is None:
-                        writer.start(item)
-                    pts = clock(item.pts)
-                    # Decoded frames are converted with the source's own colour matrix; a mid-stream size
-                    # change is scaled back to the first frame's size.
-                    batch.append(item.to_ndarray(format="rgb24", width=width, height=height))
-                    stamps.append(pts)
-                    if len(batch) >= batch_size:
-                        flush()
-                if batch:
-                    flush()
-            if clock.first is None:
-                raise _unreadable(src, "no frames could be decoded")
-            writer.finish()
-            report = VideoReport(
-                frames=bar.count,
-                seconds=clock.seconds(),
-                fps=float(fps),
-                width=writer.width,
-                height=writer.height,
-                audio=writer.aout is not None,
-            )
-        os.replace(tmp, dst)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+                _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
+            report = _report(container, vin, clock, writer, reader, bar.count)
+        partial.publish()
+    except BaseException:  # errors, and Ctrl-C / SIGTERM (KeyboardInterrupt): never leave the temporary file
+        partial.discard()
         raise
     return report

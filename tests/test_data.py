@@ -246,7 +246,7 @@ def test_find_images_missing_annotations(tmp_path: Path) -> None:
 def test_find_images_annotations_with_no_images(tmp_path: Path) -> None:
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({"images": []}))
-    with pytest.raises(DataError, match=r"data\.root="):
+    with pytest.raises(DataError, match=r"data\.annotations=.*: lists no images"):
         find_images(tmp_path, ann)
 
 

@@ -256,14 +256,15 @@ def test_variable_frame_rate_and_rotation_kept(tmp_path: Path) -> None:
 def test_failure_leaves_nothing_behind(clips: dict[str, Path], tmp_path: Path, existing: bool) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    dst, partial = out_dir / "out.mp4", out_dir / ".out.partial.mp4"
+    dst = out_dir / "out.mp4"
     if existing:
         dst.write_bytes(b"an older result")
     calls = []
 
     def failing(frames: list[np.ndarray]) -> list[np.ndarray]:
         # Fail once the temporary file has data (x264 holds ~45 frames back first): the failure must remove it.
-        calls.append(partial.is_file() and partial.stat().st_size > 0)
+        (partial,) = out_dir.glob(".out.*.partial.mp4")  # one temporary file, named uniquely for this run
+        calls.append(partial.stat().st_size > 0)
         if calls[-1]:
             raise RuntimeError("model crashed")
         return invert(frames)

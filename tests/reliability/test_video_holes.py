@@ -1,0 +1,187 @@
+"""Holes in `fastnst infer` on videos, each closed and tested with real videos and real processes.
+
+Concurrent writers of one output, signals in the middle of a video, frames declared huge in a tiny file,
+--max-size, and files cut short. The videos are the shared bikes.mp4 and clips made here with PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, asset
+
+av = pytest.importorskip("av")
+
+SHIPPED = REPO / "checkpoints" / "starry_night.onnx"
+BIKES_FRAMES = 250  # bikes.mp4: 640x272, 25 fps, 10 s
+
+
+def infer_cmd(*args: object) -> list[str]:
+    return [sys.executable, "-m", "fastnst", "infer", "--model", str(SHIPPED), "-q", *map(str, args)]
+
+
+def infer(*args: object, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        infer_cmd(*args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def nonblank(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def probe(path: Path) -> tuple[int, tuple[int, int]]:
+    """Frames that decode, and the coded size, of the first video stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return frames, (stream.codec_context.width, stream.codec_context.height)
+
+
+def flat_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -> Path:
+    """An H.264 clip of flat grey frames (fast to encode at any size)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "40"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane in frame.planes:
+            plane.update(np.full(plane.buffer_size, 100, np.uint8).tobytes())
+        for i in range(frames):
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def remux(src: Path, dst: Path, **options: str) -> Path:
+    """Copy the video packets of ``src`` into ``dst`` (container from the extension), without re-encoding."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bikes() -> Path:
+    return asset("videos/bikes.mp4")
+
+
+# -- 4. two runs writing the same output ----------------------------------------------------------
+
+
+def test_two_runs_writing_the_same_video_both_succeed_with_a_complete_file(bikes, tmp_path):
+    out = tmp_path / "out" / "bikes_styled.mp4"
+    out.parent.mkdir()
+    procs = [subprocess.Popen(infer_cmd(bikes, "-o", out, "--max-size", "96"), stderr=subprocess.PIPE, text=True)]
+    time.sleep(0.3)  # the second starts while the first is writing
+    procs.append(subprocess.Popen(infer_cmd(bikes, "-o", out, "--max-size", "96"), stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    assert probe(out) == (BIKES_FRAMES, (96, 40))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bikes_styled.mp4"]  # no temporary file left
+
+
+# -- 5. a signal in the middle of a video ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_a_video_leaves_no_temporary_file(bikes, tmp_path, sig, status):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        infer_cmd(bikes, "-o", out / "bikes.mp4"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and any(p.stat().st_size > 0 for p in out.iterdir())):  # the encoder has written
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == status, stderr
+    assert list(out.iterdir()) == []
+    (line,) = [line for line in nonblank(stderr) if "interrupted" in line]
+    assert signal.Signals(sig).name in line and "0 of 1" in line and "bikes.mp4" in line
+    assert " -> " not in stdout
+
+
+# -- 10. the pixel limit applies to video frames -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 200 kB file of two 8192x8192 frames."""
+    return flat_clip(tmp_path_factory.mktemp("huge") / "huge.mp4", 8192, 8192, 2)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(huge, tmp_path, how):
+    limit = 50_000_000
+    flag = ["--max-image-pixels", limit] if how == "flag" else []
+    env = {"FASTNST_MAX_IMAGE_PIXELS": str(limit)} if how == "env" else {}
+    start = time.monotonic()
+    proc = infer(huge, "-o", tmp_path / "out.mp4", *flag, env=env, timeout=20)
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 1, proc.stderr
+    (line, *_) = nonblank(proc.stderr)
+    assert line.startswith("error:") and "huge.mp4" in line and "8192x8192" in line and "limit" in line
+    assert "--max-image-pixels 0" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_frames_under_the_limit_are_stylized(tmp_path):
+    clip = flat_clip(tmp_path / "small.mp4", 64, 48, 3)
+    proc = infer(clip, "-o", tmp_path / "out.mp4", "--max-image-pixels", 64 * 48)
+    assert proc.returncode == 0, proc.stderr
+    assert probe(tmp_path / "out.mp4") == (3, (64, 48))
+
+
+# -- 11. --max-size scales videos ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("max_size", "size"), [(64, (64, 48)), (75, (74, 56)), (200, (130, 98))])
+def test_max_size_scales_video_frames_to_even_sizes(tmp_path, max_size, size):
+    clip = flat_clip(tmp_path / "clip.mp4", 130, 98, 5)
+    proc = infer(clip, "-o", tmp_path / "out.mkv", "--max-size", max_size, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert probe(tmp_path / "out.mkv") == (5, size)
+    assert '"width": %d' % size[0] in proc.stdout  # noqa: UP031 - a JSON fragment
+
+
+# -- 12. a video cut short ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_a_truncated_video_is_written_as_far_as_it_goes_with_a_warning(bikes, tmp_path, container):
+    whole = remux(bikes, tmp_path / f"whole.{container}", **({"movflags": "faststart"} if container == "mp4" else {}))
+    cut = tmp_path / f"cut.{container}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # the header (and its frame count) first, half the frames
+    out = tmp_path / "out.mp4"
+    proc = infer(cut, "-o", out, "--max-size", "64")
+    assert proc.returncode == 0, proc.stderr
+    written, _ = probe(out)
+    assert 0 < written < BIKES_FRAMES
+    (line,) = nonblank(proc.stderr)
+    assert line.startswith("warning:") and str(cut) in line
+    # MP4 declares its frame count, Matroska only its duration: "N of 250 declared" or "N of about 250".
+    assert re.search(rf"\b{written} of (about )?{BIKES_FRAMES}\b", line), line
+
+
+def test_a_whole_video_gives_no_warning(bikes, tmp_path):
+    whole = remux(bikes, tmp_path / "whole.mkv")
+    proc = infer(whole, "-o", tmp_path / "out.mp4", "--max-size", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert nonblank(proc.stderr) == []
+    assert probe(tmp_path / "out.mp4")[0] == BIKES_FRAMES
