@@ -5,7 +5,7 @@ Hydra composes ``conf/train.yaml`` from one group per axis (``style/``, ``model/
 ``data.root=/data/coco/train2017``, ``trainer.max_steps=2000``). Each run writes its
 checkpoints, TensorBoard logs, previews and resolved config into
 ``checkpoints/<style>/<timestamp>/`` (``<timestamp>_2``, ... if that folder is taken: see
-:mod:`fastnst.run_dir`). Resume with ``ckpt_path=/path/to/last.ckpt`` or ``ckpt_path=last``
+:mod:`fastnst.training.run_dir`). Resume with ``ckpt_path=/path/to/last.ckpt`` or ``ckpt_path=last``
 (the newest run of the style). Ctrl-C or SIGTERM stops after the current step, saves
 ``last.ckpt``, prints the command that resumes, and exits with 130 or 143.
 """
@@ -24,13 +24,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.run_dir import register_resolver
+from fastnst.training.run_dir import register_resolver
 
 register_resolver()  # ${fastnst_unique_dir:...} in conf/train.yaml's sweep folders, needed before hydra.main
 
 if TYPE_CHECKING:
-    from fastnst.interrupt import Stopped
-    from fastnst.module import StyleTransferModule
+    from fastnst.training.interrupt import Stopped
+    from fastnst.training.module import StyleTransferModule
 
 log = logging.getLogger("fastnst.train")
 
@@ -53,8 +53,14 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
     """
     import lightning.pytorch as pl
 
-    from fastnst.data import PhotoDataModule
-    from fastnst.trainer import build_trainer, check_data_root, find_last_checkpoint, validate_config, warn_if_slow
+    from fastnst.training.data import PhotoDataModule
+    from fastnst.training.trainer import (
+        build_trainer,
+        check_data_root,
+        find_last_checkpoint,
+        validate_config,
+        warn_if_slow,
+    )
 
     data = cfg.data
     validate_config(cfg, run_dir)  # one-line errors before any heavy work (run_dir: for ckpt_path=last)
@@ -98,7 +104,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
 
 def export_run(cfg: DictConfig, run_dir: Path) -> None:
     """Write ``<style>.onnx`` next to the checkpoints of a finished run (verified against PyTorch)."""
-    from fastnst.export import export_onnx
+    from fastnst.nn.export import export_onnx
 
     report = export_onnx(run_dir / "last.ckpt", run_dir / f"{cfg.style.name}.onnx", precision=cfg.export.precision)
     log.info("exported %s", report.summary())
@@ -108,7 +114,7 @@ def build_module(
     cfg: DictConfig, lr: float, channels_last: Any, compile: Any, max_nonfinite_steps: int, on_gpu: bool
 ) -> StyleTransferModule:
     """The LightningModule of a run: the style network and its loss, as configured."""
-    from fastnst.module import StyleTransferModule
+    from fastnst.training.module import StyleTransferModule
 
     data, loss = cfg.data, cfg.loss
     return StyleTransferModule(
@@ -141,7 +147,7 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
     The signal handlers cover the final save too: a Ctrl-C while it is written cannot lose the steps
     since the last periodic checkpoint. (A second signal ends the process at once.)
     """
-    from fastnst.interrupt import GracefulInterrupt, Stopped
+    from fastnst.training.interrupt import GracefulInterrupt, Stopped
 
     interrupt = next(c for c in trainer.callbacks if isinstance(c, GracefulInterrupt))
     with interrupt.installed():  # before fit(): data-loader workers are forked with it, and ignore signals

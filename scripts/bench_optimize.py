@@ -1,6 +1,6 @@
-"""``bench.py optimize``: time to a fixed loss, ``fastnst.optimize`` vs the PyTorch tutorial's single-scale L-BFGS loop.
+"""``bench.py optimize``: time to a fixed loss, fastnst.nn.optimize vs the PyTorch tutorial's single-scale L-BFGS loop.
 
-Both methods minimise the same objective (fastnst's defaults: :class:`~fastnst.losses.PerceptualLoss`
+Both methods minimise the same objective (fastnst's defaults: :class:`~fastnst.nn.losses.PerceptualLoss`
 with content relu4_2, style relu1_1..relu5_1, relative losses, content weight 1, style weight 10,
 Caffe VGG19 with max pooling) for the same photo and painting, in the same process. One judge scores
 both: that loss, evaluated without gradients on the current image clamped to [0, 1] at the full
@@ -11,7 +11,7 @@ methods' times.
 * reference: the image in [0, 1] initialised from the photo at the target size,
   ``torch.optim.LBFGS([img])`` with its defaults (lr 1, 20 iterations per ``step()``, no line
   search), the tutorial's closure and clamping; ``--reference-iterations`` iterations or its budget.
-* fastnst: :func:`fastnst.optimize.optimize` with its defaults (coarse to fine, L-BFGS, the image kept
+* fastnst: :func:`fastnst.nn.optimize.optimize` with its defaults (coarse to fine, L-BFGS, the image kept
   in [0, 1] between iterations), ``--steps`` iterations over ``--scales`` levels, or its budget.
 
 The methods take turns on the CPU (``--turn-seconds`` of their own time each, in two threads of which
@@ -45,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from benchlib import REPO, SHARED_ASSETS, load_average, machine_lines
 
-from fastnst.data import load_image
-from fastnst.losses import PerceptualLoss
-from fastnst.optimize import Progress, Settings, optimize, resize_long, save_image, scale_sizes, scale_step_counts
-from fastnst.vgg import WEIGHTS_ENV, hub_checkpoint_dir, vgg19
+from fastnst.nn.images import load_image
+from fastnst.nn.losses import PerceptualLoss
+from fastnst.nn.optimize import Progress, Settings, optimize, resize_long, save_image, scale_sizes, scale_step_counts
+from fastnst.nn.vgg import WEIGHTS_ENV, hub_checkpoint_dir, vgg19
 
 DEFAULTS = Settings()  # the objective both methods minimise: fastnst's default layers, weights and VGG
 
@@ -203,7 +203,7 @@ class Judge:
 
 
 def make_loss(weights: str, device: torch.device) -> PerceptualLoss:
-    """fastnst's default objective (built as inside :func:`fastnst.optimize.optimize`)."""
+    """fastnst's default objective (built as inside :func:`fastnst.nn.optimize.optimize`)."""
     vgg = vgg19([*DEFAULTS.content_layers, *DEFAULTS.style_layers], weights=weights, pooling=DEFAULTS.pooling)
     return PerceptualLoss(
         vgg.to(device),
@@ -290,7 +290,7 @@ def run_reference(run: Run, iterations: int) -> Trace:
 
 
 def run_fastnst(run: Run, settings: Settings) -> Trace:
-    """:func:`fastnst.optimize.optimize` with a callback that judges every ``run.every`` iterations."""
+    """:func:`fastnst.nn.optimize.optimize` with a callback that judges every ``run.every`` iterations."""
     trace, name = Trace("fastnst"), "fastnst"
     total = sum(scale_step_counts(settings, len(scale_sizes(settings))))
     full = resize_long(run.content, run.size).shape[-2:]

@@ -4,11 +4,11 @@ The reference is written here the way pytorch/examples ``fast_neural_style`` tra
 the full VGG19 (all sixteen convolutions), the style image's Gram matrices recomputed at every
 step, a plain ``DataLoader`` over full-size decoded JPEGs (no workers, no tuning). It minimises
 the same objective as fastnst (same layers, weights, relative losses; checked below at fp32), with
-the same network (from :func:`fastnst.transformer_net.build_network`), image size and batch.
+the same network (from :func:`fastnst.nn.transformer_net.build_network`), image size and batch.
 
-fastnst is measured through its real path: :class:`fastnst.module.StyleTransferModule` and
-:class:`fastnst.data.PhotoDataModule` in a Lightning ``Trainer`` built by
-:func:`fastnst.trainer.build_trainer`, so loading, logging and the optimizer step all count.
+fastnst is measured through its real path: :class:`fastnst.training.module.StyleTransferModule` and
+:class:`fastnst.training.data.PhotoDataModule` in a Lightning ``Trainer`` built by
+:func:`fastnst.training.trainer.build_trainer`, so loading, logging and the optimizer step all count.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from fastnst.data import PhotoDataModule, PhotoDataset, collate, find_images, load_image
-from fastnst.module import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleTransferModule
-from fastnst.precision import lightning_precision
+from fastnst.nn.images import load_image
+from fastnst.nn.precision import lightning_precision
+from fastnst.nn.transformer_net import build_network
+from fastnst.nn.vgg import LAYER_NAMES, load_vgg19_state_dict
+from fastnst.photos import find_images
 from fastnst.styles import resolve_style_image
-from fastnst.transformer_net import build_network
-from fastnst.vgg import LAYER_NAMES, load_vgg19_state_dict
+from fastnst.training.data import PhotoDataModule, PhotoDataset, collate
+from fastnst.training.module import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleTransferModule
 
 # conf/model/*.yaml: architecture, width, residual blocks
 MODELS = {"transformer_net": ("johnson", 1.0, 5), "small": ("johnson", 0.5, 3), "light": ("light", 1.0, 3)}
@@ -188,7 +190,7 @@ def run_fastnst(s: Any, root: str, device: torch.device, steps: int, warmup: int
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import Callback
 
-    from fastnst.trainer import build_trainer
+    from fastnst.training.trainer import build_trainer
 
     pl.seed_everything(s.seed, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric"):  # no model summary or tips in the tables

@@ -25,7 +25,7 @@ def cpu_name() -> str:
 
 def machine_lines(device: torch.device) -> list[str]:
     """Two lines naming the machine, the software and the device measured."""
-    from fastnst.precision import cpu_has_fast_bf16
+    from fastnst.nn.precision import cpu_has_fast_bf16
 
     cpus = f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable)"
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""

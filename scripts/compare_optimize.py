@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from fastnst.errors import FastNSTError
-from fastnst.eval_cli import find_photos
-from fastnst.evaluate import METRICS
-from fastnst.infer import Stylizer
+from fastnst.nn.eval_cli import find_photos
+from fastnst.nn.evaluate import METRICS
+from fastnst.runtime.stylizer import Stylizer
 
 
 def run(command: list[str]) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from fastnst.atomic import atomic_write
-from fastnst.eval_cli import find_photos
-from fastnst.imageio import open_rgb
-from fastnst.infer import Stylizer
+from fastnst.nn.eval_cli import find_photos
+from fastnst.runtime.imageio import open_rgb
+from fastnst.runtime.stylizer import Stylizer
 from fastnst.styles import StyleError, resolve_style_image
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fastnst.infer import Stylizer, tile_spans, to_float, to_uint8
+from fastnst.runtime.stylizer import Stylizer, tile_spans, to_float, to_uint8
 
 
 def seam_score(image: np.ndarray, rows: list[int], cols: list[int]) -> float:

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from benchlib import SHARED_ASSETS
 from PIL import Image
 
-from fastnst.eval_cli import find_photos
-from fastnst.evaluate import JUDGE_SIZE, Judge, judged_size
-from fastnst.imageio import open_rgb
+from fastnst.nn.eval_cli import find_photos
+from fastnst.nn.evaluate import JUDGE_SIZE, Judge, judged_size
+from fastnst.runtime.imageio import open_rgb
 from fastnst.styles import resolve_style_image
 
 PEERS = {

@@ -125,6 +125,6 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint: Path) -> Path:
     """The tiny checkpoint exported to ONNX (fp32, verified)."""
-    from fastnst.export import export_onnx
+    from fastnst.nn.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tiny_checkpoint.parent / "starry_night.onnx").path

@@ -1,4 +1,4 @@
-"""Tests of fastnst.data: the resumable sample stream, image discovery and decoding,
+"""Tests of fastnst.training.data: the resumable sample stream, image discovery and decoding,
 the photo dataset (crops, bad-file replacement) and the LightningDataModule.
 
 All images are small synthetic files written to ``tmp_path`` (plus the sample photos
@@ -16,20 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-import fastnst.data as data
-from fastnst.data import (
-    DataError,
-    PhotoDataModule,
-    PhotoDataset,
-    ResumableSampler,
-    collate,
-    find_images,
-    load_image,
-    open_rgb,
-    sample_photos_dir,
-    to_pil,
-    to_tensor,
-)
+import fastnst.training.data as data
+from fastnst.nn.images import load_image, to_pil, to_tensor
+from fastnst.photos import DataError, find_images, sample_photos_dir
+from fastnst.training.data import PhotoDataModule, PhotoDataset, ResumableSampler, collate, open_rgb
 
 # ---------------------------------------------------------------------------
 # Helpers

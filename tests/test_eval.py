@@ -1,4 +1,4 @@
-"""The fixed judge (fastnst.evaluate) and `fastnst eval`: known values, stability, 8-bit reload, CLI."""
+"""The fixed judge (fastnst.nn.evaluate) and `fastnst eval`: known values, stability, 8-bit reload, CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from fastnst.cli import main
-from fastnst.data import sample_photos_dir
-from fastnst.evaluate import Judge, as_8bit, gram, judged_size, mean_cov, relative
+from fastnst.nn.evaluate import Judge, as_8bit, gram, judged_size, mean_cov, relative
+from fastnst.photos import sample_photos_dir
 from fastnst.styles import resolve_style_image
 
 PHOTOS = sorted(sample_photos_dir().glob("*.jpg"))

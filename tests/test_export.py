@@ -17,10 +17,11 @@ import torch
 from conftest import CONF, TINY, assets_dir, load_train_script
 
 import fastnst
-from fastnst import export
-from fastnst.data import load_image, sample_photos_dir
-from fastnst.export import TOLERANCE, ExportError, export_onnx
-from fastnst.module import StyleTransferModule
+from fastnst.nn import export
+from fastnst.nn.export import TOLERANCE, ExportError, export_onnx
+from fastnst.nn.images import load_image
+from fastnst.photos import sample_photos_dir
+from fastnst.training.module import StyleTransferModule
 
 ON = np.array([1.0], np.float32)
 
@@ -210,7 +211,7 @@ def test_metadata(fp32, fp32_session, hparams):
     assert meta["fastnst.style_name"] == "starry_night"
     assert meta["fastnst.image_size"] == "32"  # TINY: data.image_size=32
     assert meta["fastnst.version"] == fastnst.__version__
-    assert meta["fastnst.precision"] == "fp32"
+    assert meta["fastnst.nn.precision"] == "fp32"
     for key in ("content_weight", "style_weight", "tv_weight"):
         assert float(meta[f"fastnst.{key}"]) == pytest.approx(float(hparams[key])), key
     assert int(meta["fastnst.norm_stats_size"]) == input_shapes(fp32_session)["norm_stats"][1]
@@ -278,7 +279,7 @@ def test_fp16_export(fp16, fp32, net):
     float32 = onnx.TensorProto.FLOAT
     assert all(v.type.tensor_type.elem_type == float32 for v in [*model16.graph.input, *model16.graph.output])
     meta = {p.key: p.value for p in model16.metadata_props}
-    assert meta["fastnst.precision"] == "fp16"
+    assert meta["fastnst.nn.precision"] == "fp16"
 
     photo = load_image(sample_photos_dir() / "coffee.jpg", size=256)
     stylized, stats = session(fp16.path).run(None, {"image": photo.numpy()})
@@ -301,7 +302,7 @@ def test_int8_export(int8, fp32):
     assert 0 < int8.mean_abs_error < 0.1
     assert int8.max_abs_error <= TOLERANCE["int8"]
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["fastnst.precision"] == "int8" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.nn.precision"] == "int8" and meta["fastnst.style_name"] == "starry_night"
     # The tiling inputs survive quantization.
     sess = session(int8.path)
     assert set(input_shapes(sess)) == {"image", "norm_stats", "use_norm_stats"}
@@ -389,7 +390,7 @@ def test_training_exports_onnx(run_training, tmp_path):
         expected = net(image).numpy()
     np.testing.assert_allclose(stylize(session(path), image.numpy()), expected, rtol=0, atol=1e-4)
     meta = session(path).get_modelmeta().custom_metadata_map
-    assert meta["fastnst.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.nn.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
 
 
 # -- the light network -------------------------------------------------------------------------
@@ -397,8 +398,8 @@ def test_training_exports_onnx(run_training, tmp_path):
 
 def test_light_network_exports_and_tiles(tmp_path, photo):
     """The light network (pixel shuffle, depthwise convs) exports, verifies and takes whole-image stats."""
-    from fastnst.export import export_network
-    from fastnst.transformer_net import build_network
+    from fastnst.nn.export import export_network
+    from fastnst.nn.transformer_net import build_network
 
     torch.manual_seed(0)
     net = build_network("light").eval()

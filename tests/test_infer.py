@@ -1,4 +1,4 @@
-"""The torch-free inference path: ``fastnst.infer.Stylizer`` and ``fastnst infer``.
+"""The torch-free inference path: ``fastnst.runtime.stylizer.Stylizer`` and ``fastnst infer``.
 
 The models are real exports: ``tiny_onnx`` (a 2-step trained network, whose output barely
 depends on the image) and ``sharp_onnx`` (the same architecture with large random weights,
@@ -23,7 +23,7 @@ from PIL import Image
 
 from fastnst import cli
 from fastnst.errors import FastNSTError
-from fastnst.infer import (
+from fastnst.runtime.stylizer import (
     ModelError,
     Stylizer,
     _feather,
@@ -85,7 +85,7 @@ def stylizer(tiny_onnx: Path) -> Stylizer:
 def sharp_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint with large deterministic random weights, exported to fp32 ONNX."""
     torch = pytest.importorskip("torch")
-    from fastnst.export import export_onnx
+    from fastnst.nn.export import export_onnx
 
     checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     gen = torch.Generator().manual_seed(0)
@@ -703,7 +703,7 @@ def test_cli_output_permissions_follow_the_umask(tiny_onnx, tmp_path):
 
 
 def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
-    from fastnst.infer_cli import save_image
+    from fastnst.runtime.infer_cli import save_image
 
     def failing_save(self, fp, *args, **kwargs):
         fp.write(b"partial")
@@ -739,8 +739,8 @@ def test_cli_output_matches_pytorch(sharp_onnx, tmp_path):
     import torch
 
     from fastnst.cli import main
-    from fastnst.data import load_image
-    from fastnst.module import StyleTransferModule
+    from fastnst.nn.images import load_image
+    from fastnst.training.module import StyleTransferModule
 
     src = tmp_path / "photo.png"
     photo(257, 191, "coffee.jpg").save(src)  # odd size, not a multiple of 4

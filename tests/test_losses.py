@@ -1,4 +1,4 @@
-"""Tests of fastnst.losses: known values of the pure functions, and the PerceptualLoss module
+"""Tests of fastnst.nn.losses: known values of the pure functions, and the PerceptualLoss module
 against the same functions applied by hand (with the real VGG19 Caffe weights)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from conftest import asset
 
-from fastnst.data import load_image
-from fastnst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
-from fastnst.vgg import VGG19, vgg19
+from fastnst.nn.images import load_image
+from fastnst.nn.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from fastnst.nn.vgg import VGG19, vgg19
 
 
 def small_image(relative: str, size: int = 32) -> torch.Tensor:

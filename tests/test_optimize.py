@@ -21,12 +21,10 @@ from conftest import REPO, asset
 from PIL import Image
 
 from fastnst import cli
-from fastnst import optimize_cli as ocli
-from fastnst.data import load_image
 from fastnst.errors import FastNSTError
-from fastnst.infer import rgb_to_ycbcr
-from fastnst.losses import PerceptualLoss, gram_matrix
-from fastnst.optimize import (
+from fastnst.nn.images import load_image
+from fastnst.nn.losses import PerceptualLoss, gram_matrix
+from fastnst.nn.optimize import (
     OptimizeError,
     Progress,
     Settings,
@@ -41,7 +39,9 @@ from fastnst.optimize import (
     scale_step_counts,
     with_chroma,
 )
-from fastnst.vgg import vgg19
+from fastnst.nn.vgg import vgg19
+from fastnst.runtime.stylizer import rgb_to_ycbcr
+from fastnst.training import optimize_cli as ocli
 
 SAMPLES = REPO / "fastnst" / "assets" / "sample_photos"
 STYLES = REPO / "fastnst" / "assets" / "styles"
@@ -640,7 +640,7 @@ def test_failed_write_leaves_the_existing_output(tmp_path, monkeypatch, bits):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("fastnst.data.to_pil" if bits == 8 else "zlib.compress", boom)
+    monkeypatch.setattr("fastnst.nn.images.to_pil" if bits == 8 else "zlib.compress", boom)
     with pytest.raises(OSError, match="disk full"):
         save_image(torch.rand(1, 3, 8, 8), path, bits=bits)
     assert path.read_bytes() == before

@@ -14,7 +14,7 @@ import numpy as np
 from conftest import REPO
 from PIL import Image
 
-from fastnst.data import sample_photos_dir
+from fastnst.photos import sample_photos_dir
 
 MODELS = sorted((REPO / "checkpoints").glob("*.onnx"))
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from fastnst.data import sample_photos_dir
-from fastnst.infer import Stylizer
+from fastnst.photos import sample_photos_dir
+from fastnst.runtime.stylizer import Stylizer
 
 MODELS = sorted((REPO / "checkpoints").glob("*.onnx"))
 
@@ -24,7 +24,7 @@ def test_six_styles_are_shipped():
 def test_shipped_model_stylizes(model):
     stylizer = Stylizer(model, device="cpu")
     assert stylizer.style == model.stem
-    assert stylizer.metadata["fastnst.precision"] == "fp16"
+    assert stylizer.metadata["fastnst.nn.precision"] == "fp16"
     photo = Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB")
     out = np.asarray(stylizer(photo), np.float32) / 255
     assert out.shape == np.asarray(photo).shape and np.isfinite(out).all()

@@ -12,9 +12,9 @@ import torch
 from conftest import REPO, TINY
 from PIL import Image
 
-from fastnst.data import sample_photos_dir
-from fastnst.module import StyleTransferModule
+from fastnst.photos import sample_photos_dir
 from fastnst.styles import builtin_styles
+from fastnst.training.module import StyleTransferModule
 
 
 def load_ckpt(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Tests of fastnst.transformer_net: size, shapes, architecture and gradients of TransformerNet."""
+"""Tests of fastnst.nn.transformer_net: size, shapes, architecture and gradients of TransformerNet."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastnst.transformer_net import LightTransformerNet, TransformerNet, build_network
+from fastnst.nn.transformer_net import LightTransformerNet, TransformerNet, build_network
 
 # Published parameter count of the pytorch/examples fast_neural_style TransformerNet
 # (32/64/128 channels, 5 residual blocks, affine instance norm).

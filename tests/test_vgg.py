@@ -1,4 +1,4 @@
-"""Tests of fastnst.vgg: layer naming, truncation, input conventions and weights loading.
+"""Tests of fastnst.nn.vgg: layer naming, truncation, input conventions and weights loading.
 
 The weights tests use the real files of the shared assets folder (``$FASTNST_ASSETS``,
 else ``../shared/assets`` next to the repository) and the real download code, served
@@ -16,8 +16,8 @@ import torch
 from conftest import asset
 from torch import nn
 
-from fastnst.data import load_image
-from fastnst.vgg import (
+from fastnst.nn.images import load_image
+from fastnst.nn.vgg import (
     CAFFE_PTH_NAME,
     LAYER_NAMES,
     VGG19,
@@ -470,7 +470,7 @@ def test_save_caffe_weights_fp16(weights_path: Path, photo: torch.Tensor, tmp_pa
 
 
 def test_env_file_of_the_wrong_convention_is_refused(monkeypatch, vgg_weights_file):
-    from fastnst.vgg import VGGWeightsError, load_vgg19_state_dict
+    from fastnst.nn.vgg import VGGWeightsError, load_vgg19_state_dict
 
     monkeypatch.setenv("FASTNST_VGG_WEIGHTS", str(vgg_weights_file))
     with pytest.raises(VGGWeightsError, match="holds caffe weights"):

@@ -1,4 +1,4 @@
-"""Video stylization (fastnst.video) on tiny clips that the tests make with PyAV: fast, CPU only."""
+"""Video stylization (fastnst.runtime.video) on tiny clips that the tests make with PyAV: fast, CPU only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fastnst.errors import FastNSTError
-from fastnst.video import VIDEO_EXTENSIONS, VideoReport, is_video, stylize_video
+from fastnst.runtime.video import VIDEO_EXTENSIONS, VideoReport, is_video, stylize_video
 
 av = pytest.importorskip("av")
 
@@ -350,7 +350,7 @@ def test_no_torch_on_the_video_path(clips: dict[str, Path], tmp_path: Path) -> N
     # None in sys.modules makes `import torch` fail: the import and a whole run must not need it.
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import fastnst.video as v\n"
+        "import fastnst.runtime.video as v\n"
         "r = v.stylize_video(sys.argv[1], sys.argv[2], lambda fs: [255 - f for f in fs], progress=False)\n"
         "assert r.frames == 12, r\n"
     )

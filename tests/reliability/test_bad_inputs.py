@@ -25,11 +25,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fastnst import imageio
 from fastnst.cli import main
-from fastnst.data import find_images, sample_photos_dir
-from fastnst.imageio import ImageError, open_rgb
-from fastnst.infer import Stylizer
+from fastnst.photos import find_images, sample_photos_dir
+from fastnst.runtime import imageio
+from fastnst.runtime.imageio import ImageError, open_rgb
+from fastnst.runtime.stylizer import Stylizer
 
 GOOD = ("coffee.jpg", "rocket.jpg", "chelsea.jpg")
 UNUSABLE = ("zero.jpg", "truncated.jpg", "random.png", "text.jpg", "bomb.png")

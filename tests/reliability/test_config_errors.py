@@ -28,14 +28,14 @@ from fastnst.errors import FastNSTError
     ],
 )
 def test_bad_setting_is_one_line_before_heavy_work(compose, tmp_path, monkeypatch, override, expected):
-    import fastnst.data
-    import fastnst.vgg
+    import fastnst.nn.vgg
+    import fastnst.training.data
 
     def heavy(*args, **kwargs):
         raise AssertionError("heavy work started before the settings were checked")
 
-    monkeypatch.setattr(fastnst.vgg, "vgg19", heavy)
-    monkeypatch.setattr(fastnst.data, "find_images", heavy)
+    monkeypatch.setattr(fastnst.nn.vgg, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.training.data, "find_images", heavy)
     with pytest.raises(FastNSTError) as info:
         load_train_script().train(compose(["data=sample", override]), tmp_path / "run")
     assert expected in str(info.value)

@@ -26,8 +26,8 @@ from onnx import helper, numpy_helper
 from PIL import Image
 
 from fastnst.cli import main
-from fastnst.data import sample_photos_dir
-from fastnst.infer import ModelError, Stylizer
+from fastnst.photos import sample_photos_dir
+from fastnst.runtime.stylizer import ModelError, Stylizer
 
 SHIPPED = REPO / "checkpoints" / "starry_night.onnx"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -192,7 +192,7 @@ def test_the_shipped_format_is_read(tmp_path):
 
 def test_a_fresh_export_is_read(tiny_onnx):
     """What the exporter writes today is a format the reader accepts."""
-    from fastnst.onnx_contract import FORMAT_KEY, format_problem
+    from fastnst.runtime.onnx_contract import FORMAT_KEY, format_problem
 
     stylizer = Stylizer(tiny_onnx, device="cpu")
     assert format_problem(stylizer.metadata[FORMAT_KEY]) is None

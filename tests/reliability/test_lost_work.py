@@ -26,7 +26,7 @@ from conftest import REPO, TINY
 from PIL import Image
 
 from fastnst.cli import main
-from fastnst.data import sample_photos_dir
+from fastnst.photos import sample_photos_dir
 
 TRAIN = str(REPO / "train.py")
 

@@ -20,8 +20,9 @@ import torch
 from conftest import REPO, TINY, load_train_script
 from PIL import Image
 
-from fastnst.data import DataError, PhotoDataModule, PhotoDataset, find_images
 from fastnst.errors import FastNSTError
+from fastnst.photos import DataError, find_images
+from fastnst.training.data import PhotoDataModule, PhotoDataset
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 
@@ -29,16 +30,16 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine w
 @pytest.fixture
 def refuse_heavy_work(monkeypatch):
     """Fail the test if the data scan or the VGG19 load starts."""
-    import fastnst.data
-    import fastnst.module
-    import fastnst.vgg
+    import fastnst.nn.vgg
+    import fastnst.training.data
+    import fastnst.training.module
 
     def heavy(*args, **kwargs):
         raise AssertionError("heavy work started before the settings were checked")
 
-    monkeypatch.setattr(fastnst.vgg, "vgg19", heavy)
-    monkeypatch.setattr(fastnst.module, "vgg19", heavy)
-    monkeypatch.setattr(fastnst.data, "find_images", heavy)
+    monkeypatch.setattr(fastnst.nn.vgg, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.training.module, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.training.data, "find_images", heavy)
 
 
 def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
@@ -167,7 +168,7 @@ def test_resume_with_a_different_model_names_both(compose, tmp_path, refuse_heav
 
 
 def test_resume_with_the_same_model_passes_the_check(compose, tiny_checkpoint):
-    from fastnst.trainer import validate_config
+    from fastnst.training.trainer import validate_config
 
     validate_config(compose([*TINY, f"ckpt_path={tiny_checkpoint}"]))
 
@@ -176,7 +177,7 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
     style_dir = tmp_path / "starry_night"
     (style_dir / "earlier").mkdir(parents=True)
     (style_dir / "earlier" / "last.ckpt").write_bytes(tiny_checkpoint.read_bytes())
-    from fastnst.trainer import validate_config
+    from fastnst.training.trainer import validate_config
 
     with pytest.raises(FastNSTError, match=r"^ckpt_path=last \(.*/earlier/last\.ckpt\): the checkpoint's network is "):
         validate_config(compose([*TINY, "model=light", "ckpt_path=last"]), style_dir / "new")
@@ -267,7 +268,7 @@ def test_some_annotated_files_missing_are_skipped_with_a_warning(tmp_path, caplo
     root = tmp_path / "train2017"
     save_solid(root / "b.jpg", (0, 0, 255))
     ann = write_annotations(tmp_path / "ann.json", ["a.jpg", "b.jpg", "c.jpg"])
-    with caplog.at_level(logging.WARNING, logger="fastnst.data"):
+    with caplog.at_level(logging.WARNING, logger="fastnst.photos"):
         assert find_images(root, ann) == [root / "b.jpg"]
     assert f"data.annotations={ann} lists 2 files not found under data.root={root} (first: a.jpg)" in caplog.text
 
@@ -279,7 +280,7 @@ def test_annotation_entries_outside_the_root_are_skipped_never_read(tmp_path, ca
     (root / "link.jpg").symlink_to(outside)  # a symlink whose target is outside the root
     names = ["0.jpg", str(outside), "../../private/secret.jpg", "link.jpg", "sub/../1.jpg"]
     ann = write_annotations(tmp_path / "ann.json", names)
-    with caplog.at_level(logging.WARNING, logger="fastnst.data"):
+    with caplog.at_level(logging.WARNING, logger="fastnst.photos"):
         files = find_images(root, ann)
     assert [p.resolve() for p in files] == [p.resolve() for p in inside]
     assert (

@@ -22,9 +22,9 @@ from conftest import REPO, TINY
 from onnx import TensorProto, helper, numpy_helper
 
 from fastnst.cli import main
-from fastnst.data import sample_photos_dir
-from fastnst.infer import ModelError, Stylizer
-from fastnst.vgg import VGGWeightsError, load_vgg19_state_dict
+from fastnst.nn.vgg import VGGWeightsError, load_vgg19_state_dict
+from fastnst.photos import sample_photos_dir
+from fastnst.runtime.stylizer import ModelError, Stylizer
 
 
 class TouchOnUnpickle:
@@ -80,22 +80,19 @@ def test_the_payload_really_runs_code_when_loaded_unsafely(tmp_path):
 
 
 def test_export_refuses_a_checkpoint_that_needs_code(malicious_checkpoint, tiny_checkpoint, tmp_path, monkeypatch):
-    import lightning.pytorch.core.saving as saving
+    import fastnst.nn.export as export
 
-    from fastnst.export import load_network
-
-    # The step of load_from_checkpoint that builds the module from the loaded dict. (A spy on
-    # StyleTransferModule.__init__ would break Lightning's inspection of __init__'s frame.)
+    # The step of load_network that builds the network from the loaded dict.
     constructed = []
-    real_load_state = saving._load_state
+    real_build = export.build_network
 
-    def spy(cls, checkpoint, *args, **kwargs):
-        constructed.append(cls.__name__)
-        return real_load_state(cls, checkpoint, *args, **kwargs)
+    def spy(*args, **kwargs):
+        constructed.append(args)
+        return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(saving, "_load_state", spy)
-    load_network(tiny_checkpoint)  # control: the spy sees a real load
-    assert constructed == ["StyleTransferModule"]
+    monkeypatch.setattr(export, "build_network", spy)
+    export.load_network(tiny_checkpoint)  # control: the spy sees a real load
+    assert len(constructed) == 1
     constructed.clear()
 
     path, marker = malicious_checkpoint

@@ -10,9 +10,8 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.imageio import ImageError, open_rgb
-from fastnst.infer import IMAGE_EXTENSIONS
 from fastnst.progress import Progress
+from fastnst.runtime.imageio import IMAGE_EXTENSIONS, ImageError, open_rgb
 
 
 class EvalError(FastNSTError):
@@ -105,14 +104,14 @@ def run_eval(args: argparse.Namespace) -> int:
     photos = find_photos(args.content)[: args.limit]
 
     # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
-    from fastnst.evaluate import JUDGE_SIZE, METRICS, Judge, Row, contact_sheet, write_outputs
+    from fastnst.nn.evaluate import JUDGE_SIZE, METRICS, Judge, Row, contact_sheet, write_outputs
     from fastnst.styles import resolve_style_image
 
     judge = Judge(resolve_style_image(args.style))
     stylizers = {}
     for name, (kind, path) in zip(names, methods, strict=True):
         if kind == "model":
-            from fastnst.infer import Stylizer
+            from fastnst.runtime.stylizer import Stylizer
 
             stylizers[name] = Stylizer(path, device=args.device, max_size=JUDGE_SIZE)
 

@@ -1,4 +1,4 @@
-"""``fastnst infer``: stylize files, folders, globs and videos (torch-free, like fastnst.infer).
+"""``fastnst infer``: stylize files, folders, globs and videos (torch-free, like fastnst.runtime.stylizer).
 
 Every output is planned, and checked, before any work: its extension says what it holds (an image for an
 image, a video for a video), it lies inside the folder the user named (or beside its input), and no two
@@ -29,10 +29,10 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.imageio import max_image_pixels, open_rgb, set_max_image_pixels
-from fastnst.infer import IMAGE_EXTENSIONS, Stylizer, to_uint8
 from fastnst.progress import Progress
-from fastnst.video import VIDEO_EXTENSIONS, is_video, stylize_video
+from fastnst.runtime.imageio import IMAGE_EXTENSIONS, max_image_pixels, open_rgb, set_max_image_pixels
+from fastnst.runtime.stylizer import Stylizer, to_uint8
+from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
 _OVERLAP = 128  # Stylizer's default overlap between tiles: a tile must be at least 4 times larger

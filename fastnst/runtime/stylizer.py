@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fastnst.errors import FastNSTError, one_line
-from fastnst.onnx_contract import FORMAT_KEY, STYLE_NAME_KEY, format_problem, safe_name
+from fastnst.runtime.onnx_contract import FORMAT_KEY, STYLE_NAME_KEY, format_problem, safe_name
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _PROVIDERS = {
@@ -32,7 +32,6 @@ _PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 MIN_SIDE = 8  # the exported graph accepts H, W >= 8
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 class ModelError(FastNSTError):

@@ -1,6 +1,6 @@
 """Per-image style transfer by optimization (Gatys et al. 2016), on fastnst's VGG19 and losses.
 
-The image itself is optimized to minimise :class:`~fastnst.losses.PerceptualLoss`
+The image itself is optimized to minimise :class:`~fastnst.nn.losses.PerceptualLoss`
 (content + Gram style + total variation), coarse to fine: a few hundred iterations at a
 small size, then the result is upsampled and optimized further, up to the requested size.
 L-BFGS by default, or Adam. The image is kept in [0, 1] by clamping between iterations, never
@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fastnst.data import load_image
 from fastnst.errors import FastNSTError
-from fastnst.infer import RGB_TO_YCBCR, YCBCR_TO_RGB
-from fastnst.losses import PerceptualLoss
-from fastnst.precision import autocast_dtype
-from fastnst.vgg import vgg19
+from fastnst.nn.images import load_image
+from fastnst.nn.losses import PerceptualLoss
+from fastnst.nn.precision import autocast_dtype
+from fastnst.nn.vgg import vgg19
+from fastnst.runtime.stylizer import RGB_TO_YCBCR, YCBCR_TO_RGB
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Settings:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 0.0
-    normalize: bool = True  # relative losses (see fastnst.losses)
+    normalize: bool = True  # relative losses (see fastnst.nn.losses)
     pooling: str = "max"  # max | avg
     vgg_weights: str = "caffe"
     vgg_convention: str | None = None
@@ -400,7 +400,7 @@ def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
     import zlib
 
     from fastnst.atomic import atomic_write
-    from fastnst.data import to_pil
+    from fastnst.nn.images import to_pil
 
     path = Path(path)
     if bits not in (8, 16):

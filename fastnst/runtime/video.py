@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from fastnst.errors import FastNSTError
-from fastnst.imageio import max_image_pixels, pixel_limit_message, require_regular_file
 from fastnst.progress import Progress
+from fastnst.runtime.imageio import max_image_pixels, pixel_limit_message, require_regular_file
 
 Stylize = Callable[[list[np.ndarray]], list[np.ndarray]]  # a batch of uint8 RGB frames -> as many, same shape
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -532,7 +532,7 @@ def stylize_video(
     video is encoded with H.264 (libx264, yuv420p, ``crf``; VP9 for ``.webm``); an odd width/height is padded
     by one edge-replicated column/row. The first audio stream is copied when the output container accepts its
     codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through a temporary file of its own
-    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.imageio``) are refused
+    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.runtime.imageio``) are refused
     before decoding. A file that ends early is written as far as it decodes (see ``VideoReport.shortfall``).
     Raises FastNSTError for a missing, unreadable or too large ``src``, a ``dst`` that is ``src`` or not a
     video name, or a write failure.

@@ -23,7 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError, one_line
-from fastnst.precision import lightning_precision
+from fastnst.nn.precision import lightning_precision
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,10 @@ def build_trainer(
 ) -> pl.Trainer:
     """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``.
 
-    Its :class:`~fastnst.interrupt.GracefulInterrupt` callback stops training after the current
+    Its :class:`~fastnst.training.interrupt.GracefulInterrupt` callback stops training after the current
     step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``).
     """
-    from fastnst.interrupt import GracefulInterrupt
+    from fastnst.training.interrupt import GracefulInterrupt
 
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
@@ -224,7 +224,7 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
 
     ``run_dir`` (the new run's folder) lets ``ckpt_path=last`` be found and checked too.
     """
-    from fastnst.config import check_schema
+    from fastnst.training.config import check_schema
 
     check_schema(cfg)  # unknown keys and wrong types first: the checks below can trust the types
     _check_loss(cfg.loss)
@@ -246,7 +246,7 @@ def _whole(key: str, value: Any, low: int, what: str = "a whole number") -> None
 
 
 def _check_loss(loss: Any) -> None:
-    from fastnst.vgg import LAYER_NAMES
+    from fastnst.nn.vgg import LAYER_NAMES
 
     for key in ("content_weight", "style_weight", "tv_weight"):
         if not loss[key] >= 0:
@@ -296,7 +296,7 @@ def _check_style(style: Any) -> None:
 
 
 def _check_model(model: Any) -> None:
-    from fastnst.transformer_net import ARCHITECTURES
+    from fastnst.nn.transformer_net import ARCHITECTURES
 
     architecture = model.get("architecture", "johnson")
     if architecture not in ARCHITECTURES:
@@ -425,7 +425,7 @@ def check_precision(precision: Any) -> None:
 
 def _check_run(cfg: Any) -> None:
     """The seed and the export at the end of the run."""
-    from fastnst.export import PRECISIONS
+    from fastnst.nn.export import PRECISIONS
 
     # Lightning's seed_everything replaces a seed outside this range by 0, with only a warning.
     seed = cfg.seed
@@ -436,7 +436,7 @@ def _check_run(cfg: Any) -> None:
 
 
 def _check_vgg_weights(loss: Any) -> None:
-    from fastnst.vgg import guess_convention
+    from fastnst.nn.vgg import guess_convention
 
     if loss.vgg_weights not in ("caffe", "torchvision") and loss.vgg_convention is None:
         guess_convention(loss.vgg_weights)

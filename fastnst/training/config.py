@@ -4,7 +4,7 @@ The YAML files in ``conf/`` are presets (they give the values); these dataclasse
 keys exist and what type each one has. :func:`check_schema` checks a composed config against
 them and turns omegaconf's multi-line errors into one line naming the full key, the value and
 what is expected, or, for a key that does not exist, the nearest one. Ranges (``>= 1`` ...)
-and values that depend on the machine are checked by :func:`fastnst.trainer.validate_config`.
+and values that depend on the machine are checked by :func:`fastnst.training.trainer.validate_config`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from fastnst.errors import FastNSTError
 
 MAX_PIXELS_ENV = "FASTNST_MAX_IMAGE_PIXELS"
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 2 * 89_478_485  # where Pillow raises DecompressionBombError by default
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.vgg import VGG19
+from fastnst.nn.vgg import VGG19
 
 
 def _float32(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The LightningModule that trains a style network (:mod:`fastnst.transformer_net`).
+"""The LightningModule that trains a style network (:mod:`fastnst.nn.transformer_net`).
 
 It takes plain numbers and strings only and saves them with ``save_hyperparameters()``,
 so ``StyleTransferModule.load_from_checkpoint(path)`` works without Hydra. The frozen
@@ -16,12 +16,12 @@ import lightning.pytorch as pl
 import torch
 
 from fastnst.atomic import atomic_write
-from fastnst.data import load_image, to_pil
 from fastnst.errors import FastNSTError
-from fastnst.losses import PerceptualLoss
+from fastnst.nn.images import load_image, to_pil
+from fastnst.nn.losses import PerceptualLoss
+from fastnst.nn.transformer_net import build_network
+from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
-from fastnst.transformer_net import build_network
-from fastnst.vgg import vgg19
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,10 @@ class StyleTransferModule(pl.LightningModule):
         content_layers: ``{vgg_layer: weight}`` of the content term (weight 0: layer off).
         style_layers: ``{vgg_layer: weight}`` of the style term (weight 0: layer off).
         content_weight, style_weight, tv_weight: weights of the loss terms.
-        vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.vgg.vgg19`).
+        vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.nn.vgg.vgg19`).
         vgg_convention: input convention of ``vgg_weights`` if it is a path with an unclear name.
-        architecture: ``johnson`` (:class:`~fastnst.transformer_net.TransformerNet`) or ``light``
-            (:class:`~fastnst.transformer_net.LightTransformerNet`).
+        architecture: ``johnson`` (:class:`~fastnst.nn.transformer_net.TransformerNet`) or ``light``
+            (:class:`~fastnst.nn.transformer_net.LightTransformerNet`).
         width: channel multiplier of the style network.
         num_residual_blocks: residual blocks of the style network.
         lr: Adam learning rate.

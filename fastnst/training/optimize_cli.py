@@ -1,4 +1,4 @@
-"""``fastnst optimize``: flags and Hydra overrides -> :func:`fastnst.optimize.optimize` -> an image file."""
+"""``fastnst optimize``: flags and Hydra overrides -> :func:`fastnst.nn.optimize.optimize` -> an image file."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.data import load_image
 from fastnst.errors import FastNSTError
-from fastnst.optimize import (
+from fastnst.nn.images import load_image
+from fastnst.nn.optimize import (
     OptimizeError,
     Progress,
     Settings,
@@ -44,7 +44,7 @@ FLAG_KEYS = {
 
 def conf_dir() -> Path:
     """The ``conf/`` folder of the source tree fastnst runs from."""
-    path = Path(__file__).resolve().parents[1] / "conf"
+    path = Path(__file__).resolve().parents[2] / "conf"
     if not (path / "optimize.yaml").is_file():
         raise FastNSTError(
             f"{path}/optimize.yaml not found: fastnst optimize runs from a source checkout (pip install -e .)"

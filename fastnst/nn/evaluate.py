@@ -32,8 +32,8 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.imageio import ImageError, open_rgb
-from fastnst.vgg import vgg19
+from fastnst.nn.vgg import vgg19
+from fastnst.runtime.imageio import ImageError, open_rgb
 
 JUDGE_SIZE = 512
 CONTENT_LAYER = "relu4_2"

@@ -1,7 +1,7 @@
 """Which arithmetic to use where: bf16 autocast on hardware that runs it fast, fp32 elsewhere.
 
 Mixed precision here always means: convolutions in the low-precision type, Gram matrices and
-losses in float32 (see :mod:`fastnst.losses`). On CPUs with native bf16 dot products
+losses in float32 (see :mod:`fastnst.nn.losses`). On CPUs with native bf16 dot products
 (AVX512-BF16 or AMX) the convolutions run about twice as fast as in fp32 (measured in
 docs/benchmarks.md); on older CPUs bf16 is emulated and slower, so fp32 stays the default there.
 """

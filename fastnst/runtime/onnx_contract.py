@@ -1,7 +1,7 @@
 """What a fastnst ONNX file promises its readers, importable without torch.
 
-The exporter (``fastnst.export``, with torch) writes these metadata keys; the inference path
-(``fastnst.infer``, without torch) reads them. Every value read from a file is data: the style
+The exporter (``fastnst.nn.export``, with torch) writes these metadata keys; the inference path
+(``fastnst.runtime.stylizer``, without torch) reads them. Every value read from a file is data: the style
 name becomes part of a file name only through :func:`safe_name`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-FORMAT_VERSION = 1  # the newest model format this fastnst reads (fastnst.export writes it)
+FORMAT_VERSION = 1  # the newest model format this fastnst reads (fastnst.nn.export writes it)
 FORMAT_KEY = "fastnst.format"
 STYLE_NAME_KEY = "fastnst.style_name"
 _MAX_NAME = 64  # characters of a style name kept in output file names

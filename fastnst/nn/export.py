@@ -37,9 +37,9 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
-from fastnst.onnx_contract import FORMAT_KEY, FORMAT_VERSION
+from fastnst.nn.transformer_net import StyleNetwork, build_network
 from fastnst.overwrite import refuse_overwrite
-from fastnst.transformer_net import StyleNetwork
+from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +147,28 @@ class ExportReport:
 
 
 def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
-    """The style network and hyperparameters of a training checkpoint."""
-    from fastnst.module import StyleTransferModule
+    """The style network and hyperparameters of a training checkpoint (torch only, no Lightning).
 
+    A checkpoint holds the network's weights under ``net.`` and the run's settings under
+    ``hyper_parameters``; the network is rebuilt from those settings and loaded strictly.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise ExportError(f"{path}: no such checkpoint")
     try:
         # weights_only: a checkpoint is plain tensors and numbers; anything needing code is refused.
-        module = StyleTransferModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        hparams = dict(state["hyper_parameters"])
+        net = build_network(
+            hparams.get("architecture", "johnson"),
+            width=hparams.get("width", 1.0),
+            num_residual_blocks=hparams.get("num_residual_blocks", 5),
+        )
+        weights = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+        net.load_state_dict(weights)
     except Exception as e:
         raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
-    return module.net.eval(), dict(module.hparams)
+    return net.eval(), hparams
 
 
 def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
@@ -168,7 +178,7 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
         {
             FORMAT_KEY: str(FORMAT_VERSION),
             "fastnst.version": __version__,
-            "fastnst.precision": precision,
+            "fastnst.nn.precision": precision,
             "fastnst.norm_stats_size": str(stats_size),
             "fastnst.style_layers": json.dumps(hparams.get("style_layers") or {}),
             "fastnst.content_layers": json.dumps(hparams.get("content_layers") or {}),
@@ -401,7 +411,8 @@ def _export(
 def _mean_error(path: Path, net: StyleNetwork) -> float:
     """Mean |onnx - torch| on a real photo (random noise overstates quantization error)."""
 
-    from fastnst.data import load_image, sample_photos_dir
+    from fastnst.nn.images import load_image
+    from fastnst.photos import sample_photos_dir
 
     image = load_image(sample_photos_dir() / "chelsea.jpg", size=256)
     with torch.no_grad():
@@ -415,7 +426,8 @@ def quantize_int8(src: Path, dst: Path, calibration_images: Sequence[str | Path]
     """Static int8 quantization (QDQ) of the convolutions, calibrated on a few photos."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from fastnst.data import find_images, load_image, sample_photos_dir
+    from fastnst.nn.images import load_image
+    from fastnst.photos import find_images, sample_photos_dir
 
     files = [Path(p) for p in calibration_images] if calibration_images else find_images(sample_photos_dir())
 
