@@ -211,7 +211,7 @@ def test_metadata(fp32, fp32_session, hparams):
     assert meta["fastnst.style_name"] == "starry_night"
     assert meta["fastnst.image_size"] == "32"  # TINY: data.image_size=32
     assert meta["fastnst.version"] == fastnst.__version__
-    assert meta["fastnst.nn.precision"] == "fp32"
+    assert meta["fastnst.precision"] == "fp32"
     for key in ("content_weight", "style_weight", "tv_weight"):
         assert float(meta[f"fastnst.{key}"]) == pytest.approx(float(hparams[key])), key
     assert int(meta["fastnst.norm_stats_size"]) == input_shapes(fp32_session)["norm_stats"][1]
@@ -279,7 +279,7 @@ def test_fp16_export(fp16, fp32, net):
     float32 = onnx.TensorProto.FLOAT
     assert all(v.type.tensor_type.elem_type == float32 for v in [*model16.graph.input, *model16.graph.output])
     meta = {p.key: p.value for p in model16.metadata_props}
-    assert meta["fastnst.nn.precision"] == "fp16"
+    assert meta["fastnst.precision"] == "fp16"
 
     photo = load_image(sample_photos_dir() / "coffee.jpg", size=256)
     stylized, stats = session(fp16.path).run(None, {"image": photo.numpy()})
@@ -302,7 +302,7 @@ def test_int8_export(int8, fp32):
     assert 0 < int8.mean_abs_error < 0.1
     assert int8.max_abs_error <= TOLERANCE["int8"]
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["fastnst.nn.precision"] == "int8" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.precision"] == "int8" and meta["fastnst.style_name"] == "starry_night"
     # The tiling inputs survive quantization.
     sess = session(int8.path)
     assert set(input_shapes(sess)) == {"image", "norm_stats", "use_norm_stats"}
@@ -390,7 +390,7 @@ def test_training_exports_onnx(run_training, tmp_path):
         expected = net(image).numpy()
     np.testing.assert_allclose(stylize(session(path), image.numpy()), expected, rtol=0, atol=1e-4)
     meta = session(path).get_modelmeta().custom_metadata_map
-    assert meta["fastnst.nn.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.precision"] == "fp32" and meta["fastnst.style_name"] == "starry_night"
 
 
 # -- the light network -------------------------------------------------------------------------

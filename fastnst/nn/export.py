@@ -178,7 +178,7 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
         {
             FORMAT_KEY: str(FORMAT_VERSION),
             "fastnst.version": __version__,
-            "fastnst.nn.precision": precision,
+            "fastnst.precision": precision,
             "fastnst.norm_stats_size": str(stats_size),
             "fastnst.style_layers": json.dumps(hparams.get("style_layers") or {}),
             "fastnst.content_layers": json.dumps(hparams.get("content_layers") or {}),
