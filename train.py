@@ -1,199 +1,23 @@
-"""Train a fast style-transfer network: ``python train.py style=starry_night``.
+"""Train a fast style-transfer network from a checkout: ``python train.py style=starry_night``.
 
-Hydra composes ``conf/train.yaml`` from one group per axis (``style/``, ``model/``,
-``loss/``, ``data/``, ``trainer/``); any value is an override (``loss.style_weight=5``,
-``data.root=/data/coco/train2017``, ``trainer.max_steps=2000``). Each run writes its
-checkpoints, TensorBoard logs, previews and resolved config into
-``checkpoints/<style>/<timestamp>/`` (``<timestamp>_2``, ... if that folder is taken: see
-:mod:`fastnst.training.run_dir`). Resume with ``ckpt_path=/path/to/last.ckpt`` or ``ckpt_path=last``
-(the newest run of the style). Ctrl-C or SIGTERM stops after the current step, saves
-``last.ckpt``, prints the command that resumes, and exits with 130 or 143.
+A thin wrapper: the entry is :func:`fastnst.training.train.main`, which is also ``fastnst train`` in any
+install (same configs, same overrides, same run). See that module for the options.
 """
 
-from __future__ import annotations
-
-import logging
-import pickle
-import shutil
 import sys
-import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+try:
+    from fastnst.training.train import main, train
+except ModuleNotFoundError as e:  # a base install (pip install -e .): no torch, Lightning or Hydra
+    from fastnst.cli import missing_extra_hint
 
-from fastnst.training.run_dir import register_resolver
+    hint = missing_extra_hint(e, "python train.py")
+    if hint is None or __name__ != "__main__":
+        raise
+    print(f"error: {hint}", file=sys.stderr)
+    sys.exit(2)
 
-register_resolver()  # ${fastnst_unique_dir:...} in conf/train.yaml's sweep folders, needed before hydra.main
-
-if TYPE_CHECKING:
-    from fastnst.training.interrupt import Stopped
-    from fastnst.training.module import StyleTransferModule
-
-log = logging.getLogger("fastnst.train")
-
-# Known, intentional situations that Lightning warns about: the VGG loss network is kept
-# in eval mode, and the run folder holds the config and log next to the checkpoints.
-for message in (
-    r"Found \d+ module\(s\) in eval mode",
-    r"Checkpoint directory .* exists and is not empty",
-    r"Precision bf16-mixed is not supported by the model summary",  # only its size estimate is fp32
-    r"You're resuming from a checkpoint that ended before the epoch ended",  # our sampler resumes by step
-):
-    warnings.filterwarnings("ignore", message=message)
-
-
-def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
-    """Train one style network as configured, writing everything into ``run_dir``.
-
-    Returns None when the run finished, or how it stopped on SIGINT/SIGTERM (its state saved in
-    ``run_dir/last.ckpt``; no ONNX export then).
-    """
-    import lightning.pytorch as pl
-
-    from fastnst.training.data import PhotoDataModule
-    from fastnst.training.trainer import (
-        build_trainer,
-        check_data_root,
-        find_last_checkpoint,
-        validate_config,
-        warn_if_slow,
-    )
-
-    data = cfg.data
-    validate_config(cfg, run_dir)  # one-line errors before any heavy work (run_dir: for ckpt_path=last)
-    check_data_root(data.root)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).handlers.clear()  # Hydra's handlers print and write train.log
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = PhotoDataModule(
-        root=data.root,
-        annotations=data.annotations,
-        image_size=data.image_size,
-        batch_size=data.batch_size,
-        num_workers=data.num_workers,
-        val_images=data.val_images,
-        num_val_images=data.num_val_images,
-        seed=cfg.seed,
-    )
-
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    module_keys = ("lr", "channels_last", "compile", "max_nonfinite_steps")  # the module's, not the Trainer's
-    module_options = {key: trainer_cfg.pop(key) for key in module_keys}
-    trainer = build_trainer(run_dir, **trainer_cfg)
-    module = build_module(cfg, on_gpu=trainer.accelerator.__class__.__name__ == "CUDAAccelerator", **module_options)
-
-    ckpt_path = cfg.ckpt_path
-    if ckpt_path == "last":
-        ckpt_path = str(find_last_checkpoint(run_dir.parent))
-    if ckpt_path:
-        log.info("resuming from %s", ckpt_path)
-    warn_if_slow(trainer, cfg.trainer.max_steps)
-    stopped = fit(trainer, module, datamodule, ckpt_path, run_dir)
-    if stopped is not None:  # an interrupted run is not exported: its network is not the finished one
-        return stopped
-    if cfg.export.onnx and trainer.is_global_zero and (run_dir / "last.ckpt").is_file():
-        export_run(cfg, run_dir)
-    log.info("run folder: %s", run_dir)
-    return None
-
-
-def export_run(cfg: DictConfig, run_dir: Path) -> None:
-    """Write ``<style>.onnx`` next to the checkpoints of a finished run (verified against PyTorch)."""
-    from fastnst.nn.export import export_onnx
-
-    report = export_onnx(run_dir / "last.ckpt", run_dir / f"{cfg.style.name}.onnx", precision=cfg.export.precision)
-    log.info("exported %s", report.summary())
-
-
-def build_module(
-    cfg: DictConfig, lr: float, channels_last: Any, compile: Any, max_nonfinite_steps: int, on_gpu: bool
-) -> StyleTransferModule:
-    """The LightningModule of a run: the style network and its loss, as configured."""
-    from fastnst.training.module import StyleTransferModule
-
-    data, loss = cfg.data, cfg.loss
-    return StyleTransferModule(
-        style_image=cfg.style.image,
-        style_name=cfg.style.name,
-        style_size=cfg.style.size,
-        content_layers=OmegaConf.to_container(loss.content_layers),
-        style_layers=OmegaConf.to_container(loss.style_layers),
-        content_weight=loss.content_weight,
-        style_weight=loss.style_weight,
-        tv_weight=loss.tv_weight,
-        vgg_weights=loss.vgg_weights,
-        vgg_convention=loss.vgg_convention,
-        architecture=cfg.model.get("architecture", "johnson"),
-        width=cfg.model.width,
-        num_residual_blocks=cfg.model.num_residual_blocks,
-        lr=lr,
-        image_size=data.image_size,
-        # auto: channels-last everywhere (tensor cores; oneDNN on CPU), compile on GPUs only (on a
-        # CPU it gained 5% a step for a minute of compiling: docs/benchmarks.md).
-        channels_last=True if channels_last == "auto" else bool(channels_last),
-        compile=on_gpu if compile == "auto" else bool(compile),
-        max_nonfinite_steps=max_nonfinite_steps,
-    )
-
-
-def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_dir: Path) -> Stopped | None:
-    """Train, then save the end state as ``last.ckpt``; a first SIGINT/SIGTERM stops after the current step.
-
-    The signal handlers cover the final save too: a Ctrl-C while it is written cannot lose the steps
-    since the last periodic checkpoint. (A second signal ends the process at once.)
-    """
-    from fastnst.training.interrupt import GracefulInterrupt, Stopped
-
-    interrupt = next(c for c in trainer.callbacks if isinstance(c, GracefulInterrupt))
-    with interrupt.installed():  # before fit(): data-loader workers are forked with it, and ignore signals
-        # weights_only: a checkpoint holds tensors and numbers; one that needs code to load is refused.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        # The end state, whatever the checkpoint interval (Lightning writes last.ckpt only at intervals).
-        # Lightning's own last.ckpt saves happen inside fit(), in this process: this one comes after them.
-        trainer.save_checkpoint(run_dir / "last.ckpt", weights_only=False)
-    if interrupt.signum is None:
-        return None
-    return Stopped(interrupt.signum, trainer.global_step, run_dir / "last.ckpt")
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    from fastnst.errors import FastNSTError, one_line
-
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    try:
-        stopped = train(cfg, run_dir)
-    except FastNSTError as e:
-        log.error("error: %s", e)
-        _remove_if_unstarted(run_dir)
-        sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C outside the training steps (start-up, export): no step is lost
-        log.error("interrupted%s", "; last.ckpt is the end state" if (run_dir / "last.ckpt").is_file() else "")
-        _remove_if_unstarted(run_dir)
-        sys.exit(130)
-    except pickle.UnpicklingError as e:  # weights_only refused it
-        log.error("error: ckpt_path=%s: refused, it needs code to load (%s)", cfg.ckpt_path, one_line(e))
-        sys.exit(2)
-    except OSError as e:  # a full disk or an unwritable folder: checkpoints are written atomically
-        log.error("error: cannot write in %s (%s); checkpoints written before are intact", run_dir, e)
-        sys.exit(1)
-    if stopped is not None:
-        log.warning("%s", stopped.message(sys.argv[0], hydra_cfg.overrides.task))
-        sys.exit(stopped.exit_code)
-
-
-def _remove_if_unstarted(run_dir: Path) -> None:
-    """A run that never started (no checkpoint) leaves no folder behind."""
-    if not any(run_dir.glob("*.ckpt")):
-        logging.shutdown()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
+__all__ = ["main", "train"]
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """fastnst: train, export and run fast feed-forward style-transfer networks.
 
 Importing ``fastnst`` is cheap (no torch): the training modules are imported on use,
-and ``from fastnst import Stylizer`` needs only numpy, Pillow and onnxruntime.
+and ``from fastnst import Stylizer`` needs only the base install (numpy, Pillow, onnxruntime);
+training, export and optimization need ``pip install 'fastnst[train]'``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

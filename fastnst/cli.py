@@ -1,7 +1,8 @@
 """The ``fastnst`` command line.
 
-Training has its own entry point, ``python train.py`` (Hydra, see ``conf/``). This
-command holds the tools around it; heavy imports happen inside each subcommand.
+``fastnst train`` is Hydra's command line (the same as ``python train.py`` in a checkout); the other
+subcommands are argparse. Heavy imports happen inside each subcommand: ``infer`` and ``styles`` need
+only the base install, the others the ``[train]`` extra.
 """
 
 from __future__ import annotations
@@ -11,18 +12,39 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError
 
+# Packages of the [train] extra: a subcommand that needs one of them, run on the base install, says so in one line.
+TRAIN_EXTRA = {"torch", "lightning", "hydra", "omegaconf", "tensorboard", "onnx", "onnxscript", "h5py"}
+
 
 def _cmd_styles(args: argparse.Namespace) -> int:
-    """List the built-in style paintings."""
-    from fastnst.styles import builtin_styles
+    """List the shipped style models (judge figures, file sizes) and the built-in paintings."""
+    from fastnst.styles import builtin_styles, shipped_model_figures, shipped_models
 
+    figures = shipped_model_figures()
+    print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
+    print(f"  {'name':16s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
+    for name, path in shipped_models().items():
+        f = {"content": float("nan"), "style_gram": float("nan"), "style_stats": float("nan"), **figures.get(name, {})}
+        print(
+            f"  {name:16s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
+            f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}"
+        )
+    print("built-in paintings (train style=NAME, fastnst optimize --style NAME):")
     for name, path in builtin_styles().items():
-        print(f"{name:16s} {path}")
+        print(f"  {name:16s} {path}")
     return 0
+
+
+def _cmd_train(overrides: list[str]) -> int:
+    """Train a style network: Hydra overrides, as for ``python train.py``."""
+    from fastnst.training.train import run_cli
+
+    return run_cli(overrides)
 
 
 def _cmd_vgg(args: argparse.Namespace) -> int:
@@ -107,14 +129,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="fastnst",
-        description="Fast neural style transfer. Train with `python train.py style=starry_night`.",
-    )
-    parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_export(sub: Any) -> None:
+    """The ``fastnst export`` sub-parser."""
     p = sub.add_parser("export", help="export a training checkpoint to ONNX")
     p.add_argument("checkpoint", help="a .ckpt written by train.py")
     p.add_argument("-o", "--output", type=Path, help="the .onnx file (default: next to the checkpoint)")
@@ -126,25 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or globs")
-    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
-    p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (default: next to inputs)")
-    p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
-    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and photo (0)")
-    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
-    p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
-    p.add_argument("--tile-size", type=int, help="largest side per pass before tiling (default 1024 CPU / 2048 GPU)")
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        help="refuse larger images and video frames (decompression-bomb guard; 0: no limit)",
-    )
-    p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_infer)
 
+def _add_tools(sub: Any) -> None:
+    """The ``optimize``, ``eval``, ``styles`` and ``vgg`` sub-parsers."""
     p = sub.add_parser(
         "optimize",
         help="per-image style transfer by optimization (Gatys et al.)",
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_arguments(p)
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("styles", help="list the built-in style paintings")
+    p = sub.add_parser("styles", help="list the shipped style models and the built-in paintings")
     p.set_defaults(func=_cmd_styles)
 
     p = sub.add_parser("vgg", help="download/convert the VGG19 loss-network weights, or write an fp16 copy")
@@ -173,15 +173,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", type=Path, metavar="OUT", help="write an fp16 copy truncated after --up-to")
     p.add_argument("--up-to", default="relu5_1", help="deepest layer kept in the fp16 copy (default relu5_1)")
     p.set_defaults(func=_cmd_vgg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastnst`` argument parser (``fastnst train ...`` is parsed by Hydra, see :func:`main`)."""
+    parser = _Parser(
+        prog="fastnst",
+        description="Fast neural style transfer. Train with `fastnst train style=starry_night` "
+        "(Hydra overrides, as `python train.py` in a checkout).",
+    )
+    parser.add_argument("--version", action="version", version=f"fastnst {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    # Listed for --help only: main() hands `fastnst train ...` to Hydra before argparse sees it.
+    sub.add_parser("train", help="train a style network (Hydra overrides: fastnst train style=wave --help)")
+
+    _add_export(sub)
+
+    p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
+    )
+    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
+    p.add_argument(
+        "-o", "--output", type=Path, help="output file (one input), folder, or - for stdout (default: next to inputs)"
+    )
+    p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and photo (0)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
+    p.add_argument(
+        "--tile-size",
+        type=int,
+        help="tile images larger than this side (default: tile only what does not fit 2 GiB on CPU, 6 GiB on GPU)",
+    )
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help="refuse larger images and video frames (decompression-bomb guard; 0: no limit)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--format", choices=("png", "jpeg", "webp"), help="image format for -o - (default png)")
+    p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_infer)
+
+    _add_tools(sub)
     return parser
+
+
+def missing_extra_hint(error: ModuleNotFoundError, command: str) -> str | None:
+    """The one-line hint for ``command`` run without the [train] extra (None: another module is missing)."""
+    top = (error.name or "").split(".")[0]
+    if top not in TRAIN_EXTRA:
+        return None
+    return f"{command} needs the training extra ({top} is not installed): pip install 'fastnst[train]'"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    is_train = argv[:1] == ["train"]
+    args = None if is_train else build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return args.func(args)
+        return _cmd_train(argv[1:]) if args is None else args.func(args)
+    except ModuleNotFoundError as e:
+        hint = missing_extra_hint(e, f"fastnst {argv[0]}")
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     except FastNSTError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

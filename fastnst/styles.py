@@ -1,15 +1,17 @@
-"""Built-in style paintings and style-image lookup."""
+"""Built-in style paintings, the shipped style models, and looking either up by name (no torch)."""
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastnst.errors import FastNSTError
 
 
 class StyleError(FastNSTError):
-    """A style image that cannot be found."""
+    """A style image or model that cannot be found."""
 
 
 def styles_dir() -> Path:
@@ -17,9 +19,42 @@ def styles_dir() -> Path:
     return Path(str(resources.files("fastnst") / "assets" / "styles"))
 
 
+def models_dir() -> Path:
+    """Folder of the trained style networks shipped with fastnst (ONNX, see checkpoints/README.md)."""
+    return Path(str(resources.files("fastnst") / "assets" / "models"))
+
+
 def builtin_styles() -> dict[str, Path]:
     """``{name: path}`` of the shipped paintings, e.g. ``{"starry_night": .../starry_night.jpg}``."""
     return {p.stem: p for p in sorted(styles_dir().glob("*.jpg"))}
+
+
+def shipped_models() -> dict[str, Path]:
+    """``{name: path}`` of the shipped style networks, e.g. ``{"starry_night": .../starry_night.onnx}``."""
+    return {p.stem: p for p in sorted(models_dir().glob("*.onnx"))}
+
+
+def shipped_model_figures() -> dict[str, dict[str, Any]]:
+    """``{name: {"painting": ..., "content": ..., "style_gram": ..., "style_stats": ...}}`` from models.json."""
+    figures = json.loads((models_dir() / "models.json").read_text())
+    return {name: dict(values) for name, values in figures.items() if not name.startswith("_")}
+
+
+def resolve_model(value: str | Path) -> Path:
+    """A path to an existing model file, or the name of a shipped style (``starry_night``).
+
+    A file that exists wins over a name, so a model of one's own can always be given by path.
+
+    Raises:
+        StyleError: naming the value and the shipped styles when nothing matches.
+    """
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_models()
+    if str(value) in shipped:
+        return shipped[str(value)]
+    raise StyleError(f"{value}: no such model file, and not a shipped style ({', '.join(shipped)})")
 
 
 def resolve_style_image(value: str | Path) -> Path:

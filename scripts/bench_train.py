@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from benchlib import SHARED_ASSETS, Table, machine_lines, sync
+from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -36,11 +37,18 @@ from fastnst.nn.transformer_net import build_network
 from fastnst.nn.vgg import LAYER_NAMES, load_vgg19_state_dict
 from fastnst.photos import find_images
 from fastnst.styles import resolve_style_image
+from fastnst.training.config import ModelConfig, module_defaults
 from fastnst.training.data import PhotoDataModule, PhotoDataset, collate
-from fastnst.training.module import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleTransferModule
+from fastnst.training.module import StyleTransferModule
 
-# conf/model/*.yaml: architecture, width, residual blocks
-MODELS = {"transformer_net": ("johnson", 1.0, 5), "small": ("johnson", 0.5, 3), "light": ("light", 1.0, 3)}
+MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "model"
+MODELS = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml"))  # the training presets: transformer_net, small, light
+
+
+def model_settings(name: str) -> dict[str, Any]:
+    """``conf/model/<name>.yaml`` on the schema's defaults: ``architecture``, ``width``, ``num_residual_blocks``."""
+    preset = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml"))
+    return OmegaConf.to_container(preset)
 
 
 # -- the reference: pytorch/examples' way -------------------------------------------------------
@@ -123,7 +131,7 @@ class ReferenceDataset(Dataset):
 def run_reference(s: Any, files: list[Path], device: torch.device, steps: int, warmup: int) -> float:
     """Images/s of the reference loop (after ``warmup`` untimed steps)."""
     torch.manual_seed(s.seed)
-    net = build_network(*MODELS[s.model]).to(device)
+    net = build_network(**model_settings(s.model)).to(device)
     vgg = ReferenceVGG19(load_vgg19_state_dict(s.vgg_weights)).to(device)
     style = load_image(resolve_style_image(s.style), size=s.style_size).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -150,18 +158,16 @@ def run_reference(s: Any, files: list[Path], device: torch.device, steps: int, w
 
 
 def make_module(s: Any, precision_fp32: bool) -> StyleTransferModule:
-    architecture, width, blocks = MODELS[s.model]
     return StyleTransferModule(
-        architecture=architecture,
+        **model_settings(s.model),
         style_image=s.style,
+        style_name=s.style,
         style_size=s.style_size,
         content_layers=s.content_layers,
         style_layers=s.style_layers,
         content_weight=s.content_weight,
         style_weight=s.style_weight,
         vgg_weights=s.vgg_weights,
-        width=width,
-        num_residual_blocks=blocks,
         image_size=s.image_size,
         channels_last=not precision_fp32,
         compile=False if precision_fp32 else s.compile,
@@ -265,7 +271,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-size", type=int, default=512, help="short side of the style image (conf/style: 512)")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--model", choices=sorted(MODELS), action="append", help="network(s) (default: transformer_net)")
+    p.add_argument("--model", choices=MODELS, action="append", help="network(s) (default: transformer_net)")
     p.add_argument("--steps", type=int, help="timed steps per method (default 10; --quick: 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="fastnst's DataLoader workers")
@@ -278,8 +284,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure, print the table, return the results (the last line printed is the ratio)."""
     device = torch.device(args.device)
     args.steps = args.steps or (3 if args.quick else 10)
-    args.content_layers, args.style_layers = dict(DEFAULT_CONTENT_LAYERS), dict(DEFAULT_STYLE_LAYERS)
-    args.content_weight, args.style_weight = 1.0, 2.0
+    defaults = module_defaults()  # the schema's loss (fastnst.training.config): layers and weights
+    for key in ("content_layers", "style_layers", "content_weight", "style_weight"):
+        setattr(args, key, defaults[key])
     root = args.data or str(SHARED_ASSETS / "photos")
     files = find_images(root)
     for line in machine_lines(device):

@@ -8,7 +8,7 @@ each photo with that painting, once per ``--steps`` value (results kept in
 (``OUT/<style>/scores.csv``, ``summary.json``, ``contact_sheet.png``). A last table gives, per
 style, each method's figures and their ratios to those of the longest optimization (the ceiling):
 
-    python scripts/compare_optimize.py --models checkpoints/*.onnx \\
+    python scripts/compare_optimize.py --models fastnst/assets/models/*.onnx \\
         --content ../shared/assets/content/{tubingen,golden_gate,chicago}.jpg --steps 20 250 -o quality/
 
 ``--extra STYLE=FOLDER`` adds a folder of other results (a peer model's) to that style's judging.

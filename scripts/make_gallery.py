@@ -5,7 +5,7 @@ Top row: each model's painting (from its metadata, found among the built-in styl
 the photos; each cell: the photo stylized by that column's model at ``--size`` (long edge), then
 shrunk to the cell. Used for the README gallery:
 
-    python scripts/make_gallery.py --models checkpoints/*.onnx --photos fastnst/assets/sample_photos \\
+    python scripts/make_gallery.py --models fastnst/assets/models/*.onnx --photos fastnst/assets/sample_photos \\
         -o checkpoints/gallery.jpg
 """
 

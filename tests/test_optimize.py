@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -147,29 +145,13 @@ def hidden_files(folder: Path) -> list[str]:
 
 
 def read_png16(path: Path) -> tuple[dict, np.ndarray]:
-    """A minimal PNG reader for the 16-bit RGB files of save_image: (IHDR fields, (H, W, 3) uint16)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, f"bad CRC in {kind!r}"
-        chunks.append((kind, body))
-        pos += 12 + length
-    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    w, h, depth, colour, _compression, _filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    header = {"width": w, "height": h, "bit_depth": depth, "colour_type": colour, "interlace": interlace}
-    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
-    stride = 1 + w * 3 * 2
-    assert len(raw) == h * stride
-    rows = []
-    for y in range(h):
-        row = raw[y * stride : (y + 1) * stride]
-        assert row[0] == 0, f"row {y}: filter type {row[0]}, expected 0 (None)"
-        rows.append(np.frombuffer(row[1:], dtype=">u2").reshape(w, 3))
-    return header, np.stack(rows).astype(np.uint16)
+    """A 16-bit RGB PNG read with pypng: (header fields, (H, W, 3) uint16)."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    header = {"width": width, "height": height, "bit_depth": info["bitdepth"], "interlace": info["interlace"]}
+    header["colour"] = "grey" if info["greyscale"] else ("RGBA" if info["alpha"] else "RGB")
+    return header, np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, 3)
 
 
 # -- coarse to fine: sizes and step counts --------------------------------------------------------
@@ -533,6 +515,32 @@ def test_gatys_and_jcjohnson_presets():
     assert jcj.normalize is False and jcj.pooling == "max" and jcj.init == "noise" and jcj.scales == 1
 
 
+def test_the_settings_dataclass_is_the_schema_of_optimize_yaml():
+    """conf/optimize.yaml and its presets are checked against Settings (+ the command's keys): its
+    defaults, every key known, one-line errors for a bad type, range or choice."""
+    from fastnst.training.config import ConfigError, OptimizeConfig, optimize_settings
+
+    assert optimize_settings(compose()) == Settings()
+    assert optimize_settings(compose("--preset", "jcjohnson")).steps == 1000
+    yaml_keys = set(compose())
+    assert yaml_keys == {f.name for f in dataclasses.fields(OptimizeConfig)}  # the YAML lists every key
+    for override, message in [
+        ("size=abc", "size=abc: expected a whole number"),
+        ("output_bits=12", "output_bits=12: expected 8 or 16"),
+        ("+sise=3", "sise: no such setting (did you mean size?)"),
+        ("lr=-1", "lr=-1: must be null or a number > 0"),
+        ("scale_factor=1", "scale_factor=1: must be a number > 1"),
+        ("log_every=0", "log_every=0: must be a whole number >= 1"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            optimize_settings(compose(override))
+        assert str(info.value) == message
+
+
+def test_every_optimize_setting_has_a_doc():
+    assert all(f.metadata.get("doc") for f in dataclasses.fields(Settings))
+
+
 def test_flags_and_overrides_map_to_keys(tmp_path):
     cfg = compose(
         "--preset", "gatys", "--size", "96", "--steps", "7", "--init", "content", "--optimizer", "adam",
@@ -612,14 +620,14 @@ def test_cli_16_bit_png(tmp_path):
     assert cli.main(cli_args(CHELSEA, out / "x8.png")) == 0
     assert cli.main(cli_args(CHELSEA, out / "x16.png", "--output-bits", "16")) == 0
     header, pixels16 = read_png16(out / "x16.png")
-    assert header == {"width": 64, "height": 43, "bit_depth": 16, "colour_type": 2, "interlace": 0}
+    assert header == {"width": 64, "height": 43, "bit_depth": 16, "colour": "RGB", "interlace": False}
     with Image.open(out / "x8.png") as img:
         pixels8 = np.asarray(img.convert("RGB"))
     assert np.abs(pixels16 / 65535.0 - pixels8 / 255.0).max() <= 1 / 255
     assert (pixels16 % 257 != 0).mean() > 0.5  # real 16-bit precision, not 8-bit values scaled up
-    with Image.open(out / "x16.png") as img:  # and a PNG that Pillow reads
-        img.load()
+    with Image.open(out / "x16.png") as img:  # a PNG that Pillow reads too (as 8 bits): the same pixels
         assert img.size == (64, 43)
+        assert np.abs(np.asarray(img.convert("RGB")).astype(int) - (pixels16 >> 8)).max() <= 1
     assert hidden_files(out) == []
 
 
@@ -640,7 +648,7 @@ def test_failed_write_leaves_the_existing_output(tmp_path, monkeypatch, bits):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("fastnst.nn.images.to_pil" if bits == 8 else "zlib.compress", boom)
+    monkeypatch.setattr("fastnst.nn.images.to_pil" if bits == 8 else "png.Writer.write", boom)
     with pytest.raises(OSError, match="disk full"):
         save_image(torch.rand(1, 3, 8, 8), path, bits=bits)
     assert path.read_bytes() == before

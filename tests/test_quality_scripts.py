@@ -15,8 +15,9 @@ from conftest import REPO
 from PIL import Image
 
 from fastnst.photos import sample_photos_dir
+from fastnst.styles import shipped_models
 
-MODELS = sorted((REPO / "checkpoints").glob("*.onnx"))
+MODELS = sorted(shipped_models().values())
 
 
 def run_script(name: str, *args: str) -> str:

@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import REPO, TINY
 
+from fastnst.styles import shipped_models
+
 README = (REPO / "README.md").read_text()
 
 
@@ -87,10 +89,9 @@ def test_python_snippet_loads_a_checkpoint_and_stylizes(tiny_checkpoint, tmp_pat
     assert Image.open(tmp_path / "out.png").size == (770, 512)  # chelsea.jpg is 451x300; short side -> 512
 
 
-def test_python_snippet_stylizer(tiny_onnx, tmp_path, monkeypatch):
+def test_python_snippet_stylizer(tmp_path, monkeypatch):
     (snippet,) = [s for s in python_snippets() if "Stylizer" in s]
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "starry_night.onnx").write_bytes(tiny_onnx.read_bytes())
+    monkeypatch.chdir(tmp_path)  # no starry_night.onnx here: the name is the shipped style's
     (tmp_path / "photo.jpg").write_bytes((REPO / "fastnst" / "assets" / "sample_photos" / "coffee.jpg").read_bytes())
     exec(compile(snippet, "README.md", "exec"), {})
     from PIL import Image
@@ -126,7 +127,6 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tmp_path, monkeypatch):
     assert len(lines) >= 7
     for line in lines:
         line = line.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint))
-        line = re.sub(r"checkpoints/(\w+\.onnx)", lambda m: str(REPO / "checkpoints" / m[1]), line)  # shipped
         args = shlex.split(line)[1:]
         assert main(args) == 0, line
     expected = ["photo_starry_night.jpg", "photo_the_scream.jpg"]
@@ -238,4 +238,4 @@ def test_readme_gallery_command_runs(tmp_path):
     assert (tmp_path / "gallery.jpg").is_file()
     # Every shipped model is in the gallery: one column each (the photos' column, then the models).
     width = Image.open(tmp_path / "gallery.jpg").width
-    assert width == (len(list((REPO / "checkpoints").glob("*.onnx"))) + 1) * (48 + 4) + 4
+    assert width == (len(shipped_models()) + 1) * (48 + 4) + 4

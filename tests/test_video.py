@@ -333,9 +333,9 @@ def test_output_must_be_a_video_name(clips: dict[str, Path], tmp_path: Path) -> 
 def test_progress_bar(clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stylize_video(clips["aac"], tmp_path / "a.mp4", invert, progress=True)
     err = capsys.readouterr().err
-    assert "stylize aac.mp4" in err and "48/48" in err  # MP4 stores the frame count: a bar with a total
+    assert "stylize aac.mp4: 48/48 done" in err  # MP4 stores the frame count: a bar with a total
     stylize_video(clips["odd"], tmp_path / "b.mp4", invert, progress=True)
-    assert "stylize odd.mkv 12" in capsys.readouterr().err  # Matroska does not: a count
+    assert "stylize odd.mkv: 12 done" in capsys.readouterr().err  # Matroska does not: a count
     stylize_video(clips["aac"], tmp_path / "c.mp4", invert, progress=False)
     assert capsys.readouterr() == ("", "")
 

@@ -172,19 +172,16 @@ def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
 
 
 def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
-    keys = ("style_name", "style_image", "image_size", "style_size", "content_weight", "style_weight", "tv_weight")
-    meta = {f"fastnst.{k}": str(hparams[k]) for k in keys if k in hparams}
+    """``fastnst.<setting>`` for every training setting of the checkpoint (a new one needs no change
+    here; mappings and lists as JSON), then the format, version and export facts."""
+    meta = {f"fastnst.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in hparams.items()}
+    meta.setdefault("fastnst.architecture", "johnson")  # checkpoints from before the light network
     meta.update(
         {
             FORMAT_KEY: str(FORMAT_VERSION),
             "fastnst.version": __version__,
             "fastnst.precision": precision,
             "fastnst.norm_stats_size": str(stats_size),
-            "fastnst.style_layers": json.dumps(hparams.get("style_layers") or {}),
-            "fastnst.content_layers": json.dumps(hparams.get("content_layers") or {}),
-            "fastnst.architecture": str(hparams.get("architecture", "johnson")),
-            "fastnst.width": str(hparams.get("width", "")),
-            "fastnst.num_residual_blocks": str(hparams.get("num_residual_blocks", "")),
         }
     )
     return meta

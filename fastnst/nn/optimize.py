@@ -12,14 +12,20 @@ styles to the photo), spatial masks that give each style its own region, layers 
 weights by name, max or average pooling.
 """
 
+# setting() (fastnst.schema) returns a dataclasses.field(); ruff sees only a call in a default:
+# ruff: noqa: RUF009
+
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +35,7 @@ from fastnst.nn.losses import PerceptualLoss
 from fastnst.nn.precision import autocast_dtype
 from fastnst.nn.vgg import vgg19
 from fastnst.runtime.stylizer import RGB_TO_YCBCR, YCBCR_TO_RGB
+from fastnst.schema import check_ranges, setting
 
 log = logging.getLogger(__name__)
 
@@ -50,52 +57,49 @@ class Style:
 
 @dataclass
 class Settings:
-    """Everything :func:`optimize` needs; ``conf/optimize.yaml`` mirrors it key for key."""
+    """Everything :func:`optimize` needs: the schema of ``conf/optimize.yaml``'s algorithm keys (each
+    one's type, default, doc and check; the YAML and its presets give values)."""
 
-    size: int = 512  # long edge of the result
-    steps: int = 500  # iterations in all, over all scales
-    scales: int = 3  # coarse-to-fine levels (1 = single scale)
-    scale_factor: float = 2.0  # size ratio between levels
-    scale_steps: list[int] | None = None  # iterations per level (default: 15% per coarse level, the rest last)
-    optimizer: str = "lbfgs"  # lbfgs | adam
-    lr: float | None = None  # default: 1.0 for L-BFGS; Adam: 0.02 ([0, 1] units) or 5.0 (0-255 units, raw losses)
-    lbfgs_history: int = 100
-    lbfgs_line_search: bool = False  # Strong-Wolfe line search: steadier, about 2x the evaluations
-    bounds: str = "project"  # project: clamp to [0, 1] between iterations (never inside the closure) | none
-    init: str = "content"  # content | noise | a path
-    seed: int = 0
-    style_scale: float = 1.0  # styles are seen at style_scale x the current long edge
-    preserve_color: str = "none"  # none | luminance | match
-    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
-    style_layers: dict[str, float] = field(
-        default_factory=lambda: {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+    size: int = setting(512, "long edge of the result", min=16, what="a whole number of pixels")
+    steps: int = setting(500, "iterations in all, over all scales", min=1)
+    scales: int = setting(3, "coarse-to-fine levels (1: single scale)", min=1)
+    scale_factor: float = setting(2.0, "size ratio between levels", above=1)
+    scale_steps: list[int] | None = setting(None, "iterations per level (default: 15% per coarse level, the rest last)")
+    optimizer: str = setting("lbfgs", "the optimizer", choices=("lbfgs", "adam"))
+    lr: float | None = setting(
+        None, "default: 1.0 for L-BFGS; Adam: 0.02 ([0, 1] units) or 5.0 (0-255 units, raw losses)", above=0
     )
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 0.0
-    normalize: bool = True  # relative losses (see fastnst.nn.losses)
-    pooling: str = "max"  # max | avg
-    vgg_weights: str = "caffe"
-    vgg_convention: str | None = None
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 VGG passes on GPUs and CPUs with native bf16) | fp32 | bf16 | fp16
+    lbfgs_history: int = setting(100, "L-BFGS history size", min=1)
+    lbfgs_line_search: bool = setting(False, "Strong-Wolfe line search: steadier, about 2x the evaluations")
+    bounds: str = setting(
+        "project", "project: clamp to [0, 1] between iterations (never inside the closure)", choices=("project", "none")
+    )
+    init: str = setting("content", "content | noise | a path")
+    seed: int = setting(0, "seed of the noise start", min=0)
+    style_scale: float = setting(1.0, "styles are seen at style_scale x the current long edge", above=0)
+    preserve_color: str = setting("none", "luminance-only transfer, or style colours matched", choices=COLOR_MODES)
+    content_layers: dict[str, float] = setting({"relu4_2": 1.0}, "{vgg_layer: weight} of the content term")
+    style_layers: dict[str, float] = setting(
+        {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0},
+        "{vgg_layer: weight} of the style term",
+    )
+    content_weight: float = setting(1.0, "weight of the content term", min=0)
+    style_weight: float = setting(10.0, "weight of the style term", min=0)
+    tv_weight: float = setting(0.0, "weight of the total-variation term", min=0)
+    normalize: bool = setting(True, "relative losses (fastnst.nn.losses); false: raw Caffe-scale values")
+    pooling: str = setting("max", "VGG's pooling", choices=("max", "avg"))
+    vgg_weights: str = setting("caffe", "caffe | torchvision | /path/to/weights.pth")
+    vgg_convention: str | None = setting(None, "input convention of a weights file (null: from the name)")
+    device: str = setting("auto", "auto | cpu | cuda")
+    precision: str = setting(
+        "auto", "auto: bf16 VGG passes on GPUs and CPUs with native bf16", choices=("auto", "fp32", "bf16", "fp16")
+    )
 
     def check(self) -> None:
         """Raise :class:`OptimizeError` naming the first bad setting."""
-        if self.size < 16:
-            raise OptimizeError(f"size={self.size}: must be at least 16 pixels")
-        if self.steps < 1 or self.scales < 1 or self.scale_factor <= 1:
-            raise OptimizeError(f"steps={self.steps}, scales={self.scales}, scale_factor={self.scale_factor}: invalid")
+        check_ranges(Settings, dataclasses.asdict(self), error=OptimizeError)
         if self.scale_steps is not None and len(self.scale_steps) != self.scales:
             raise OptimizeError(f"scale_steps={self.scale_steps}: needs one number per scale ({self.scales})")
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise OptimizeError(f"optimizer={self.optimizer}: expected lbfgs or adam")
-        if self.preserve_color not in COLOR_MODES:
-            raise OptimizeError(f"preserve_color={self.preserve_color}: expected one of {', '.join(COLOR_MODES)}")
-        if self.bounds not in ("project", "none"):
-            raise OptimizeError(f"bounds={self.bounds}: expected project or none")
-        if self.pooling not in ("max", "avg"):
-            raise OptimizeError(f"pooling={self.pooling}: expected max or avg")
 
 
 def scale_sizes(settings: Settings) -> list[int]:
@@ -396,9 +400,6 @@ def largest_size_that_fits(
 
 def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
     """Write an RGB [0, 1] image atomically: 8-bit PNG/JPEG (by extension) or 16-bit PNG."""
-    import struct
-    import zlib
-
     from fastnst.atomic import atomic_write
     from fastnst.nn.images import to_pil
 
@@ -411,15 +412,17 @@ def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
         if bits == 8:
             fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
             to_pil(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        else:  # Pillow writes 8-bit RGB only: a minimal 16-bit PNG writer (filter 0 on every row)
-            array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
-            h, w, _ = array.shape
-            raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+        else:
+            _write_png16(image, f)
 
-            def chunk(kind: bytes, data: bytes) -> bytes:
-                crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-                return struct.pack(">I", len(data)) + kind + data + crc
 
-            header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-            f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)))
-            f.write(chunk(b"IEND", b""))
+def _write_png16(image: torch.Tensor, f: Any) -> None:
+    """16-bit RGB PNG through pypng (Pillow writes 8-bit RGB only)."""
+    try:
+        import png
+    except ImportError as e:
+        raise OptimizeError("output_bits=16 needs pypng: pip install pypng") from e
+
+    array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
+    h, w, _ = array.shape
+    png.Writer(w, h, greyscale=False, bitdepth=16).write(f, array.astype(np.uint16).reshape(h, w * 3))

@@ -7,14 +7,19 @@
   megapixels) unless raised with :func:`set_max_image_pixels`, ``--max-image-pixels`` or the
   environment variable ``FASTNST_MAX_IMAGE_PIXELS`` (``0``: no limit). Video frames get the same limit.
 * Only regular files are opened: a FIFO or a device named ``x.jpg`` would block or never end.
+* Outputs keep their input's EXIF (orientation reset to 1: it is applied to the pixels) and RGB ICC
+  profile, and are marked as fastnst's in EXIF ``Software`` (``fastnst (style wave)``), so that a
+  rerun on a folder knows its own outputs.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
 from pathlib import Path
+from struct import error as struct_error
 from typing import BinaryIO
 
 import numpy as np
@@ -24,6 +29,8 @@ from fastnst.errors import FastNSTError
 
 MAX_PIXELS_ENV = "FASTNST_MAX_IMAGE_PIXELS"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_ORIENTATION, _SOFTWARE = 0x0112, 0x0131  # EXIF tags
+_MARK = "fastnst (style {})"
 DEFAULT_MAX_PIXELS = 2 * 89_478_485  # where Pillow raises DecompressionBombError by default
 
 
@@ -131,6 +138,11 @@ def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:
         return _decode_rgb(f, path, limit, min_size)
 
 
+def decode_rgb(data: bytes, name: str) -> Image.Image:
+    """:func:`open_rgb` for bytes already read (standard input); ``name`` names them in errors."""
+    return _decode_rgb(io.BytesIO(data), name, max_image_pixels(), None)
+
+
 def _decode_rgb(f: BinaryIO, path: str | Path, limit: int | None, min_size: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -164,3 +176,45 @@ def _decode_rgb(f: BinaryIO, path: str | Path, limit: int | None, min_size: int 
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         reason = " ".join(str(e).split()) or e.__class__.__name__
         raise ImageError(f"{path}: not a readable image ({reason})") from e
+
+
+def _exif_of(image: Image.Image) -> Image.Exif:
+    """A copy of ``image``'s EXIF (an empty one if it has none or it does not parse)."""
+    exif = Image.Exif()
+    raw = image.info.get("exif")
+    if isinstance(raw, bytes) and raw:
+        try:
+            exif.load(raw)
+        except (OSError, ValueError, SyntaxError, struct_error):  # damaged EXIF: the pixels still count
+            return Image.Exif()
+    return exif
+
+
+def output_metadata(image: Image.Image, style: str) -> dict[str, bytes]:
+    """Save options carrying ``image``'s EXIF and ICC profile into its stylized output, marked as fastnst's.
+
+    ``image`` comes from :func:`open_rgb`: its orientation is already applied, so the tag is set to 1. Only
+    an RGB ICC profile is kept; a CMYK or gray one does not describe the converted pixels.
+    """
+    exif = _exif_of(image)
+    exif[_ORIENTATION] = 1
+    exif[_SOFTWARE] = _MARK.format(style)
+    options = {"exif": exif.tobytes()}
+    icc = image.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":  # the profile header's colour space
+        options["icc_profile"] = icc
+    return options
+
+
+def made_by_fastnst(path: str | Path, style: str) -> bool:
+    """Whether the image file at ``path`` is a fastnst output of ``style``, by its EXIF mark (header only).
+
+    Any failure to read it is False: the file is then read as an input, and fails there in one line.
+    """
+    try:
+        with open_regular(path) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(f) as img:
+                return _exif_of(img).get(_SOFTWARE) == _MARK.format(style)
+    except Exception:  # Pillow raises many types on damaged headers; none of them matters here
+        return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import io
 import json
 import os
 import signal
@@ -26,11 +27,21 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.progress import Progress
-from fastnst.runtime.imageio import IMAGE_EXTENSIONS, max_image_pixels, open_rgb, set_max_image_pixels
+from fastnst.runtime.imageio import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    decode_rgb,
+    made_by_fastnst,
+    max_image_pixels,
+    open_rgb,
+    output_metadata,
+    set_max_image_pixels,
+)
 from fastnst.runtime.stylizer import Stylizer, to_uint8
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
@@ -38,7 +49,10 @@ _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inpu
 _OVERLAP = 128  # Stylizer's default overlap between tiles: a tile must be at least 4 times larger
 _SHOWN = 5  # not-written inputs named on the interruption line (--json lists them all)
 
+STREAM = "-"  # an input of "-" is standard input, -o - is standard output
+STREAM_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}  # --format, for -o -
 Job = tuple[Path, Path]  # (input file, the folder its output path is made relative to)
+Pending = tuple[Path, Path, np.ndarray, dict[str, bytes]]  # (input, output, pixels, save options)
 
 
 # -- inputs and output names ------------------------------------------------------------------
@@ -149,19 +163,28 @@ def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None) -> 
         check_output(src, dst, root)
 
 
-def save_image(image: np.ndarray, path: Path) -> None:
+def save_image(image: np.ndarray, path: Path, metadata: dict[str, bytes] | None = None) -> None:
     """Write a uint8 RGB array atomically, in the format of its extension (JPEG/WebP quality 95).
+
+    ``metadata``: ``exif`` and ``icc_profile`` bytes to write with it (PNG, JPEG and WebP hold both).
 
     A temporary file in the same folder is renamed onto ``path`` only once complete, so a
     crash or a full disk never leaves a truncated file where a good one was.
     """
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:
         with atomic_write(path) as f:
-            Image.fromarray(image, "RGB").save(f, format=fmt, **options)
+            encode_image(image, f, fmt, metadata)
     except (OSError, ValueError) as e:
         raise FastNSTError(f"{path}: cannot write ({e})") from e
+
+
+def encode_image(image: np.ndarray, f: Any, fmt: str, metadata: dict[str, bytes] | None = None) -> None:
+    """Write a uint8 RGB array to the binary file ``f`` as ``fmt`` (a Pillow format name)."""
+    options: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if fmt in ("JPEG", "PNG", "WEBP"):
+        options.update(metadata or {})
+    Image.fromarray(image, "RGB").save(f, format=fmt, **options)
 
 
 def _check_settings(args: argparse.Namespace) -> None:
@@ -238,11 +261,20 @@ def _for_input(src: Path, error: BaseException) -> FastNSTError:
 class InferRun:
     """One ``fastnst infer`` run: stylizes and writes each input, and records what became of it."""
 
-    def __init__(self, stylizer: Stylizer, args: argparse.Namespace, jobs: list[Job], outputs: list[Path]):
+    def __init__(
+        self,
+        stylizer: Stylizer,
+        args: argparse.Namespace,
+        jobs: list[Job],
+        outputs: list[Path],
+        skipped: list[dict[str, str]] | None = None,
+    ):
         self.stylizer, self.args, self.jobs, self.outputs = stylizer, args, jobs, outputs
         self.records: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
-        self.pending: list[tuple[Path, Path, np.ndarray]] = []
+        self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
+        self.pending: list[Pending] = []
+        self.bar: Progress | None = None  # counts inputs as they are finished: written or failed
         self.inputs = {os.path.realpath(src) for src, _ in jobs}
         self.input_ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := _safe_stat(src)) is not None}
         # After a signal, an output whose file changed was written, even if its record was not made yet.
@@ -251,21 +283,32 @@ class InferRun:
     def fail(self, src: Path, error: BaseException) -> None:
         error = _for_input(src, error)
         self.errors.append({"input": str(src), "error": str(error)})
-        print(f"error: {error}", file=sys.stderr)  # one line per failed input, also with --quiet
+        tqdm.write(f"error: {error}", file=sys.stderr)  # one line per failed input, above any progress bar
+        self._finished(src)
+
+    def _finished(self, src: Path) -> None:
+        if self.bar is not None:
+            self.bar.update(note=src.name)
 
     def run(self, bar: Progress) -> None:
-        """Every input in turn; an error fails that input alone."""
+        """Every input in turn; an error fails that input alone. ``bar`` counts finished inputs."""
+        self.bar = bar
         for (src, _), dst in zip(self.jobs, self.outputs, strict=True):
             try:
                 self._refuse_input(src, dst)
-                if is_video(src):
+                if not self.args.overwrite and os.path.lexists(dst):
+                    self.skip(src, f"{dst} exists (--overwrite replaces it)", dst)
+                elif is_video(src):
                     self.video(src, dst)
                 else:
                     self.image(src, dst)
             except (FastNSTError, OSError) as e:
                 self.fail(src, e)
-            bar.update(note=f"{src.name}")
         self.flush()
+
+    def skip(self, src: Path, reason: str, dst: Path | None = None) -> None:
+        self.skipped.append({"input": str(src), **({"output": str(dst)} if dst else {}), "reason": reason})
+        self._finished(src)
 
     def _refuse_input(self, src: Path, dst: Path) -> None:
         """Never write over an input, this one's or another's (hard links and case-insensitive names too)."""
@@ -274,14 +317,15 @@ class InferRun:
             raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
 
     def image(self, src: Path, dst: Path) -> None:
-        image = np.asarray(open_rgb(src))
+        opened = open_rgb(src)
+        image = np.asarray(opened)
         if self.pending and self.pending[0][2].shape != image.shape:
             self.flush()
-        self.pending.append((src, dst, image))
+        self.pending.append((src, dst, image, output_metadata(opened, self.stylizer.style)))
         if len(self.pending) >= self.args.batch_size:
             self.flush()
 
-    def _stylize(self, batch: list[tuple[Path, Path, np.ndarray]]) -> list[tuple[Path, Path, Any]]:
+    def _stylize(self, batch: list[Pending]) -> list[tuple[Path, Path, Any, dict[str, bytes]]]:
         """Results of a batch; if the batch fails, each input is tried alone, so a bad one fails alone."""
         try:
             results = self.stylizer.stylize_arrays([b[2] for b in batch], self.args.strength, self.args.preserve_color)
@@ -290,20 +334,21 @@ class InferRun:
                 self.fail(batch[0][0], e)
                 return []
             return [r for item in batch for r in self._stylize([item])]
-        return [(src, dst, result) for (src, dst, _), result in zip(batch, results, strict=True)]
+        return [(src, dst, result, meta) for (src, dst, _, meta), result in zip(batch, results, strict=True)]
 
     def flush(self) -> None:
         """Stylize and write the pending batch; each input succeeds or fails on its own."""
         batch, self.pending = self.pending, []
-        for src, dst, result in self._stylize(batch) if batch else []:
+        for src, dst, result, meta in self._stylize(batch) if batch else []:
             try:
-                save_image(to_uint8(result.image), dst)
+                save_image(to_uint8(result.image), dst, meta)
             except FastNSTError as e:
                 self.fail(src, e)
                 continue
             h, w = result.image.shape[:2]
             record = {"input": str(src), "output": str(dst), "width": w, "height": h}
             self.records.append({**record, "seconds": round(result.seconds, 4), "tiles": result.tiles})
+            self._finished(src)
 
     def _frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         results = self.stylizer.stylize_arrays(frames, self.args.strength, self.args.preserve_color)
@@ -321,8 +366,9 @@ class InferRun:
         shortfall = report.shortfall()
         if shortfall is not None:
             record["warning"] = shortfall
-            print(f"warning: {src}: {shortfall}", file=sys.stderr)
+            tqdm.write(f"warning: {src}: {shortfall}", file=sys.stderr)
         self.records.append(record)
+        self._finished(src)
 
     def written_unrecorded(self) -> list[dict[str, Any]]:
         """Outputs renamed into place just before a signal, before their record was made."""
@@ -347,7 +393,7 @@ def _safe_stat(path: Path) -> os.stat_result | None:
 
 def _interruption(run: InferRun, signum: int) -> tuple[str, list[str]]:
     """The one line saying what a signal stopped, and the inputs whose output was not written."""
-    done = {r["input"] for r in run.records}
+    done = {r["input"] for r in [*run.records, *run.skipped]}
     missing = [str(src) for src, _ in run.jobs if str(src) not in done]
     shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
     line = (
@@ -368,6 +414,7 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
         "providers": run.stylizer.providers,
         "outputs": run.records,
         "errors": run.errors,
+        "skipped": run.skipped,
         "seconds": round(seconds, 4),
     }
     if signum is not None:
@@ -378,6 +425,8 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
         for r in run.records:
             size = f" ({r['width']}x{r['height']}, {r['seconds']:.3f} s)" if "seconds" in r else ""
             print(f"{r['input']} -> {r['output']}{size}")
+        for r in run.skipped:
+            print(f"skipped {r['input']}: {r['reason']}")
     if run.errors:
         print(f"{len(run.errors)} of {len(run.jobs)} input(s) failed (listed above)", file=sys.stderr)
     if signum is not None:
@@ -390,12 +439,27 @@ def _prepare(args: argparse.Namespace) -> InferRun:
     """Settings, model, inputs and planned outputs, all checked before any work."""
     _check_settings(args)
     stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
-    jobs = expand_inputs(args.inputs)
+    jobs, skipped = _earlier_outputs(expand_inputs(args.inputs), stylizer.style)
+    if not jobs:
+        return InferRun(stylizer, args, [], [], skipped)
     if len(jobs) > 1 and args.output is not None and (args.output.is_file() or args.output.suffix):
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
     outputs = plan_outputs(jobs, args.output, stylizer.style)
     check_outputs(jobs, outputs, args.output)
-    return InferRun(stylizer, args, jobs, outputs)
+    return InferRun(stylizer, args, jobs, outputs, skipped)
+
+
+def _earlier_outputs(jobs: list[Job], style: str) -> tuple[list[Job], list[dict[str, str]]]:
+    """Inputs that are fastnst outputs of this style (marked in their EXIF) are not stylized again:
+    a rerun on a folder does not make ``photo_wave_wave.jpg``. Returns the jobs left, and the skipped."""
+    kept: list[Job] = []
+    skipped: list[dict[str, str]] = []
+    for src, base in jobs:
+        if not is_video(src) and made_by_fastnst(src, style):
+            skipped.append({"input": str(src), "reason": f"an output of fastnst with style {style}"})
+        else:
+            kept.append((src, base))
+    return kept, skipped
 
 
 def _signum(interrupt: KeyboardInterrupt) -> int:
@@ -404,6 +468,10 @@ def _signum(interrupt: KeyboardInterrupt) -> int:
 
 def run_infer(args: argparse.Namespace) -> int:
     """Run ``fastnst infer``; returns the exit status (1 if any input failed, 128 + N after signal N)."""
+    if STREAM in args.inputs or str(args.output) == STREAM:
+        return run_stream(args)
+    if args.format is not None:
+        raise FastNSTError(f"--format {args.format}: only for -o - (a file's extension gives its format)")
     with stop_on_signals():
         try:
             run = _prepare(args)
@@ -414,8 +482,67 @@ def run_infer(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         signum = None
         try:
-            with Progress(len(run.jobs), "stylize", enabled=not args.quiet) as bar:
+            with Progress(len(run.jobs), "stylize", enabled=not args.quiet, unit="file") as bar:
                 run.run(bar)
         except KeyboardInterrupt as e:
             signum = _signum(e)
         return _report(run, args, time.perf_counter() - start, signum)
+
+
+# -- standard input and output ---------------------------------------------------------------------
+
+
+def _stream_source(args: argparse.Namespace) -> tuple[str, Image.Image]:
+    """The one image of a stream run: standard input for ``-``, else the one image file named."""
+    if args.inputs == [STREAM]:
+        return "<stdin>", decode_rgb(sys.stdin.buffer.read(), "<stdin>")
+    if STREAM in args.inputs:
+        raise FastNSTError("-: standard input holds one image; name no other input with it")
+    jobs = expand_inputs(args.inputs)
+    if len(jobs) != 1 or is_video(jobs[0][0]):
+        raise FastNSTError(f"-o -: standard output takes one image, not {len(jobs)} input(s) or a video")
+    return str(jobs[0][0]), open_rgb(jobs[0][0])
+
+
+def _stream_target(args: argparse.Namespace) -> Path | None:
+    """Where a stream run writes: None for standard output (``-o -``, or ``-`` in without ``-o``)."""
+    if args.output is None or str(args.output) == STREAM:
+        return None
+    if args.format is not None:
+        raise FastNSTError(f"--format {args.format}: only for -o - (a file's extension gives its format)")
+    check_output(Path(STREAM), args.output, args.output.parent)
+    return args.output
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """``fastnst infer -`` (standard input) and ``-o -`` (standard output): one image.
+
+    With the image on standard output, the report goes to standard error.
+    """
+    _check_settings(args)
+    target = _stream_target(args)
+    if target is not None and not args.overwrite and os.path.lexists(target):
+        print(f"skipped <stdin>: {target} exists (--overwrite replaces it)")
+        return 0
+    stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
+    try:
+        name, opened = _stream_source(args)
+    except ImageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    result = stylizer.stylize_arrays([np.asarray(opened)], args.strength, args.preserve_color)[0]
+    pixels, metadata = to_uint8(result.image), output_metadata(opened, stylizer.style)
+    if target is None:
+        buffer = io.BytesIO()
+        encode_image(pixels, buffer, STREAM_FORMATS[args.format or "png"], metadata)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.flush()
+    else:
+        save_image(pixels, target, metadata)
+    h, w = pixels.shape[:2]
+    record = {"input": name, "output": str(target or "<stdout>"), "width": w, "height": h}
+    record.update(seconds=round(result.seconds, 4), tiles=result.tiles)
+    text = json.dumps({"style": stylizer.style, "outputs": [record]}, indent=2) if args.json else None
+    print(text or f"{name} -> {record['output']} ({w}x{h}, {result.seconds:.3f} s)",
+          file=sys.stderr if target is None else sys.stdout)  # fmt: skip
+    return 0

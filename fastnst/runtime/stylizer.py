@@ -3,7 +3,8 @@
     from fastnst import Stylizer
     stylized = Stylizer("starry_night.onnx")(Image.open("photo.jpg"))
 
-Large images are stylized in overlapping tiles with feathered blending. Instance norm
+Images whose estimated memory exceeds a budget are stylized in overlapping tiles with
+feathered blending (see ``Stylizer``'s ``tile_size`` and ``memory_budget``). Instance norm
 would normalise each tile with its own statistics and leave visible seams; instead the
 statistics of every instance norm are computed once from the whole image at a lower
 resolution and given to every tile (the model's ``norm_stats`` input), so all tiles are
@@ -32,6 +33,12 @@ _PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 MIN_SIDE = 8  # the exported graph accepts H, W >= 8
+GIB = 2**30
+# Peak memory of one onnxruntime pass per input pixel at width 1.0, rounded up from CPU measurements at
+# 512-2048 px (fp32 and fp16 alike: 1164-1345 B/px for Johnson's network, 181-199 for the light one),
+# numpy buffers included; see docs/benchmarks.md. A width scales the channels, hence the memory.
+BYTES_PER_PIXEL = {"johnson": 1400, "light": 210}
+MEMORY_BUDGET = {"cpu": 2 * GIB, "gpu": 6 * GIB}  # default peak memory of one pass
 
 
 class ModelError(FastNSTError):
@@ -53,7 +60,7 @@ def providers_for(device: str) -> list[str]:
         return [p for p in (_PROVIDERS["cuda"], _PROVIDERS["cpu"]) if p in available]
     wanted = _PROVIDERS[device]
     if wanted not in available:
-        hint = " (install the GPU build: pip install 'fastnst[gpu]')" if device != "cpu" else ""
+        hint = " (install onnxruntime-gpu in place of onnxruntime: see the README)" if device != "cpu" else ""
         raise ModelError(
             f"--device {device}: onnxruntime has no {wanted} here{hint}; available: {', '.join(available)}"
         )
@@ -156,6 +163,20 @@ def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 # -- the model -------------------------------------------------------------------
 
 
+def bytes_per_pixel(metadata: dict[str, str]) -> float:
+    """Estimated peak memory of one pass per input pixel, from the model's architecture and width metadata.
+
+    A model of unknown architecture counts as the largest known network; the width (data from the file)
+    is clamped to [1/8, 8] so that no value makes the estimate meaningless.
+    """
+    base = BYTES_PER_PIXEL.get(metadata.get("fastnst.architecture", ""), max(BYTES_PER_PIXEL.values()))
+    try:
+        width = float(metadata.get("fastnst.width", "1"))
+    except ValueError:
+        width = 1.0
+    return base * (min(max(width, 0.125), 8.0) if math.isfinite(width) else 1.0)
+
+
 def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margin: int) -> None:
     """Refuse sizes that make no sense (a non-positive max_size would shrink every image to 1x1)."""
     if max_size is not None and max_size < 1:
@@ -222,8 +243,16 @@ class Stylizer:
         model: path of a ``.onnx`` file written by ``fastnst export`` or by training.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         max_size: downscale inputs so their long side is at most this (``None``: keep the size).
-        tile_size: largest side processed in one pass; larger images are tiled. ``None`` picks
-            2048 px on GPU and 1024 px on CPU, which keeps memory within a few GB.
+        tile_size: largest side processed in one pass; larger images are tiled. ``None`` (the
+            default): an image, or a batch of equal-size images, goes through in one pass whenever
+            its estimated peak memory (:func:`bytes_per_pixel` of the model x pixels) fits
+            ``memory_budget``; only larger ones are tiled, in the largest tiles that fit. One pass
+            is faster than tiles (no overlaps, no statistics pass: 1080x1080 with the light network,
+            0.33 s against 1.71 s in 1024-px tiles on a 2-core CPU; docs/benchmarks.md), so
+            tiling is kept for what would not fit in memory.
+        memory_budget: peak bytes of one pass when ``tile_size`` is ``None``; ``None``: 2 GiB on
+            CPU (the light network untiled up to about 10 megapixels, Johnson's up to 1.5),
+            6 GiB on GPU.
         overlap: overlap between tiles, in pixels (blended with linear feathering).
         stats_size: long side of the low-resolution copy whose instance-norm statistics are
             given to every tile.
@@ -245,11 +274,14 @@ class Stylizer:
         overlap: int = 128,
         stats_size: int = 1024,
         margin: int = 16,
+        memory_budget: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
+        from fastnst.styles import resolve_model
+
         check_sizes(max_size, tile_size, overlap, margin)
-        self.path = Path(model)
+        self.path = resolve_model(model)  # a file that exists, else a shipped style's name (starry_night)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
         self.session = _open_session(self.path, device)
@@ -258,14 +290,31 @@ class Stylizer:
         self.providers = self.session.get_providers()
         on_gpu = self.providers[0] != "CPUExecutionProvider"
         self.max_size = max_size
-        self.tile_size = tile_size if tile_size is not None else (2048 if on_gpu else 1024)
         self.overlap = overlap
         self.stats_size = stats_size
         self.margin = margin
+        if memory_budget is not None and memory_budget < 1:
+            raise ValueError(f"memory_budget={memory_budget}: expected a positive number of bytes")
+        self.memory_budget = memory_budget or MEMORY_BUDGET["gpu" if on_gpu else "cpu"]
+        self.bytes_per_pixel = bytes_per_pixel(self.metadata)
+        self.fixed_tiles = tile_size is not None  # an explicit tile size: tile by side, as asked
+        self.tile_size = tile_size if tile_size is not None else self._budget_tile()
         check_sizes(max_size, self.tile_size, overlap, margin)
         # onnxruntime logs a failed run on stderr besides raising; the exception is reported instead.
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4
+
+    def _budget_tile(self) -> int:
+        """The side of the largest square pass (margins included) that fits the memory budget."""
+        side = int(math.sqrt(self.memory_budget / self.bytes_per_pixel)) - 2 * self.margin
+        return max(side // 4 * 4, 4 * self.overlap, MIN_SIDE)
+
+    def fits(self, height: int, width: int, count: int = 1) -> bool:
+        """Whether ``count`` images of ``height`` x ``width`` go through in one pass, untiled."""
+        if self.fixed_tiles:
+            return max(height, width) <= self.tile_size
+        pixels = count * (height + 2 * self.margin) * (width + 2 * self.margin)
+        return pixels * self.bytes_per_pixel <= self.memory_budget
 
     @property
     def style(self) -> str:
@@ -334,7 +383,7 @@ class Stylizer:
         results: list[Result] = []
         start = time.perf_counter()
         same = len({p.shape for p in photos}) == 1
-        if same and max(photos[0].shape[:2]) <= self.tile_size:
+        if same and self.fits(*photos[0].shape[:2], count=len(photos)):
             stylized, _ = self._run(np.stack(photos))
             per = (time.perf_counter() - start) / len(photos)
             outputs = [(s, 1, per) for s in stylized]
@@ -342,7 +391,7 @@ class Stylizer:
             outputs = []
             for photo in photos:
                 t0 = time.perf_counter()
-                if max(photo.shape[:2]) <= self.tile_size:
+                if self.fits(*photo.shape[:2]):
                     s, tiles = self._run(photo[None])[0][0], 1
                 else:
                     s, tiles = self._stylize_tiled(photo)

@@ -555,7 +555,7 @@ def stylize_video(
             size = scaled_size(vin.codec_context.width, vin.codec_context.height, max_size)
             writer = partial.open(av, size, ain, clock, crf)
             reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-            with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress) as bar:
+            with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
                 _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
             report = _report(container, vin, clock, writer, reader, bar.count)
         partial.publish()

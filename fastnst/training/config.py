@@ -1,14 +1,24 @@
 """The schema of the training configuration: one dataclass per group of ``conf/train.yaml``.
 
-The YAML files in ``conf/`` are presets (they give the values); these dataclasses say which
-keys exist and what type each one has. :func:`check_schema` checks a composed config against
-them and turns omegaconf's multi-line errors into one line naming the full key, the value and
-what is expected, or, for a key that does not exist, the nearest one. Ranges (``>= 1`` ...)
-and values that depend on the machine are checked by :func:`fastnst.training.trainer.validate_config`.
+Each setting is declared once, here: its type, its default (where a sane one exists), its range
+or choices, a one-line doc, and which object takes it (``to``: the LightningModule, the
+DataModule or the Trainer, and under which argument name). The YAML files in ``conf/`` are
+presets that give values. :func:`check_schema` checks a composed config against these dataclasses
+(unknown keys, types, ranges) with one-line errors naming the full key; :func:`module_arguments`,
+:func:`datamodule_arguments` and :func:`trainer_arguments` derive what each object is built with.
+Values that depend on the machine or on files are checked by
+:func:`fastnst.training.trainer.validate_config`.
+
+Adding a hyperparameter: one :func:`setting` in a dataclass below, its value in a YAML preset,
+and the code that uses it.
 """
+
+# setting() (fastnst.schema) returns a dataclasses.field(); ruff sees only a call in a default:
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -19,75 +29,149 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from fastnst.errors import FastNSTError
+from fastnst.nn.export import PRECISIONS
+from fastnst.nn.optimize import Settings
+from fastnst.nn.transformer_net import ARCHITECTURES
+from fastnst.schema import AUTO_OR_BOOL, KINDS, check_ranges, setting
 
 
 class ConfigError(FastNSTError):
-    """A setting that does not exist or has the wrong type (one-line message)."""
+    """A setting that does not exist, has the wrong type or is out of range (one-line message)."""
+
+
+def _to(name: str, *consumers: str) -> dict[str, str]:
+    """``_to("lr", "module")`` -> ``{"module": "lr"}``: the argument ``name`` of each consumer."""
+    return dict.fromkeys(consumers, name)
 
 
 @dataclass
 class StyleConfig:
-    name: str = MISSING
-    image: str = MISSING
-    size: int = MISSING
-    style_weight: float = MISSING
+    name: str = setting(MISSING, doc="name of the style: run folder and export name", to=_to("style_name", "module"))
+    image: str = setting(
+        MISSING, doc="a built-in painting (fastnst/assets/styles/) or any image path", to=_to("style_image", "module")
+    )
+    size: int = setting(
+        512,
+        "short side (px) at which the style's Gram matrices are computed",
+        to=_to("style_size", "module"),
+        min=16,
+        what="a whole number of pixels",
+    )
+    style_weight: float = setting(2.0, "this style's loss.style_weight (loss.style_weight interpolates it)", min=0)
 
 
 @dataclass
 class ModelConfig:
-    architecture: str = "johnson"
-    width: float = MISSING
-    num_residual_blocks: int = MISSING
+    architecture: str = setting(
+        "johnson",
+        "the style network (fastnst.nn.transformer_net)",
+        to=_to("architecture", "module"),
+        choices=tuple(ARCHITECTURES),
+    )
+    width: float = setting(1.0, "channel multiplier of the style network", to=_to("width", "module"), above=0)
+    num_residual_blocks: int = setting(
+        5, "residual blocks of the style network", to=_to("num_residual_blocks", "module"), min=0
+    )
 
 
 @dataclass
 class LossConfig:
-    vgg_weights: str = MISSING
-    vgg_convention: str | None = MISSING
-    content_layers: dict[str, float] = MISSING
-    style_layers: dict[str, float] = MISSING
-    content_weight: float = MISSING
-    style_weight: float = MISSING
-    tv_weight: float = MISSING
+    vgg_weights: str = setting("caffe", "caffe | torchvision | /path/to/weights.pth", to=_to("vgg_weights", "module"))
+    vgg_convention: str | None = setting(
+        None,
+        "input convention of a weights file: caffe | torchvision (null: from the name)",
+        to=_to("vgg_convention", "module"),
+        choices=("caffe", "torchvision"),
+    )
+    content_layers: dict[str, float] = setting(
+        {"relu2_2": 1.0}, "{vgg_layer: weight} of the content term (0: layer off)", to=_to("content_layers", "module")
+    )
+    style_layers: dict[str, float] = setting(
+        {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0},
+        "{vgg_layer: weight} of the style term (0: layer off)",
+        to=_to("style_layers", "module"),
+    )
+    content_weight: float = setting(1.0, "weight of the content term", to=_to("content_weight", "module"), min=0)
+    style_weight: float = setting(2.0, "weight of the style term", to=_to("style_weight", "module"), min=0)
+    tv_weight: float = setting(0.0, "weight of the total-variation term", to=_to("tv_weight", "module"), min=0)
 
 
 @dataclass
 class DataConfig:
-    root: str | None = MISSING
-    annotations: str | None = MISSING
-    image_size: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
-    val_images: Any = MISSING  # a folder, a list of files, or null
-    num_val_images: int = MISSING
+    root: str | None = setting(
+        "data/coco/train2017",
+        "a folder of photos (scanned recursively), or the image folder of annotations; null: the embedded photos",
+        to=_to("root", "data"),
+    )
+    annotations: str | None = setting(None, "a COCO annotations JSON listing the photos", to=_to("annotations", "data"))
+    image_size: int = setting(
+        256,
+        "training crop (short side resized, then a random square crop)",
+        to=_to("image_size", "data", "module"),
+        min=16,
+        what="a whole number of pixels",
+    )
+    batch_size: int = setting(4, "images per batch and process", to=_to("batch_size", "data"), min=1)
+    num_workers: int = setting(4, "data-loader worker processes", to=_to("num_workers", "data"), min=0)
+    val_images: Any = setting(
+        None, "folder or list of preview photos; null: the photos embedded in fastnst", to=_to("val_images", "data")
+    )
+    num_val_images: int = setting(4, "how many preview photos", to=_to("num_val_images", "data"), min=1)
 
 
 @dataclass
 class TrainerConfig:
-    accelerator: str = MISSING
-    devices: Any = MISSING  # auto, a count, or GPU indices (a list or "0,1")
-    num_nodes: int = MISSING
-    strategy: str = MISSING
-    precision: Any = MISSING  # auto or any of Lightning's (strings, or 16/32/64)
-    channels_last: Any = MISSING  # auto | true | false
-    compile: Any = MISSING  # auto | true | false
-    max_steps: int = MISSING
-    lr: float = MISSING
-    accumulate_grad_batches: int = MISSING
-    gradient_clip_val: float | None = MISSING
-    max_nonfinite_steps: int = MISSING
-    log_every_n_steps: int = MISSING
-    val_every_n_steps: int = MISSING
-    checkpoint_every_n_steps: int = MISSING
-    deterministic: bool = MISSING
-    enable_progress_bar: bool = MISSING
-    logger: bool = MISSING
+    accelerator: str = setting("auto", "auto | cpu | cuda | gpu ...", to=_to("accelerator", "trainer"))
+    devices: Any = setting("auto", "auto, a count, or GPU indices (a list or '0,1')", to=_to("devices", "trainer"))
+    num_nodes: int = setting(1, "machines of a DDP run", to=_to("num_nodes", "trainer"), min=1)
+    strategy: str = setting("auto", "auto | ddp | any of Lightning's", to=_to("strategy", "trainer"))
+    precision: Any = setting(
+        "auto", "auto or any of Lightning's (strings, or 16/32/64)", to=_to("precision", "trainer")
+    )
+    channels_last: Any = setting(
+        "auto", "channels-last tensors; auto: on", to=_to("channels_last", "module"), choices=AUTO_OR_BOOL
+    )
+    compile: Any = setting(
+        "auto", "torch.compile the style network; auto: on GPUs only", to=_to("compile", "module"), choices=AUTO_OR_BOOL
+    )
+    max_steps: int = setting(40_000, "optimizer steps of the run", to=_to("max_steps", "trainer"), min=1)
+    lr: float = setting(1e-3, "Adam learning rate", to=_to("lr", "module"), above=0, what="")
+    lr_final: float | None = setting(
+        None,
+        "cosine decay of the learning rate to this value at max_steps; null: constant",
+        to=_to("lr_final", "module"),
+        min=0,
+    )
+    accumulate_grad_batches: int = setting(
+        1, "batches per optimizer step", to=_to("accumulate_grad_batches", "trainer"), min=1
+    )
+    gradient_clip_val: float | None = setting(
+        None, "clip the gradient norm to this; null: no clipping", to=_to("gradient_clip_val", "trainer"), min=0
+    )
+    max_nonfinite_steps: int = setting(
+        10,
+        "stop after this many NaN/inf losses in a row (each one skips its step)",
+        to=_to("max_nonfinite_steps", "module"),
+        min=1,
+    )
+    log_every_n_steps: int = setting(
+        50, "steps between logged losses and progress lines", to=_to("log_every_n_steps", "trainer"), min=1
+    )
+    val_every_n_steps: int = setting(
+        500, "steps between validations (loss and preview grid)", to=_to("val_every_n_steps", "trainer"), min=1
+    )
+    checkpoint_every_n_steps: int = setting(
+        1000, "steps between kept checkpoints", to=_to("checkpoint_every_n_steps", "trainer"), min=1
+    )
+    deterministic: bool = setting(False, "Lightning's deterministic algorithms", to=_to("deterministic", "trainer"))
+    enable_progress_bar: bool = setting(True, "Lightning's progress bar", to=_to("enable_progress_bar", "trainer"))
+    logger: bool = setting(True, "TensorBoard logs", to=_to("logger", "trainer"))
 
 
 @dataclass
 class ExportConfig:
-    onnx: bool = MISSING
-    precision: str = MISSING
+    onnx: bool = setting(True, "write <style>.onnx next to the checkpoints at the end of a run")
+    precision: str = setting("fp32", "precision of that export", choices=PRECISIONS)
 
 
 @dataclass
@@ -98,23 +182,118 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    seed: int = MISSING
-    ckpt_path: str | None = MISSING
+    seed: int = setting(
+        0, "seed of the weights, the sample order and the crops", to=_to("seed", "data"), min=0, max=2**32 - 1
+    )
+    ckpt_path: str | None = setting(None, "resume: a checkpoint file, or last (the newest run of this style)")
 
 
-_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+@dataclass
+class OptimizeConfig(Settings):
+    """``conf/optimize.yaml``: the algorithm's :class:`~fastnst.nn.optimize.Settings` plus the command's own keys."""
+
+    content: str | None = setting(None, "the photo")
+    styles: list[Any] = setting([], "[{image: painting.jpg, weight: 1.0, mask: null}]; --style adds to it")
+    output: str = setting("stylized.png", ".png or .jpg")
+    output_bits: int = setting(8, "8, or 16 (PNG only)", choices=(8, 16))
+    auto_size_down: bool = setting(False, "on a GPU out of memory: continue at the largest size that fits")
+    tensorboard: str | None = setting(None, "a folder: loss terms every iteration, the image every log_every")
+    log_every: int = setting(50, "iterations between images in TensorBoard", min=1)
+
+
+def typed_settings(cfg: DictConfig, schema: type = TrainConfig) -> dict[str, Any]:
+    """``cfg`` checked against ``schema`` (unknown keys, types, ranges), as plain resolved values with
+    the schema's defaults filled in. Raises :class:`ConfigError` (one line)."""
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        values = OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
+        given = OmegaConf.to_container(cfg, resolve=True)
+        _check_types(given, values)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_describe(e, cfg, schema)) from None
+    check_ranges(schema, values, error=ConfigError, given=given)
+    return _dicts_as_given(schema, values, given)
+
+
+def _dicts_as_given(schema: Any, values: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with every mapping setting (layer weights) exactly as given: merging onto the schema's
+    defaults would bring back a layer that the config removed (``~content_layers.relu4_2``)."""
+    hints = typing.get_type_hints(schema)
+    result = dict(values)
+    for f in dataclasses.fields(schema):
+        if f.name not in given:
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            result[f.name] = _dicts_as_given(hints[f.name], values[f.name], given[f.name])
+        elif isinstance(given[f.name], dict):
+            result[f.name] = {k: values[f.name][k] for k in given[f.name]}
+    return result
 
 
 def check_schema(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` (one line) when ``cfg`` has an unknown key or a value of the wrong type."""
-    try:
-        typed = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
-        _check_types(
-            OmegaConf.to_container(cfg, resolve=True),
-            OmegaConf.to_container(typed, resolve=True, throw_on_missing=True),
-        )
-    except OmegaConfBaseException as e:
-        raise ConfigError(_describe(e, cfg)) from None
+    """Raise :class:`ConfigError` (one line) for an unknown key, a value of the wrong type or out of range."""
+    typed_settings(cfg)
+
+
+def optimize_settings(cfg: DictConfig) -> Settings:
+    """``fastnst optimize``'s composed config checked against :class:`OptimizeConfig` (one-line
+    errors), as the algorithm's :class:`~fastnst.nn.optimize.Settings`."""
+    values = typed_settings(cfg, OptimizeConfig)
+    settings = Settings(**{f.name: values[f.name] for f in dataclasses.fields(Settings)})
+    settings.check()  # what a range cannot say (scale_steps: one number per scale)
+    return settings
+
+
+def arguments(cfg: DictConfig, consumer: str) -> dict[str, Any]:
+    """The keyword arguments of ``consumer`` (``module``, ``data`` or ``trainer``), read from the
+    settings whose ``to`` names it (see :func:`setting`)."""
+    return _collect(TrainConfig, typed_settings(cfg), consumer)
+
+
+def _collect(schema: Any, values: dict[str, Any], consumer: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        if dataclasses.is_dataclass(hints[f.name]):
+            found.update(_collect(hints[f.name], values[f.name], consumer))
+        elif consumer in f.metadata.get("to", {}):
+            found[f.metadata["to"][consumer]] = copy.deepcopy(values[f.name])
+    return found
+
+
+def module_arguments(cfg: DictConfig, on_gpu: bool) -> dict[str, Any]:
+    """``StyleTransferModule(**module_arguments(cfg, on_gpu))``: the module's settings, ``auto`` resolved."""
+    values = arguments(cfg, "module")
+    # auto: channels-last everywhere (tensor cores; oneDNN on CPU), compile on GPUs only (on a
+    # CPU it gained 5% a step for a minute of compiling: docs/benchmarks.md).
+    values["channels_last"] = values["channels_last"] in ("auto", True)
+    values["compile"] = on_gpu if values["compile"] == "auto" else values["compile"]
+    return values
+
+
+def datamodule_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """``PhotoDataModule(**datamodule_arguments(cfg))``."""
+    return arguments(cfg, "data")
+
+
+def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """``build_trainer(run_dir, **trainer_arguments(cfg))``."""
+    return arguments(cfg, "trainer")
+
+
+def module_defaults() -> dict[str, Any]:
+    """Every argument of the module with its schema default (``MISSING`` where it has none)."""
+    found: dict[str, Any] = {}
+    for schema in (StyleConfig, ModelConfig, LossConfig, DataConfig, TrainerConfig):
+        for f in dataclasses.fields(schema):
+            name = f.metadata.get("to", {}).get("module")
+            if name:
+                found[name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    found.update(channels_last=False, compile=False)  # plain booleans for the module (auto is the config's)
+    return found
+
+
+# -- checks -------------------------------------------------------------------------------------
 
 
 def _check_types(given: dict, typed: dict, prefix: str = "") -> None:
@@ -135,24 +314,24 @@ def _check_types(given: dict, typed: dict, prefix: str = "") -> None:
             raise ConfigError(f"{full_key}={raw}: expected a string (quote it: {full_key}='{raw}')")
 
 
-def _describe(error: OmegaConfBaseException, cfg: DictConfig) -> str:
+def _describe(error: OmegaConfBaseException, cfg: DictConfig, root: type) -> str:
     """One line for an omegaconf error: the full key, the value and what is expected."""
     key = error.full_key or "config"
     if isinstance(error, ConfigKeyError) and not isinstance(error, MissingMandatoryValue):
-        return f"{key}: no such setting{_nearest(key)}"
+        return f"{key}: no such setting{_nearest(key, root)}"
     if isinstance(error, MissingMandatoryValue):
         return f"{key}: missing; it needs a value"
     if isinstance(error, ValidationError):
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-        return f"{key}={value}: expected {_kind(_field_type(key))}"
+        return f"{key}={value}: expected {_kind(_field_type(key, root))}"
     message = str(getattr(error, "msg", None) or error).strip().splitlines()
     return f"{key}: {message[0] if message else error.__class__.__name__}"
 
 
-def _nearest(full_key: str) -> str:
+def _nearest(full_key: str, root: type) -> str:
     """`` (did you mean group.key?)`` for a close match, else the settings the group has."""
     *parents, name = full_key.split(".")
-    schema = _field_type(".".join(parents)) if parents else TrainConfig
+    schema = _field_type(".".join(parents), root) if parents else root
     if not dataclasses.is_dataclass(schema):
         return ""
     valid = sorted(f.name for f in dataclasses.fields(schema))
@@ -164,9 +343,9 @@ def _nearest(full_key: str) -> str:
     return f"; {where} {', '.join(valid)}"
 
 
-def _field_type(full_key: str) -> Any:
+def _field_type(full_key: str, root: type) -> Any:
     """The schema's type at ``full_key`` (``trainer.lr`` -> float), or None if it has none."""
-    kind: Any = TrainConfig
+    kind: Any = root
     for part in full_key.split("."):
         if dataclasses.is_dataclass(kind):
             kind = typing.get_type_hints(kind).get(part)
@@ -186,4 +365,4 @@ def _kind(kind: Any) -> str:
         return f"{_kind(args[0])} or null"
     if dataclasses.is_dataclass(kind):
         return "a group of settings"
-    return _KINDS.get(kind, "another value")
+    return KINDS.get(kind, "another value")

@@ -153,14 +153,14 @@ class PhotoDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for key, value, low in (
-            ("image_size", image_size, 16),
-            ("batch_size", batch_size, 1),
-            ("num_workers", num_workers, 0),
-            ("num_val_images", num_val_images, 1),
-        ):
-            if value < low:
-                raise DataError(f"data.{key}={value}: must be a whole number >= {low}")
+        from fastnst.schema import check_ranges
+        from fastnst.training.config import DataConfig
+
+        # The same ranges as a run's config (the schema), for a DataModule built in Python.
+        settings = {"image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
+        check_ranges(DataConfig, {**settings, "num_val_images": num_val_images}, "data.", DataError)
+        # Shown in TensorBoard's hparams tab and saved in checkpoints (datamodule_hyper_parameters).
+        self.save_hyperparameters()
         self.root = root if root is not None else str(sample_photos_dir())
         self.annotations = annotations
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers

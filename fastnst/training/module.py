@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import MISSING
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
@@ -22,16 +23,13 @@ from fastnst.nn.losses import PerceptualLoss
 from fastnst.nn.transformer_net import build_network
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
+from fastnst.training.config import module_defaults
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FastNSTError):
     """Training stopped: the loss was NaN or infinite too many steps in a row."""
-
-
-DEFAULT_CONTENT_LAYERS = {"relu2_2": 1.0}
-DEFAULT_STYLE_LAYERS = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0}
 
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
@@ -55,53 +53,33 @@ def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
 class StyleTransferModule(pl.LightningModule):
     """Johnson et al. training: stylize a batch, score it with the perceptual loss, step Adam.
 
-    Args:
-        style_image: path of the style image, or the name of a built-in painting.
-        style_name: name of the style (used for exports and run folders).
-        style_size: short side, in pixels, at which the style's Gram matrices are computed.
-        content_layers: ``{vgg_layer: weight}`` of the content term (weight 0: layer off).
-        style_layers: ``{vgg_layer: weight}`` of the style term (weight 0: layer off).
-        content_weight, style_weight, tv_weight: weights of the loss terms.
-        vgg_weights: ``"caffe"``, ``"torchvision"`` or a path (see :func:`fastnst.nn.vgg.vgg19`).
-        vgg_convention: input convention of ``vgg_weights`` if it is a path with an unclear name.
-        architecture: ``johnson`` (:class:`~fastnst.nn.transformer_net.TransformerNet`) or ``light``
-            (:class:`~fastnst.nn.transformer_net.LightTransformerNet`).
-        width: channel multiplier of the style network.
-        num_residual_blocks: residual blocks of the style network.
-        lr: Adam learning rate.
-        image_size: training crop size (recorded for exports).
-        channels_last: use the channels-last memory format (faster with tensor cores and oneDNN).
-        max_nonfinite_steps: stop after this many non-finite losses in a row.
-        compile: train through ``torch.compile`` of the style network (fuses its norms, pads and ReLUs).
+    Takes the settings that :func:`fastnst.training.config.module_arguments` derives from a run's
+    config, as plain keyword values (``style_image``, ``style_name``, ``style_size``, the ``loss``
+    and ``model`` settings, ``lr``, ``lr_final``, ``image_size``, ``channels_last``, ``compile``,
+    ``max_nonfinite_steps``); the schema in :mod:`fastnst.training.config` documents each one and
+    gives the defaults of those left out. They are saved with ``save_hyperparameters()``, so
+    ``load_from_checkpoint(path)`` needs no Hydra, and a checkpoint written before a setting
+    existed loads with that setting's default.
     """
 
-    def __init__(
-        self,
-        style_image: str = "starry_night",
-        style_name: str = "",
-        style_size: int = 512,
-        content_layers: dict[str, float] | None = None,
-        style_layers: dict[str, float] | None = None,
-        content_weight: float = 1.0,
-        style_weight: float = 2.0,
-        tv_weight: float = 0.0,
-        vgg_weights: str = "caffe",
-        vgg_convention: str | None = None,
-        architecture: str = "johnson",
-        width: float = 1.0,
-        num_residual_blocks: int = 5,
-        lr: float = 1e-3,
-        image_size: int = 256,
-        channels_last: bool = False,
-        max_nonfinite_steps: int = 10,
-        compile: bool = False,
-    ) -> None:
+    def __init__(self, **settings: Any) -> None:
+        defaults = module_defaults()
+        unknown = sorted(set(settings) - set(defaults))
+        if unknown:
+            raise TypeError(f"StyleTransferModule: no setting {', '.join(unknown)}")
+        hparams = {**defaults, **settings}
+        missing = sorted(k for k, v in hparams.items() if v == MISSING)
+        if missing:
+            raise TypeError(f"StyleTransferModule: {', '.join(missing)} needed (no default)")
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(hparams)
+        style_layers, content_layers = self.hparams.style_layers, self.hparams.content_layers
+        architecture, width = self.hparams.architecture, self.hparams.width
+        num_residual_blocks = self.hparams.num_residual_blocks
         # A zero weight switches a layer off (Hydra merges dict overrides, so this is how
         # a layer is removed from the command line: loss.style_layers.relu4_4=0).
-        self.content_layers = {k: float(w) for k, w in (content_layers or DEFAULT_CONTENT_LAYERS).items() if w}
-        self.style_layers = {k: float(w) for k, w in (style_layers or DEFAULT_STYLE_LAYERS).items() if w}
+        self.content_layers = {k: float(w) for k, w in content_layers.items() if w}
+        self.style_layers = {k: float(w) for k, w in style_layers.items() if w}
         if not self.style_layers:
             raise ValueError("at least one style layer needs a non-zero weight")
         self.net = build_network(architecture, width=width, num_residual_blocks=num_residual_blocks)
@@ -228,7 +206,9 @@ class StyleTransferModule(pl.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        _, content, output = self._step(batch, "val")
+        loss, content, output = self._step(batch, "val")
+        # TensorBoard's hparams tab shows the last value of hp_metric: the latest validation loss.
+        self.log("hp_metric", loss, on_step=False, on_epoch=True, batch_size=content.shape[0])
         if batch_idx == 0 and self.global_rank == 0:
             self._log_preview(image_grid([content, output]))
 
@@ -242,10 +222,33 @@ class StyleTransferModule(pl.LightningModule):
             with atomic_write(Path(self.trainer.default_root_dir) / "previews" / f"step_{step:07d}.png") as f:
                 to_pil(grid).save(f, format="PNG")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         # fused: one kernel for all parameters, and its step counters live on the parameters'
         # device, so the non-finite guard can restore them without a host sync.
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
+        if self.hparams.lr_final is None:
+            return optimizer
+        # Cosine decay from lr to lr_final over the run, stepped per optimizer step (its state is
+        # in the checkpoint, so a resumed run continues the same curve).
+        decay = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, self.trainer.max_steps), eta_min=self.hparams.lr_final
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+    # -- TensorBoard's hparams tab: the settings and the validation loss -------
+
+    def on_train_start(self) -> None:
+        """Declare ``hp_metric`` (the validation loss) with the run's settings in TensorBoard's hparams tab.
+
+        NaN until the first validation (Lightning's own placeholder, -1, is switched off in build_trainer).
+        """
+        if self.logger is None or not hasattr(self.logger, "log_hyperparams"):
+            return
+        settings = dict(self.hparams)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            settings.update({f"data.{k}": v for k, v in datamodule.hparams.items()})
+        self.logger.log_hyperparams(settings, {"hp_metric": float("nan")})
 
     # -- checkpoints: the style network and optimizer only ---------------------
 

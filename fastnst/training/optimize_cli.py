@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fastnst.errors import FastNSTError
 from fastnst.nn.images import load_image
@@ -43,12 +43,12 @@ FLAG_KEYS = {
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` folder of the source tree fastnst runs from."""
-    path = Path(__file__).resolve().parents[2] / "conf"
-    if not (path / "optimize.yaml").is_file():
-        raise FastNSTError(
-            f"{path}/optimize.yaml not found: fastnst optimize runs from a source checkout (pip install -e .)"
-        )
+    """The packaged configs (``fastnst.conf``: the repository's ``conf/``, shipped in the wheel)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("fastnst.conf")))
+    if not (path / "optimize.yaml").is_file():  # a broken install: the wheel always has it
+        raise FastNSTError(f"{path}/optimize.yaml not found: reinstall fastnst")
     return path
 
 
@@ -85,10 +85,10 @@ def compose(args: argparse.Namespace) -> DictConfig:
 
 
 def settings_from(cfg: DictConfig) -> Settings:
-    """The algorithm's settings: the config keys that :class:`Settings` has."""
-    names = {f.name for f in dataclasses.fields(Settings)}
-    values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    return Settings(**{k: v for k, v in values.items() if k in names})
+    """The algorithm's settings, checked against the schema (unknown keys, types, ranges: one line)."""
+    from fastnst.training.config import optimize_settings
+
+    return optimize_settings(cfg)
 
 
 def _inputs(cfg: DictConfig, settings: Settings) -> list[tuple[str, str | Path | None]]:
@@ -120,7 +120,6 @@ def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[f
 def run(cfg: DictConfig, quiet: bool = False) -> Path:
     """Load the images, optimize, write the result; returns its path."""
     settings = settings_from(cfg)
-    settings.check()
     if not cfg.content:
         raise OptimizeError("content: no photo given (--content photo.jpg)")
     if not cfg.styles:

@@ -150,27 +150,13 @@ def build_trainer(
     Its :class:`~fastnst.training.interrupt.GracefulInterrupt` callback stops training after the current
     step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``).
     """
-    from fastnst.training.interrupt import GracefulInterrupt
-
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
-    callbacks: list[Callback] = [
-        GracefulInterrupt(),
-        # every_n_train_steps checkpoints keep the full training state; last.ckpt is the one to resume.
-        ModelCheckpoint(
-            dirpath=run_dir,
-            filename="step={step:07d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=checkpoint_every_n_steps,
-            save_top_k=-1,
-            save_last=True,
-        ),
-        SkippedImages(run_dir),
-        ProgressLog(log_every_n_steps),
-    ]
+    callbacks = _callbacks(run_dir, checkpoint_every_n_steps, log_every_n_steps)
     tb_logger: TensorBoardLogger | bool = False
     if logger:
-        tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
+        # default_hp_metric off: the module declares hp_metric (the validation loss) instead of Lightning's -1.
+        tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
         default_root_dir=str(run_dir),
@@ -193,6 +179,26 @@ def build_trainer(
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def _callbacks(run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: int) -> list[Callback]:
+    """Stop on a signal, keep checkpoints, report skipped images, log progress lines."""
+    from fastnst.training.interrupt import GracefulInterrupt
+
+    return [
+        GracefulInterrupt(),
+        # every_n_train_steps checkpoints keep the full training state; last.ckpt is the one to resume.
+        ModelCheckpoint(
+            dirpath=run_dir,
+            filename="step={step:07d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=checkpoint_every_n_steps,
+            save_top_k=-1,
+            save_last=True,
+        ),
+        SkippedImages(run_dir),
+        ProgressLog(log_every_n_steps),
+    ]
 
 
 def check_data_root(root: str | None) -> None:
@@ -222,50 +228,36 @@ def warn_if_slow(trainer: pl.Trainer, max_steps: int) -> None:
 def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     """Check the settings a run needs before anything heavy starts; one-line errors naming the key.
 
-    ``run_dir`` (the new run's folder) lets ``ckpt_path=last`` be found and checked too.
+    Unknown keys, types and ranges are checked against the schema (:mod:`fastnst.training.config`);
+    here: what depends on the machine or on files. ``run_dir`` (the new run's folder) lets
+    ``ckpt_path=last`` be found and checked too.
     """
     from fastnst.training.config import check_schema
 
-    check_schema(cfg)  # unknown keys and wrong types first: the checks below can trust the types
-    _check_loss(cfg.loss)
-    _check_data(cfg.data)
+    check_schema(cfg)  # unknown keys, wrong types and ranges first: the checks below can trust the values
+    _check_layers(cfg.loss)
+    _check_files(cfg.data)
     _check_style(cfg.style)
-    _check_model(cfg.model)
-    _check_trainer(cfg.trainer)
     _check_hardware(cfg.trainer)
-    _check_run(cfg)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, cfg.model, run_dir)
 
 
-def _whole(key: str, value: Any, low: int, what: str = "a whole number") -> None:
-    """Raise unless ``value`` is an int >= ``low`` (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise FastNSTError(f"{key}={value}: must be {what} >= {low}")
-
-
-def _check_loss(loss: Any) -> None:
+def _check_layers(loss: Any) -> None:
     from fastnst.nn.vgg import LAYER_NAMES
 
-    for key in ("content_weight", "style_weight", "tv_weight"):
-        if not loss[key] >= 0:
-            raise FastNSTError(f"loss.{key}={loss[key]}: must be a number >= 0")
     for group in ("content_layers", "style_layers"):
         for layer, weight in loss[group].items():
             if layer not in LAYER_NAMES:
                 raise FastNSTError(f"loss.{group}.{layer}: no such VGG19 layer; valid: {', '.join(LAYER_NAMES)}")
-            if not weight >= 0:
+            if not (weight >= 0 and math.isfinite(weight)):
                 raise FastNSTError(f"loss.{group}.{layer}={weight}: layer weights must be >= 0")
     if not any(loss.style_layers.values()):
         raise FastNSTError("loss.style_layers: every layer weight is 0; at least one style layer is needed")
 
 
-def _check_data(data: Any) -> None:
-    _whole("data.image_size", data.image_size, 16, "a whole number of pixels")
-    _whole("data.batch_size", data.batch_size, 1)
-    _whole("data.num_workers", data.num_workers, 0)
-    _whole("data.num_val_images", data.num_val_images, 1)
+def _check_files(data: Any) -> None:
     if data.annotations is not None and not Path(data.annotations).expanduser().is_file():
         raise FastNSTError(f"data.annotations={data.annotations}: no such file")
     _check_val_images(data.val_images)
@@ -291,44 +283,7 @@ def _check_val_images(val_images: Any) -> None:
 def _check_style(style: Any) -> None:
     from fastnst.styles import resolve_style_image
 
-    _whole("style.size", style.size, 16, "a whole number of pixels")
     resolve_style_image(style.image)  # names the built-in styles when it is not found
-
-
-def _check_model(model: Any) -> None:
-    from fastnst.nn.transformer_net import ARCHITECTURES
-
-    architecture = model.get("architecture", "johnson")
-    if architecture not in ARCHITECTURES:
-        raise FastNSTError(f"model.architecture={architecture}: expected one of {', '.join(ARCHITECTURES)}")
-    if not (model.width > 0 and math.isfinite(model.width)):
-        raise FastNSTError(f"model.width={model.width}: must be a number > 0 (the channel multiplier)")
-    _whole("model.num_residual_blocks", model.num_residual_blocks, 0)
-
-
-# Step counts and intervals of the trainer group: all whole numbers >= 1.
-_TRAINER_COUNTS = (
-    "max_steps",
-    "accumulate_grad_batches",
-    "val_every_n_steps",
-    "checkpoint_every_n_steps",
-    "log_every_n_steps",
-    "max_nonfinite_steps",
-    "num_nodes",
-)
-
-
-def _check_trainer(trainer: Any) -> None:
-    for key in _TRAINER_COUNTS:
-        _whole(f"trainer.{key}", trainer[key], 1)
-    if not (trainer.lr > 0 and math.isfinite(trainer.lr)):
-        raise FastNSTError(f"trainer.lr={trainer.lr}: must be > 0 and finite")
-    clip = trainer.gradient_clip_val
-    if clip is not None and not (clip >= 0 and math.isfinite(clip)):
-        raise FastNSTError(f"trainer.gradient_clip_val={clip}: must be null or a number >= 0")
-    for key in ("channels_last", "compile"):
-        if trainer[key] != "auto" and not isinstance(trainer[key], bool):
-            raise FastNSTError(f"trainer.{key}={trainer[key]}: expected auto, true or false")
 
 
 def _check_hardware(trainer: Any) -> None:
@@ -421,18 +376,6 @@ def check_precision(precision: Any) -> None:
         raise FastNSTError(f"trainer.precision={precision}: expected auto or one of {', '.join(valid)}")
     if str(precision).startswith("transformer-engine") and importlib.util.find_spec("transformer_engine") is None:
         raise FastNSTError(f"trainer.precision={precision}: needs the transformer_engine package, not installed here")
-
-
-def _check_run(cfg: Any) -> None:
-    """The seed and the export at the end of the run."""
-    from fastnst.nn.export import PRECISIONS
-
-    # Lightning's seed_everything replaces a seed outside this range by 0, with only a warning.
-    seed = cfg.seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
-        raise FastNSTError(f"seed={cfg.seed}: must be a whole number from 0 to 4294967295")
-    if cfg.export.precision not in PRECISIONS:
-        raise FastNSTError(f"export.precision={cfg.export.precision}: expected one of {', '.join(PRECISIONS)}")
 
 
 def _check_vgg_weights(loss: Any) -> None:

@@ -29,7 +29,7 @@ from fastnst.cli import main
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import ModelError, Stylizer
 
-SHIPPED = REPO / "checkpoints" / "starry_night.onnx"
+SHIPPED = REPO / "fastnst" / "assets" / "models" / "starry_night.onnx"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -61,6 +61,7 @@ def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
         ("trainer.accelerator=garbage", "trainer.accelerator=garbage: expected one of auto, cpu, cuda, gpu"),
         ("trainer.strategy=garbage", "trainer.strategy=garbage: expected auto or one of Lightning's strategies (ddp,"),
         ("trainer.val_every_n_steps=0", "trainer.val_every_n_steps=0: must be a whole number >= 1"),
+        ("loss.tv_weight=-3", "loss.tv_weight=-3: must be a number >= 0"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: must be a whole number >= 1"),
         ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0: must be a whole number >= 1"),
         ("trainer.checkpoint_every_n_steps=0", "trainer.checkpoint_every_n_steps=0: must be a whole number >= 1"),
@@ -83,7 +84,7 @@ def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
         ("+trainer.max_step=1", "trainer.max_step: no such setting (did you mean trainer.max_steps?)"),
         ("+foo=1", "foo: no such setting; the top level has ckpt_path, data, export, loss, model, seed"),
         ("+loss.style_wieght=3", "loss.style_wieght: no such setting (did you mean loss.style_weight?)"),
-        ("~trainer.lr", "trainer.lr: missing; it needs a value"),
+        ("~style.image", "style.image: missing; it needs a value"),  # trainer.lr has a default in the schema
         ("export.precision=garbage", "export.precision=garbage: expected one of fp32, fp16, int8"),
         ("trainer.precision=transformer-engine", "trainer.precision=transformer-engine: needs the transformer_engine"),
         ("style.name=1984", "style.name=1984: expected a string (quote it: style.name='1984')"),
@@ -191,6 +192,7 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
+        ("loss.tv_weight=-3", "loss.tv_weight=-3: must be a number >= 0"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: must be a whole number >= 1"),
         ("+trainer.max_step=5", "trainer.max_step: no such setting (did you mean trainer.max_steps?)"),
         ("ckpt_path={tmp}/nonexistent.ckpt", "ckpt_path={tmp}/nonexistent.ckpt: no such file"),

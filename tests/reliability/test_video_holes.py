@@ -20,7 +20,7 @@ from conftest import REPO, asset
 
 av = pytest.importorskip("av")
 
-SHIPPED = REPO / "checkpoints" / "starry_night.onnx"
+SHIPPED = REPO / "fastnst" / "assets" / "models" / "starry_night.onnx"
 BIKES_FRAMES = 250  # bikes.mp4: 640x272, 25 fps, 10 s
 
 

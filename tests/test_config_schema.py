@@ -1,0 +1,199 @@
+"""The training schema (fastnst.training.config): one place for each setting's type, default, check and use.
+
+The arguments of the LightningModule, the DataModule and the Trainer are derived from it; the
+runs here build those three objects exactly as the training entry does, through
+``module_arguments``, ``datamodule_arguments`` and ``trainer_arguments``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, TINY
+from omegaconf import open_dict
+
+from fastnst.photos import DataError
+from fastnst.training import config
+from fastnst.training.config import (
+    ConfigError,
+    TrainConfig,
+    check_schema,
+    datamodule_arguments,
+    module_arguments,
+    module_defaults,
+    trainer_arguments,
+)
+from fastnst.training.data import PhotoDataModule
+from fastnst.training.module import StyleTransferModule
+from fastnst.training.trainer import build_trainer
+
+GROUPS = [f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("seed", "ckpt_path")]
+
+
+def schemas() -> list[type]:
+    return [getattr(config, name) for name in GROUPS] + [TrainConfig]
+
+
+def test_every_setting_has_a_doc():
+    for schema in schemas():
+        for f in dataclasses.fields(schema):
+            if not dataclasses.is_dataclass(getattr(config, str(f.type), None)):
+                assert f.metadata.get("doc"), f"{schema.__name__}.{f.name} has no doc"
+
+
+def test_every_preset_combination_fits_the_schema(compose):
+    """Every YAML option of every group composes into a config the schema accepts."""
+    for group in ("style", "model", "loss", "data", "trainer"):
+        for option in sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")):
+            check_schema(compose([f"{group}={option}"]))
+
+
+def test_the_arguments_are_those_of_the_module_datamodule_and_trainer(compose):
+    cfg = compose(["data=sample"])
+    assert set(module_arguments(cfg, on_gpu=False)) == set(module_defaults())
+    data_parameters = set(inspect.signature(PhotoDataModule).parameters)
+    assert set(datamodule_arguments(cfg)) == data_parameters
+    trainer_parameters = set(inspect.signature(build_trainer).parameters) - {"run_dir"}
+    assert set(trainer_arguments(cfg)) == trainer_parameters
+
+
+def test_module_arguments_come_from_the_config(compose):
+    cfg = compose(["data=sample", "style=wave", "model=light", "loss.tv_weight=0.5", "trainer.lr_final=1e-5"])
+    args = module_arguments(cfg, on_gpu=False)
+    assert (args["style_name"], args["style_image"], args["architecture"]) == ("wave", "wave.jpg", "light")
+    assert (args["tv_weight"], args["lr_final"], args["image_size"]) == (0.5, 1e-5, cfg.data.image_size)
+    assert args["style_weight"] == cfg.style.style_weight  # the interpolation is resolved
+    module = StyleTransferModule(**args)
+    assert dict(module.hparams) == args
+
+
+@pytest.mark.parametrize(
+    ("overrides", "on_gpu", "expected"),
+    [
+        ([], False, (True, False)),  # auto: channels-last on, compile on GPUs only
+        ([], True, (True, True)),
+        (["trainer.channels_last=false", "trainer.compile=true"], False, (False, True)),
+    ],
+)
+def test_auto_settings_are_resolved_for_the_module(compose, overrides, on_gpu, expected):
+    args = module_arguments(compose(["data=sample", *overrides]), on_gpu=on_gpu)
+    assert (args["channels_last"], args["compile"]) == expected
+
+
+def test_schema_defaults_fill_a_key_the_presets_leave_out(compose):
+    """A key no preset gives takes the dataclass default: lr_final null, a constant learning rate."""
+    cfg = compose(["data=sample"])
+    with open_dict(cfg):
+        cfg.trainer.pop("lr_final", None)
+    assert module_arguments(cfg, on_gpu=False)["lr_final"] is None
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.lr_final=-1", "trainer.lr_final=-1: must be null or a number >= 0"),
+        ("trainer.lr=inf", "trainer.lr=inf: must be > 0"),
+        ("model.width=nan", "model.width=nan: must be a number > 0"),
+        ("loss.vgg_convention=bgr", "loss.vgg_convention=bgr: expected one of caffe, torchvision"),
+        ("seed=4294967296", "seed=4294967296: must be a whole number from 0 to 4294967295"),
+        ("trainer.channels_last=1", "trainer.channels_last=1: expected auto, true or false"),
+    ],
+)
+def test_ranges_and_choices_come_from_the_schema(compose, override, expected):
+    with pytest.raises(ConfigError) as info:
+        check_schema(compose(["data=sample", override]))
+    assert str(info.value) == expected
+
+
+def test_the_datamodule_checks_the_same_ranges():
+    with pytest.raises(DataError, match=r"^data\.num_val_images=0: must be a whole number >= 1$"):
+        PhotoDataModule(root=None, num_val_images=0)
+
+
+def test_the_module_refuses_an_unknown_setting_and_names_a_missing_one():
+    with pytest.raises(TypeError, match="no setting lr_decay"):
+        StyleTransferModule(style_name="x", style_image="wave", lr_decay=0.5)
+    with pytest.raises(TypeError, match="style_image, style_name needed"):
+        StyleTransferModule()
+
+
+def fit_tiny(compose, run_dir: Path, overrides: list[str]) -> tuple[object, StyleTransferModule]:
+    """Train the TINY config as the entry does: every object built from the schema's arguments."""
+    cfg = compose([*TINY, *overrides])
+    check_schema(cfg)
+    trainer = build_trainer(run_dir, **trainer_arguments(cfg))
+    module = StyleTransferModule(**module_arguments(cfg, on_gpu=False))
+    trainer.fit(module, datamodule=PhotoDataModule(**datamodule_arguments(cfg)))
+    return trainer, module
+
+
+def learning_rate(trainer) -> float:
+    return trainer.optimizers[0].param_groups[0]["lr"]
+
+
+def test_lr_final_decays_the_learning_rate_on_a_cosine(compose, vgg_weights_file, tmp_path):
+    trainer, _ = fit_tiny(compose, tmp_path / "cosine", ["trainer.lr=2e-3", "trainer.lr_final=1e-4"])
+    assert learning_rate(trainer) == pytest.approx(1e-4)  # at max_steps: lr_final
+    # Midway (step 2 of 4) the cosine is half way: the LearningRateMonitor's logged value.
+    steps = scalars(tmp_path / "cosine", "lr-Adam")
+    assert steps[2] == pytest.approx(1e-4 + (2e-3 - 1e-4) * (1 + math.cos(math.pi * 2 / 4)) / 2)
+    ckpt = torch.load(tmp_path / "cosine" / "step=0000004.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["lr_schedulers"] and ckpt["hyper_parameters"]["lr_final"] == 1e-4  # a resume continues the curve
+
+
+def scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+def test_default_lr_stays_constant_and_hparams_show_the_validation_loss(compose, vgg_weights_file, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    trainer, _ = fit_tiny(compose, tmp_path / "run", [])
+    assert learning_rate(trainer) == pytest.approx(2e-3)  # trainer=cpu's lr, no schedule: as before
+    hp_metric, val_loss = scalars(tmp_path / "run", "hp_metric"), scalars(tmp_path / "run", "val/loss")
+    assert -1 not in hp_metric.values()  # not Lightning's placeholder
+    # Two validations (steps 2 and 4; Lightning logs them at its own step count), each one's loss.
+    assert len(val_loss) == 2 and {s: hp_metric[s] for s in val_loss} == pytest.approx(val_loss)
+    assert math.isnan(hp_metric[0])  # declared with the settings before the first validation
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    contents = events.PluginTagToContent("hparams").values()
+    start = [plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info for c in contents]
+    shown = {k for info in start for k in info.hparams}
+    assert {"lr", "style_weight", "data.batch_size", "data.num_workers"} <= shown  # module and datamodule
+
+
+def test_the_datamodule_settings_are_saved_in_checkpoints(compose, vgg_weights_file, tmp_path):
+    fit_tiny(compose, tmp_path / "run", ["trainer.logger=false", "trainer.max_steps=2"])
+    ckpt = torch.load(tmp_path / "run" / "step=0000002.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["datamodule_hyper_parameters"]["batch_size"] == 2 and ckpt["datamodule_hyper_parameters"]["seed"] == 0
+
+
+def test_the_export_records_every_training_setting(tiny_onnx, tiny_checkpoint):
+    """A new setting reaches the ONNX metadata without a change in the exporter."""
+    import json
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
+    saved = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert set(module_defaults()) <= set(saved)
+    for key, value in saved.items():
+        assert meta[f"fastnst.{key}"] == (value if isinstance(value, str) else json.dumps(value)), key
+    assert meta["fastnst.lr_final"] == "null" and meta["fastnst.style_name"] == "starry_night"
+
+
+def test_layer_weights_are_taken_as_given_not_merged_onto_the_defaults(compose):
+    """A layer removed in the config stays removed: the schema's default layers do not come back."""
+    cfg = compose(["~loss.style_layers.relu4_4", "~loss.content_layers.relu2_2", "+loss.content_layers.relu4_2=1"])
+    arguments = module_arguments(cfg, on_gpu=False)
+    assert arguments["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0}
+    assert arguments["content_layers"] == {"relu4_2": 1.0}
