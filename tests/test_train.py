@@ -204,3 +204,11 @@ def test_failed_start_leaves_no_run_folder(tmp_path):
 def test_last_checkpoint_is_the_end_state_whatever_the_interval(run_training, tmp_path):
     run = run_training(tmp_path / "run", ["trainer.max_steps=5", "trainer.checkpoint_every_n_steps=2"])
     assert load_ckpt(run / "last.ckpt")["global_step"] == 5
+
+
+def test_eta_is_not_wrapped_at_a_day():
+    from fastnst.training.trainer import format_duration
+
+    assert format_duration(0) == "0:00:00"
+    assert format_duration(3599.6) == "1:00:00"
+    assert format_duration(57 * 3600 + 3 * 60 + 12) == "57:03:12"  # time.strftime of gmtime gave 09:03:12

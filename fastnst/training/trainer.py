@@ -92,6 +92,12 @@ class SkippedImages(Callback):
             log.warning("%d unreadable image(s) were skipped; list in %s", len(self.skipped), report)
 
 
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS``, hours not wrapped at a day (a long CPU run's ETA can be days: ``57:03:12``)."""
+    total = max(0, round(seconds))
+    return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+
 class ProgressLog(Callback):
     """One log line every ``every`` steps (for log files and terminals without a progress bar)."""
 
@@ -123,7 +129,7 @@ class ProgressLog(Callback):
             f"{float(loss):.4g}" if loss is not None else "-",
             terms,
             rate,
-            time.strftime("%H:%M:%S", time.gmtime(eta)),
+            format_duration(eta),
         )
 
 
