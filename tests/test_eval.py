@@ -121,10 +121,17 @@ def test_cli_judges_a_model(tiny_onnx, tmp_path, capsys) -> None:
     assert summary["content"] > 0 and summary["style_gram"] > 0
 
 
+def test_cli_takes_a_shipped_model_by_name(tmp_path) -> None:
+    out = tmp_path / "eval"
+    assert main(["eval", "-s", "udnie", "-c", str(PHOTOS[0]), "-m", "udnie", "-o", str(out), "-q"]) == 0
+    assert "udnie" in json.loads((out / "summary.json").read_text())["summary"]
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [
         ([], "nothing to judge"),
+        (["--model", "no_such_style"], "not a shipped style"),
         (["--images", "{tmp}/missing"], "no such folder"),
         (["--images", "{tmp}/empty"], "no result for"),
         (["--images", "{tmp}/empty", "--label", "a", "--label", "b"], "--label given 2 times"),

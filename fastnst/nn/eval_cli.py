@@ -87,7 +87,10 @@ def _stylize(stylizer: Any, photo: Image.Image, photo_path: Path) -> Image.Image
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    methods: list[tuple[str, Path]] = getattr(args, "methods", None) or []
+    from fastnst.styles import resolve_model, resolve_style_image
+
+    # --model takes a file or a shipped style's name, as fastnst infer does.
+    methods = [(kind, resolve_model(p) if kind == "model" else p) for kind, p in getattr(args, "methods", None) or []]
     if not methods:
         raise EvalError("nothing to judge: give --model x.onnx or --images folder (or several)")
     labels = args.label or []
@@ -97,15 +100,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise EvalError(f"two methods share the name {names}: name them with --label")
     for kind, path in methods:
-        if kind == "model" and not path.is_file():
-            raise EvalError(f"--model {path}: no such file")
         if kind == "images" and not path.is_dir():
             raise EvalError(f"--images {path}: no such folder")
     photos = find_photos(args.content)[: args.limit]
 
     # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
     from fastnst.nn.evaluate import JUDGE_SIZE, METRICS, Judge, Row, contact_sheet, write_outputs
-    from fastnst.styles import resolve_style_image
 
     judge = Judge(resolve_style_image(args.style))
     stylizers = {}
