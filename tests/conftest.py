@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -128,3 +130,13 @@ def tiny_onnx(tiny_checkpoint: Path) -> Path:
     from fastnst.nn.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tiny_checkpoint.parent / "starry_night.onnx").path
+
+
+def cli(*argv: object) -> tuple[int, str, str]:
+    """Run ``fastnst`` in-process; returns (exit status, stdout, stderr)."""
+    from fastnst.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()

@@ -7,8 +7,6 @@ real ``python -m fastnst infer`` processes (and real signals, FIFOs and symbolic
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -21,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import REPO
+from conftest import REPO, cli
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from fastnst.cli import main
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import ModelError, Stylizer
 
@@ -98,13 +95,6 @@ def infer(*args: object, cwd: Path, timeout: float = 120, env: dict[str, str] | 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-def cli(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def nonblank(text: str) -> list[str]:

@@ -6,9 +6,7 @@ Real processes, real signals, real checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import re
 import shlex
@@ -22,21 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, cli
 from PIL import Image
 
-from fastnst.cli import main
 from fastnst.photos import sample_photos_dir
 
 TRAIN = str(REPO / "train.py")
-
-
-def cli(*argv: str | Path) -> tuple[int, str, str]:
-    """Run ``fastnst`` in-process; returns (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def error_lines(text: str) -> list[str]:

@@ -7,8 +7,6 @@ model gets a clear ModelError (CLI: exit 2, one line), not a crash inside onnxru
 
 from __future__ import annotations
 
-import contextlib
-import io
 import pathlib
 import subprocess
 import sys
@@ -18,10 +16,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, cli
 from onnx import TensorProto, helper, numpy_helper
 
-from fastnst.cli import main
 from fastnst.nn.vgg import VGGWeightsError, load_vgg19_state_dict
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import ModelError, Stylizer
@@ -41,13 +38,6 @@ def write_malicious(path: Path, payload: dict, marker: Path) -> Path:
     torch.save({**payload, "payload": TouchOnUnpickle(marker)}, path)
     assert not marker.exists()  # saving does not run it
     return path
-
-
-def cli(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def lines(text: str) -> list[str]:
