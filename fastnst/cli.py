@@ -71,6 +71,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
+    if args.sheet:
+        from fastnst.runtime.sheet import run_sheet
+
+        return run_sheet(args)
     from fastnst.runtime.infer_cli import run_infer
 
     return run_infer(args)
@@ -189,7 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a style network (Hydra overrides: fastnst train style=wave --help)")
 
     _add_export(sub)
+    _add_infer(sub)
+    _add_tools(sub)
+    return parser
 
+
+def _add_infer(sub: Any) -> None:
+    """``fastnst infer``."""
     p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
     p.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
@@ -199,7 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, help="output file (one input), folder, or - for stdout (default: next to inputs)"
     )
     p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
-    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and photo (0)")
+    p.add_argument(
+        "--style", help="a style of a several-style model, or a mixture: wave=0.7,udnie=0.3 (default: its first)"
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="0..1: a model's trained-in strength (lighter strokes) if it has one, else a blend with the photo",
+    )
+    p.add_argument("--sheet", action="store_true", help="write one picture of every style (or strength) per photo")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
@@ -218,9 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_infer)
-
-    _add_tools(sub)
-    return parser
 
 
 def missing_extra_hint(error: ModuleNotFoundError, command: str) -> str | None:

@@ -8,6 +8,8 @@ after one untimed run), beside PyTorch eager fp32 on the same network and the pe
 one style). The methods take turns image by image, so background load falls on all alike.
 ``--quick``: the light network only (beside PyTorch eager and the peer), each method and
 and size: the median of 3 timed runs (5 in the full run, which adds Johnson's network).
+``--conditional N`` adds each network as a conditional one of N styles with a strength input
+(``<network>+N``), fed one-hot style weights and a strength, to measure what the inputs cost.
 """
 
 from __future__ import annotations
@@ -83,86 +85,104 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8"], default=["fp32", "fp16", "int8"])
     p.add_argument("--repeats", type=int, help="timed runs per method and size (default 5; --quick: 3)")
     p.add_argument("--peer", type=Path, default=PEER, help="the peer ONNX model (skipped if absent)")
+    p.add_argument("--conditional", type=int, metavar="N", help="also time each network with N styles and a strength")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Export, time, print the table, return the results (the last line printed is light vs peer)."""
-    device = torch.device(args.device)
-    ort_device = "cuda" if device.type == "cuda" else "cpu"
-    repeats = args.repeats or (3 if args.quick else 5)
-    quiet_libraries()
-    for line in machine_lines(device):
-        print(line)
-    nets: dict[str, tuple[nn.Module, dict]] = {}
+def build_networks(args: argparse.Namespace) -> dict[str, tuple[nn.Module, dict]]:
+    """The networks to time, by name, with their hyperparameters: trained checkpoints or fresh ones."""
     if args.checkpoint:
-        for ckpt in args.checkpoint:
-            net, hparams = load_network(ckpt)
-            nets[ckpt.stem] = (net, hparams)
-    else:
-        for name in args.network or (["light"] if args.quick else list(NETWORKS)):
-            torch.manual_seed(0)
-            architecture, width, blocks = NETWORKS[name]
-            hp = {"architecture": architecture, "width": width, "num_residual_blocks": blocks, "style_name": name}
-            nets[name] = (build_network(architecture, width, blocks).eval(), hp)
+        return {ckpt.stem: load_network(ckpt) for ckpt in args.checkpoint}
+    nets: dict[str, tuple[nn.Module, dict]] = {}
+    for name in args.network or (["light"] if args.quick else list(NETWORKS)):
+        torch.manual_seed(0)
+        architecture, width, blocks = NETWORKS[name]
+        hp = {"architecture": architecture, "width": width, "num_residual_blocks": blocks, "style_name": name}
+        nets[name] = (build_network(architecture, width, blocks).eval(), hp)
+        if args.conditional:
+            styles = [{"name": f"style{i}"} for i in range(args.conditional)]
+            conditional = build_network(architecture, width, blocks, num_styles=args.conditional).eval()
+            nets[f"{name}+{args.conditional}"] = (conditional, {**hp, "styles": styles, "strength": True})
+    return nets
 
-    methods: dict[str, Callable[[np.ndarray], Any]] = {}
-    results: dict[str, Any] = {"settings": {"sizes": args.sizes, "repeats": repeats}, "networks": {}, "ms": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (net, hp) in nets.items():
-            n_params = sum(p.numel() for p in net.parameters())
-            macs = macs_per_pixel(net)
-            results["networks"][name] = {"parameters": n_params, "macs_per_pixel": macs}
-            print(f"network {name}: {n_params / 1e6:.3f} M parameters, {macs / 1e3:.1f} k multiply-adds per pixel")
-            eager = net.to(device)
 
-            def run_eager(x: np.ndarray, net: nn.Module = eager) -> Any:
-                with torch.inference_mode():
-                    return net(torch.from_numpy(x).to(device))
+def network_methods(
+    name: str, net: nn.Module, hp: dict, precisions: list[str], device: torch.device, tmp: Path
+) -> dict[str, Callable[[np.ndarray], Any]]:
+    """PyTorch eager fp32 and onnxruntime at each precision (exported into ``tmp``) for one network."""
+    ort_device = "cuda" if device.type == "cuda" else "cpu"
+    eager = net.to(device)
 
-            methods[f"{name} torch eager fp32"] = run_eager
-            for precision in args.precisions:
-                path = Path(tmp) / f"{name}_{precision}.onnx"
-                export_network(net.cpu(), hp, path, precision=precision, check=False)
-                net.to(device)
-                sess = session(path, ort_device)
-                methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess: s.run(["stylized"], {"image": x})
-        if args.peer and args.peer.is_file():
-            peer = session(args.peer, ort_device)
-            weights = np.eye(26, dtype=np.float32)[0]
-            methods["peer multistyle26 onnxruntime fp32"] = lambda x: peer.run(
-                None, {"image": x, "style_weights": weights}
-            )
-        else:
-            print(f"peer model not found ({args.peer}): skipped")
+    def run_eager(x: np.ndarray, net: nn.Module = eager) -> Any:
+        with torch.inference_mode():
+            return net(torch.from_numpy(x).to(device))
 
-        times: dict[str, dict[str, list[float]]] = {m: {s: [] for s in args.sizes} for m in methods}
-        for size in args.sizes:
-            h, w = SIZES[size]
-            x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
-            for fn in methods.values():  # untimed: allocations, kernel selection
-                fn(x)
-            for _ in range(repeats):
-                for method, fn in methods.items():
-                    times[method][size].append(timed(lambda fn=fn, x=x: fn(x), device))
-            print(f"  {size} done", flush=True)
+    methods: dict[str, Callable[[np.ndarray], Any]] = {f"{name} torch eager fp32": run_eager}
+    for precision in precisions:
+        path = tmp / f"{name}_{precision}.onnx"
+        export_network(net.cpu(), hp, path, precision=precision, check=False)
+        net.to(device)
+        sess = session(path, ort_device)
+        feeds = conditional_feeds(hp)
+        methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess, f=feeds: s.run(["stylized"], {"image": x, **f})
+    return methods
 
-    table = Table(["method", *(f"{s} ms" for s in args.sizes), *(f"{s} img/s" for s in args.sizes)])
+
+def conditional_feeds(hp: dict) -> dict[str, np.ndarray]:
+    """The inputs a Stylizer feeds a conditional model (one-hot first style, strength 0.5); {} otherwise."""
+    if not hp.get("styles"):
+        return {}
+    weights = np.eye(1, len(hp["styles"]), dtype=np.float32)
+    return {"style_weights": weights, "strength": np.array([0.5], np.float32)}
+
+
+def peer_method(peer_path: Path | None, device: torch.device) -> dict[str, Callable[[np.ndarray], Any]]:
+    """The peer model run with its first style, or nothing (with a line saying so) when it is absent."""
+    if not (peer_path and peer_path.is_file()):
+        print(f"peer model not found ({peer_path}): skipped")
+        return {}
+    peer = session(peer_path, "cuda" if device.type == "cuda" else "cpu")
+    weights = np.eye(26, dtype=np.float32)[0]
+    return {"peer multistyle26 onnxruntime fp32": lambda x: peer.run(None, {"image": x, "style_weights": weights})}
+
+
+def time_methods(
+    methods: dict[str, Callable[[np.ndarray], Any]], sizes: list[str], repeats: int, device: torch.device
+) -> dict[str, dict[str, list[float]]]:
+    """Seconds per run, by method and size; the methods take turns image by image."""
+    times: dict[str, dict[str, list[float]]] = {m: {s: [] for s in sizes} for m in methods}
+    for size in sizes:
+        h, w = SIZES[size]
+        x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+        for fn in methods.values():  # untimed: allocations, kernel selection
+            fn(x)
+        for _ in range(repeats):
+            for method, fn in methods.items():
+                times[method][size].append(timed(lambda fn=fn, x=x: fn(x), device))
+        print(f"  {size} done", flush=True)
+    return times
+
+
+def report(times: dict[str, dict[str, list[float]]], names: list[str], sizes: list[str]) -> dict[str, Any]:
+    """Print the table, eager vs onnxruntime per network and light vs peer; returns the medians (ms)
+    and, with the light network and the peer, the ratio of their latencies."""
+    results: dict[str, Any] = {"ms": {}}
+    table = Table(["method", *(f"{s} ms" for s in sizes), *(f"{s} img/s" for s in sizes)])
     for method, per_size in times.items():
         ms = {s: 1000 * statistics.median(v) for s, v in per_size.items()}
         results["ms"][method] = ms
-        table.add(method, *(f"{ms[s]:.1f}" for s in args.sizes), *(f"{1000 / ms[s]:.1f}" for s in args.sizes))
+        table.add(method, *(f"{ms[s]:.1f}" for s in sizes), *(f"{1000 / ms[s]:.1f}" for s in sizes))
     table.print()
-    for name in nets:
+    for name in names:
         eager, fp32 = results["ms"].get(f"{name} torch eager fp32"), results["ms"].get(f"{name} onnxruntime fp32")
         if eager and fp32:
             print(
                 f"{name}: onnxruntime fp32 vs torch eager: "
-                + ", ".join(f"{s} {eager[s] / fp32[s]:.2f}x" for s in args.sizes)
+                + ", ".join(f"{s} {eager[s] / fp32[s]:.2f}x" for s in sizes)
             )
     peer_ms = results["ms"].get("peer multistyle26 onnxruntime fp32")
     light_ms = results["ms"].get("light onnxruntime fp32")
     if peer_ms and light_ms:
-        size = "512" if "512" in args.sizes else args.sizes[0]
+        size = "512" if "512" in sizes else sizes[0]
         ratio = light_ms[size] / peer_ms[size]
         results["ratio_light_to_peer"] = ratio
         print(
@@ -170,3 +190,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{ratio:.2f}x the peer's latency"
         )
     return results
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Export, time, print the table, return the results (the last line printed is light vs peer)."""
+    device = torch.device(args.device)
+    repeats = args.repeats or (3 if args.quick else 5)
+    quiet_libraries()
+    for line in machine_lines(device):
+        print(line)
+    nets = build_networks(args)
+    networks: dict[str, dict[str, float]] = {}
+    methods: dict[str, Callable[[np.ndarray], Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (net, hp) in nets.items():
+            n_params, macs = sum(p.numel() for p in net.parameters()), macs_per_pixel(net)
+            networks[name] = {"parameters": n_params, "macs_per_pixel": macs}
+            print(f"network {name}: {n_params / 1e6:.3f} M parameters, {macs / 1e3:.1f} k multiply-adds per pixel")
+            methods |= network_methods(name, net, hp, args.precisions, device, Path(tmp))
+        methods |= peer_method(args.peer, device)
+        times = time_methods(methods, args.sizes, repeats, device)
+    settings = {"sizes": args.sizes, "repeats": repeats}
+    return {"settings": settings, "networks": networks, **report(times, list(nets), args.sizes)}

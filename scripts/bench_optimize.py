@@ -249,32 +249,7 @@ def run_reference(run: Run, iterations: int) -> Trace:
     loss_fn.set_style(resize_long(run.style.to(run.device), run.size))
     input_img = content_img.clone()
     optimizer = torch.optim.LBFGS([input_img.requires_grad_()])  # the tutorial's: all defaults
-    count = [0]  # the tutorial's `run`
-
-    def closure() -> torch.Tensor:
-        # As the tutorial: clamp the image to [0, 1] at the start of every closure call (so inside
-        # L-BFGS's step(), before each evaluation), under no_grad; and once more after the loop.
-        with torch.no_grad():
-            input_img.clamp_(0, 1)
-        done = count[0]  # closure calls so far = iterations done
-        if done >= iterations:
-            trace.stopped_by = f"{iterations} iterations"
-            raise _Stop
-        if clock() > run.budget:
-            trace.stopped_by = "budget"
-            raise _Stop
-        if done % run.every == 0:
-            run.judge.record(trace, clock, done, done, input_img, echo=done % (run.every * 10) == 0)
-            if run.stop_below is not None and trace.points[-1].loss <= run.stop_below:
-                trace.stopped_by = "target reached"
-                raise _Stop
-        run.turns.maybe_pass(name, clock)
-        optimizer.zero_grad()
-        loss = loss_fn(input_img)["loss"]
-        loss.backward()
-        count[0] += 1
-        return loss
-
+    closure = _TutorialClosure(run, trace, clock, iterations, loss_fn, input_img, optimizer)
     try:
         while True:  # the tutorial loops `while run[0] <= num_steps`; here the closure stops it exactly
             optimizer.step(closure)
@@ -282,11 +257,57 @@ def run_reference(run: Run, iterations: int) -> Trace:
         pass
     with torch.no_grad():  # the tutorial's "last correction"
         input_img.clamp_(0, 1)
-    trace.iterations, trace.seconds, trace.cpu_seconds = count[0], clock(), clock.cpu()
-    if not trace.points or trace.points[-1].iteration != count[0]:
-        run.judge.record(trace, clock, count[0], count[0], input_img, echo=True)
+    trace.iterations, trace.seconds, trace.cpu_seconds = closure.count, clock(), clock.cpu()
+    if not trace.points or trace.points[-1].iteration != closure.count:
+        run.judge.record(trace, clock, closure.count, closure.count, input_img, echo=True)
     trace.image = input_img.detach().clone()
     return trace
+
+
+@dataclass
+class _TutorialClosure:
+    """The reference's L-BFGS closure: the tutorial's, plus the judging and the stops of this benchmark.
+
+    ``count`` is the tutorial's ``run[0]``: closure calls so far, that is, iterations done.
+    """
+
+    run: Run
+    trace: Trace
+    clock: Clock
+    iterations: int
+    loss_fn: PerceptualLoss
+    image: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    count: int = 0
+
+    def __call__(self) -> torch.Tensor:
+        # As the tutorial: clamp the image to [0, 1] at the start of every closure call (so inside
+        # L-BFGS's step(), before each evaluation), under no_grad; and once more after the loop.
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        self._judge_or_stop()
+        self.run.turns.maybe_pass(self.trace.method, self.clock)
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.image)["loss"]
+        loss.backward()
+        self.count += 1
+        return loss
+
+    def _judge_or_stop(self) -> None:
+        """Raise :class:`_Stop` (saying why in the trace) once the iterations, the budget or the target
+        is reached; judge the image every ``run.every`` iterations."""
+        done, run, trace = self.count, self.run, self.trace
+        if done >= self.iterations:
+            trace.stopped_by = f"{self.iterations} iterations"
+            raise _Stop
+        if self.clock() > run.budget:
+            trace.stopped_by = "budget"
+            raise _Stop
+        if done % run.every == 0:
+            run.judge.record(trace, self.clock, done, done, self.image, echo=done % (run.every * 10) == 0)
+            if run.stop_below is not None and trace.points[-1].loss <= run.stop_below:
+                trace.stopped_by = "target reached"
+                raise _Stop
 
 
 def run_fastnst(run: Run, settings: Settings) -> Trace:
@@ -294,35 +315,51 @@ def run_fastnst(run: Run, settings: Settings) -> Trace:
     trace, name = Trace("fastnst"), "fastnst"
     total = sum(scale_step_counts(settings, len(scale_sizes(settings))))
     full = resize_long(run.content, run.size).shape[-2:]
-    state: dict[str, object] = {"work": 0.0}
     run.turns.wait(name)
     clock = Clock(run.device)
     run.turns.start(name, clock)
+    callback = _FastnstCallback(run, trace, clock, total, (int(full[0]), int(full[1])))
+    try:
+        result = optimize(run.content, [run.style], settings, callback=callback)
+        trace.stopped_by = f"{total} iterations"
+    except _Stop:
+        assert callback.image is not None
+        result = callback.image.clamp(0, 1)
+    trace.iterations = callback.iteration
+    trace.seconds, trace.cpu_seconds = clock(), clock.cpu()
+    trace.image = result.detach().clone()
+    return trace
 
-    def callback(p: Progress) -> None:
-        work = float(state["work"]) + p.size[0] * p.size[1] / (full[0] * full[1])  # type: ignore[arg-type]
-        state.update(image=p.image, iteration=p.total_iteration, work=work)
-        over = clock() > run.budget
-        if p.total_iteration % run.every == 0 or over or p.total_iteration == total:
+
+@dataclass
+class _FastnstCallback:
+    """fastnst's per-iteration callback: counts the work, judges every ``run.every`` iterations (and at
+    the end), stops the run (raises :class:`_Stop`) at the budget or the target, takes turns."""
+
+    run: Run
+    trace: Trace
+    clock: Clock
+    total: int  # iterations over all levels
+    full: tuple[int, int]  # (H, W) of the target size
+    work: float = 0.0  # full-size iterations so far
+    iteration: int = 0
+    image: torch.Tensor | None = None  # the latest image
+
+    def __call__(self, p: Progress) -> None:
+        run, trace = self.run, self.trace
+        self.work += p.size[0] * p.size[1] / (self.full[0] * self.full[1])
+        self.image, self.iteration = p.image, p.total_iteration
+        over = self.clock() > run.budget
+        if p.total_iteration % run.every == 0 or over or p.total_iteration == self.total:
             echo = p.total_iteration % (run.every * 10) == 0
-            run.judge.record(trace, clock, p.total_iteration, work, p.image, echo)
+            run.judge.record(trace, self.clock, p.total_iteration, self.work, p.image, echo)
             if run.stop_below is not None and trace.points[-1].loss <= run.stop_below:
                 trace.stopped_by = "target reached"
                 raise _Stop
         if over:
             trace.stopped_by = "budget"
             raise _Stop
-        run.turns.maybe_pass(name, clock)
-
-    try:
-        result = optimize(run.content, [run.style], settings, callback=callback)
-        trace.stopped_by = f"{total} iterations"
-    except _Stop:
-        result = state["image"].clamp(0, 1)  # type: ignore[attr-defined]
-    trace.iterations = int(state["iteration"])  # type: ignore[call-overload]
-    trace.seconds, trace.cpu_seconds = clock(), clock.cpu()
-    trace.image = result.detach().clone()
-    return trace
+        run.turns.maybe_pass(trace.method, self.clock)
 
 
 def run_both(run: Run, methods: dict[str, Callable[[], Trace]]) -> dict[str, Trace]:
@@ -422,13 +459,8 @@ def _apply_defaults(args: argparse.Namespace) -> None:
         raise SystemExit("bench optimize: --judge-every must be at least 1")
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run both methods, print the comparison (its last line: the speed-up) and return it."""
-    _apply_defaults(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    weights = args.vgg_weights or default_weights()
+def fastnst_settings(args: argparse.Namespace, weights: str) -> Settings:
+    """fastnst's settings for this run: its defaults with the flags' size, iterations, levels and precision."""
     settings = Settings(
         size=args.size,
         steps=args.steps,
@@ -438,18 +470,25 @@ def run(args: argparse.Namespace) -> dict:
         precision=args.precision,
     )
     settings.check()
-    sizes = scale_sizes(settings)
-    counts = scale_step_counts(settings, len(sizes))
+    return settings
 
-    content, style = load_image(args.content).to(device), load_image(args.style).to(device)
-    content_target = resize_long(content, args.size)
-    size = (int(content_target.shape[-2]), int(content_target.shape[-1]))
+
+def make_judge(
+    content_target: torch.Tensor, style: torch.Tensor, size: int, weights: str, device: torch.device
+) -> Judge:
+    """The judge: the default objective with the photo (already at long edge ``size``) and the painting
+    at that size as targets."""
     judge_loss = make_loss(weights, device)
     judge_loss.set_content(content_target)
-    judge_loss.set_style(resize_long(style, args.size))
-    judge = Judge(judge_loss, size)
+    judge_loss.set_style(resize_long(style, size))
+    return Judge(judge_loss, (int(content_target.shape[-2]), int(content_target.shape[-1])))
 
-    for line in machine_lines(device):
+
+def print_plan(args: argparse.Namespace, size: tuple[int, int], weights: str, settings: Settings) -> None:
+    """The machine, the inputs, the objective and what each method will do."""
+    sizes = scale_sizes(settings)
+    counts = scale_step_counts(settings, len(sizes))
+    for line in machine_lines(torch.device(args.device)):
         print(line)
     print(f"content: {args.content}  style: {args.style}  target size: {size[0]}x{size[1]} (HxW)")
     print(
@@ -471,59 +510,56 @@ def run(args: argparse.Namespace) -> dict:
     turns = "one after the other" if args.turn_seconds <= 0 else f"taking turns of {args.turn_seconds:g} s"
     print(f"methods run {turns}; a method's time counts its own turns only")
 
-    # Warm-up (untimed): one forward and backward at the target size, and the photo's own loss.
+
+def warm_up(judge: Judge, content_target: torch.Tensor) -> None:
+    """One untimed forward and backward at the target size; prints the photo's own judged loss."""
     warm = content_target.clone().requires_grad_(True)
-    judge_loss(warm)["loss"].backward()
+    judge.loss_fn(warm)["loss"].backward()
     print(f"judged loss of the photo itself: {judge(content_target)['loss']:.5g}\n", flush=True)
 
-    run = Run(
-        content,
-        style,
-        args.size,
-        judge,
-        Turns(["reference", "fastnst"], args.turn_seconds),
-        args.budget_seconds,
-        args.judge_every,
-        weights,
-        device,
-        args.target if args.stop_at_target else None,
-    )
-    started = time.perf_counter()
-    results = run_both(
-        run,
-        {
-            "reference": lambda: run_reference(run, args.reference_iterations),
-            "fastnst": lambda: run_fastnst(run, settings),
-        },
-    )
-    traces = [results["reference"], results["fastnst"]]
-    target = args.target if args.target is not None else traces[0].points[-1].loss
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {t.method: args.out_dir / f"{t.method}.png" for t in traces}
+def save_traces(out_dir: Path, traces: list[Trace]) -> dict[str, Path]:
+    """Each method's final image and the traces CSV in ``out_dir``; returns the images' paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {t.method: out_dir / f"{t.method}.png" for t in traces}
     for t in traces:
         assert t.image is not None
         save_image(t.image, paths[t.method])
-    write_csv(args.out_dir / "traces.csv", traces)
+    write_csv(out_dir / "traces.csv", traces)
+    return paths
 
+
+def print_outcome(
+    args: argparse.Namespace,
+    traces: list[Trace],
+    target: float,
+    size: tuple[int, int],
+    paths: dict[str, Path],
+    wall: float,
+) -> None:
+    """The target, the table, how far a method that missed the target stayed from it, where the traces are."""
     source = "given" if args.target is not None else "the reference's final loss"
     print(
         f"\ntarget loss {target:.6g} ({source}) at {size[0]}x{size[1]}; budget {args.budget_seconds:.0f} s per method"
     )
     print(
         f"times exclude judging and waiting (resolution: {args.judge_every} iterations); work in full-size "
-        f"iterations; whole run {time.perf_counter() - started:.0f} s wall\n"
+        f"iterations; whole run {wall:.0f} s wall\n"
     )
     print_table(traces, target, paths, args.budget_seconds)
-    hits = [t.first_at_or_below(target) for t in traces]
-    for t, hit in zip(traces, hits, strict=True):
-        if hit is None:
+    for t in traces:
+        if t.first_at_or_below(target) is None:
             gap = (t.best().loss - target) / target
             print(f"{t.method} did not reach the target; its best loss {t.best().loss:.5g} is {gap:.1%} above it")
     print(f"traces: {args.out_dir / 'traces.csv'}; load average at the end: {load_average()}")
     if not all(math.isfinite(p.loss) for t in traces for p in t.points):
         print("warning: some judged losses are not finite")
-    results = {
+
+
+def summarize(traces: list[Trace], target: float, size: tuple[int, int]) -> dict:
+    """The results as JSON, and the last line printed: the speed-up to the target (or why there is none)."""
+    hits = [t.first_at_or_below(target) for t in traces]
+    results: dict = {
         "target": target,
         "size": list(size),
         "methods": {
@@ -548,3 +584,37 @@ def run(args: argparse.Namespace) -> dict:
     else:
         print("optimize: no speed-up figure: a method did not reach the target")
     return results
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run both methods, print the comparison (its last line: the speed-up) and return it."""
+    _apply_defaults(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    weights = args.vgg_weights or default_weights()
+    settings = fastnst_settings(args, weights)
+    content, style = load_image(args.content).to(device), load_image(args.style).to(device)
+    content_target = resize_long(content, args.size)
+    judge = make_judge(content_target, style, args.size, weights, device)
+    print_plan(args, judge.size, weights, settings)
+    warm_up(judge, content_target)
+
+    turns = Turns(["reference", "fastnst"], args.turn_seconds)
+    stop_below = args.target if args.stop_at_target else None
+    run = Run(
+        content, style, args.size, judge, turns, args.budget_seconds, args.judge_every, weights, device, stop_below
+    )
+    started = time.perf_counter()
+    results = run_both(
+        run,
+        {
+            "reference": lambda: run_reference(run, args.reference_iterations),
+            "fastnst": lambda: run_fastnst(run, settings),
+        },
+    )
+    traces = [results["reference"], results["fastnst"]]
+    target = args.target if args.target is not None else traces[0].points[-1].loss
+    paths = save_traces(args.out_dir, traces)
+    print_outcome(args, traces, target, judge.size, paths, time.perf_counter() - started)
+    return summarize(traces, target, judge.size)

@@ -107,21 +107,35 @@ def run_training(compose, vgg_weights_file):
     return _run
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real checkpoint: the TINY config trained for 2 steps (shared by the whole session)."""
+def _train_tiny(tmp_path_factory: pytest.TempPathFactory, name: str, overrides: list[str]) -> Path:
+    """Train TINY with ``overrides`` (``style=[...]`` lists expanded as train.py does); its last.ckpt."""
     base = assets_dir()
     if base is None or not (base / "weights").is_dir():
         pytest.skip("VGG19 weights not found: set FASTNST_ASSETS or put the assets in ../shared/assets")
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from fastnst.training.style_set import expand_styles
+
     os.environ.setdefault("FASTNST_VGG_WEIGHTS", str(base / "weights"))
-    run_dir = tmp_path_factory.mktemp("tiny_run")
+    run_dir = tmp_path_factory.mktemp(name)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[*TINY, "trainer.max_steps=2"])
-    load_train_script().train(cfg, run_dir)
+        cfg = hydra_compose("train", overrides=[*TINY, *overrides])
+    load_train_script().train(expand_styles(cfg, [*TINY, *overrides]), run_dir)
     return run_dir / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint: the TINY config trained for 2 steps (shared by the whole session)."""
+    return _train_tiny(tmp_path_factory, "tiny_run", ["trainer.max_steps=2"])
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real three-style checkpoint with a trained strength: TINY, style=[starry_night,wave,udnie], 2 steps."""
+    overrides = ["style=[starry_night,wave,udnie]", "model.strength=true", "trainer.max_steps=2"]
+    return _train_tiny(tmp_path_factory, "tiny_conditional_run", overrides)
 
 
 @pytest.fixture(scope="session")

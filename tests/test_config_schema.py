@@ -32,7 +32,9 @@ from fastnst.training.data import PhotoDataModule
 from fastnst.training.module import StyleTransferModule
 from fastnst.training.trainer import build_trainer
 
-GROUPS = [f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("seed", "ckpt_path")]
+GROUPS = [
+    f.type for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(getattr(config, str(f.type), None))
+]
 
 
 def schemas() -> list[type]:

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from fastnst.cli import main
-from fastnst.nn.evaluate import Judge, as_8bit, gram, judged_size, mean_cov, relative
+from fastnst.nn.evaluate import Judge, gram, judged_size, mean_cov, relative
 from fastnst.photos import sample_photos_dir
+from fastnst.runtime.imageio import to_8bit_image
 from fastnst.styles import resolve_style_image
 
 PHOTOS = sorted(sample_photos_dir().glob("*.jpg"))
@@ -75,7 +76,7 @@ def test_stable_from_run_to_run_and_8bit_reload(judge, photo, vgg_weights_file, 
     first = judge.score(result, photo)
     again = Judge(resolve_style_image("starry_night")).score(result, photo)
     assert first == again  # a fixed judge: bit-identical figures
-    as_8bit(result).save(tmp_path / "r.png")
+    to_8bit_image(result).save(tmp_path / "r.png")
     reloaded = judge.score(Image.open(tmp_path / "r.png"), photo)
     assert reloaded == first  # float results are judged as their 8-bit file would be
 

@@ -300,7 +300,9 @@ def test_feather_weights():
 def test_tiles_blend_back_to_the_image(tiny_onnx, monkeypatch, size):
     """With an identity model, the feathered tiles (weights normalised) give the image back."""
     st = Stylizer(tiny_onnx, device="cpu", tile_size=256, overlap=64)
-    monkeypatch.setattr(st, "_run", lambda batch, stats=None: (batch.copy(), np.zeros((len(batch), 2), np.float32)))
+    monkeypatch.setattr(
+        st, "_run", lambda batch, stats=None, strength=1.0: (batch.copy(), np.zeros((len(batch), 2), np.float32))
+    )
     w, h = size
     random = np.random.default_rng(1).random((h, w, 3)).astype(np.float32)
     result = st.stylize_arrays([random])[0]
@@ -317,9 +319,9 @@ def test_tiles_get_the_whole_image_statistics(sharp_onnx, monkeypatch):
     calls = []
     run = st._run
 
-    def spy(batch, stats=None):
+    def spy(batch, stats=None, strength=1.0):
         calls.append((batch.shape, None if stats is None else stats.copy()))
-        return run(batch, stats)
+        return run(batch, stats, strength)
 
     monkeypatch.setattr(st, "_run", spy)
     result = st.stylize_arrays([image])[0]
@@ -342,7 +344,7 @@ def tiling(sharp_onnx):
             st = Stylizer(sharp_onnx, device="cpu", tile_size=256, overlap=64, stats_size=1024)
             tiled = st.stylize_arrays([image])[0]
             run_with_stats = st._run
-            st._run = lambda batch, stats=None: run_with_stats(batch)  # each tile normalised on its own
+            st._run = lambda batch, stats=None, strength=1.0: run_with_stats(batch)  # each tile normalised on its own
             naive = st.stylize_arrays([image])[0]
             st._run = run_with_stats
             cache[width, height] = {
@@ -578,9 +580,9 @@ def test_cli_batch_size(tiny_onnx, tmp_path, monkeypatch):
     batches: list[int] = []
     run = Stylizer._run
 
-    def spy(self, batch, stats=None):
+    def spy(self, batch, stats=None, strength=1.0):
         batches.append(len(batch))
-        return run(self, batch, stats)
+        return run(self, batch, stats, strength)
 
     monkeypatch.setattr(Stylizer, "_run", spy)
     assert run_cli("--model", tiny_onnx, src, "-o", tmp_path / "b2", "--batch-size", "2", "-q") == 0

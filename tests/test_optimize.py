@@ -648,8 +648,8 @@ def test_failed_write_leaves_the_existing_output(tmp_path, monkeypatch, bits):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("fastnst.nn.images.to_pil" if bits == 8 else "png.Writer.write", boom)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr("PIL.Image.Image.save" if bits == 8 else "png.Writer.write", boom)
+    with pytest.raises(FastNSTError, match=r"result\.png: cannot write \(disk full\)"):
         save_image(torch.rand(1, 3, 8, 8), path, bits=bits)
     assert path.read_bytes() == before
     assert hidden_files(tmp_path) == []

@@ -62,7 +62,8 @@ def test_readme_train_examples_compose(compose):
     assert len(examples) >= 8
     for line in examples:
         args = shlex.split(line.split("#")[0])[2:]
-        overrides = [a.split(",")[0] if "," in a and "{" not in a else a for a in args if a != "-m"]
+        # -m sweeps (a,b) compose as their first value; lists [a,b] and mappings {a: 1} as written
+        overrides = [a.split(",")[0] if "," in a and not {"{", "["} & set(a) else a for a in args if a != "-m"]
         cfg = compose(overrides)
         for arg in overrides:
             key, value = arg.split("=", 1)
@@ -70,7 +71,7 @@ def test_readme_train_examples_compose(compose):
                 node = cfg
                 for part in key.split("."):
                     node = node[part]
-                assert str(node) == value or float(node) == float(value), line
+                assert str(node).lower() == value.lower() or float(node) == float(value), line
 
 
 def python_snippets() -> list[str]:
@@ -112,7 +113,7 @@ def _make_clip(path: Path, frames: int = 6) -> None:
             container.mux(packet)
 
 
-def test_readme_fastnst_commands_run(tiny_checkpoint, tmp_path, monkeypatch):
+def test_readme_fastnst_commands_run(tiny_checkpoint, tiny_conditional_checkpoint, tmp_path, monkeypatch):
     """Every `fastnst export` / `fastnst infer` line of the README, in order, in a folder with its inputs."""
     from fastnst.cli import main
 
@@ -127,12 +128,14 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tmp_path, monkeypatch):
     assert len(lines) >= 7
     for line in lines:
         line = line.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint))
+        line = line.replace("checkpoints/starry_night+wave+udnie/<run>/last.ckpt", str(tiny_conditional_checkpoint))
         args = shlex.split(line)[1:]
         assert main(args) == 0, line
     expected = ["photo_starry_night.jpg", "photo_the_scream.jpg"]
     expected += ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
     expected += ["stylized.jpg"]
     expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
+    expected += ["three_styles.onnx", "photo_wave.jpg", "photo_mix.jpg", "photo_three_styles_sheet.jpg"]
     for name in expected:
         assert (tmp_path / name).is_file(), name
 

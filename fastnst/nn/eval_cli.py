@@ -86,8 +86,9 @@ def _stylize(stylizer: Any, photo: Image.Image, photo_path: Path) -> Image.Image
         raise EvalError(f"{photo_path}: {e}") from e
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from fastnst.styles import resolve_model, resolve_style_image
+def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, Path]]]:
+    """The methods to judge, in order, as ``(kind, path)``, and their names; checked before any work."""
+    from fastnst.styles import resolve_model
 
     # --model takes a file or a shipped style's name, as fastnst infer does.
     methods = [(kind, resolve_model(p) if kind == "model" else p) for kind, p in getattr(args, "methods", None) or []]
@@ -102,19 +103,35 @@ def run_eval(args: argparse.Namespace) -> int:
     for kind, path in methods:
         if kind == "images" and not path.is_dir():
             raise EvalError(f"--images {path}: no such folder")
-    photos = find_photos(args.content)[: args.limit]
+    return names, methods
 
-    # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
-    from fastnst.nn.evaluate import JUDGE_SIZE, METRICS, Judge, Row, contact_sheet, write_outputs
 
-    judge = Judge(resolve_style_image(args.style))
-    stylizers = {}
-    for name, (kind, path) in zip(names, methods, strict=True):
-        if kind == "model":
-            from fastnst.runtime.stylizer import Stylizer
+def _stylizers(names: list[str], methods: list[tuple[str, Path]], device: str, max_size: int) -> dict[str, Any]:
+    """A :class:`~fastnst.runtime.stylizer.Stylizer` per ``--model`` method, by name."""
+    from fastnst.runtime.stylizer import Stylizer
 
-            stylizers[name] = Stylizer(path, device=args.device, max_size=JUDGE_SIZE)
+    return {
+        name: Stylizer(path, device=device, max_size=max_size)
+        for name, (kind, path) in zip(names, methods, strict=True)
+        if kind == "model"
+    }
 
+
+def _stylize_and_save(stylizer: Any, photo: Image.Image, photo_path: Path, folder: Path) -> Image.Image:
+    """A model's result for one photo, also written to ``folder`` as ``<photo stem>.png``."""
+    result = _stylize(stylizer, photo, photo_path)
+    with atomic_write(folder / f"{photo_path.stem}.png") as f:
+        result.save(f, format="PNG")
+    return result
+
+
+def _judge_all(
+    args: argparse.Namespace, names: list[str], methods: list[tuple[str, Path]], photos: list[Path], judge: Any
+) -> tuple[list[Any], list[Image.Image], dict[str, list[Image.Image]]]:
+    """Score every method on every photo: the rows, the photos and each method's results (for the sheet)."""
+    from fastnst.nn.evaluate import JUDGE_SIZE, Row
+
+    stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE)
     rows: list[Row] = []
     thumbs_photos: list[Image.Image] = []
     thumbs: dict[str, list[Image.Image]] = {name: [] for name in names}
@@ -124,23 +141,20 @@ def run_eval(args: argparse.Namespace) -> int:
             thumbs_photos.append(photo)
             for name, (kind, path) in zip(names, methods, strict=True):
                 if kind == "model":
-                    result = _stylize(stylizers[name], photo, photo_path)
-                    with atomic_write(args.output / name / f"{photo_path.stem}.png") as f:
-                        result.save(f, format="PNG")
+                    result = _stylize_and_save(stylizers[name], photo, photo_path, args.output / name)
                 else:
                     result = _open(result_in_folder(path, photo_path))
                 scores = judge.score(result, photo)
                 rows.append(Row(name, photo_path.name, scores.content, scores.style_gram, scores.style_stats))
                 thumbs[name].append(result)
                 bar.update(note=f"{name}: {photo_path.name}")
+    return rows, thumbs_photos, thumbs
 
-    sheet = None if args.no_sheet else contact_sheet(thumbs_photos, judge.style_image, thumbs)
-    settings = {
-        "style": str(args.style),
-        "photos": [str(p) for p in photos],
-        "methods": {name: str(path) for name, (_, path) in zip(names, methods, strict=True)},
-    }
-    report = write_outputs(args.output, rows, sheet, settings)
+
+def _print_report(report: dict[str, Any], names: list[str], output: Path, sheet: Any) -> None:
+    """The summary table, each method's ratios to the first, and the files written."""
+    from fastnst.nn.evaluate import METRICS
+
     print(f"{'method':24s} {'photos':>6s} " + " ".join(f"{m:>12s}" for m in METRICS))
     for name, s in report["summary"].items():
         print(f"{name:24s} {int(s['photos']):6d} " + " ".join(f"{s[m]:12.5g}" for m in METRICS))
@@ -151,5 +165,27 @@ def run_eval(args: argparse.Namespace) -> int:
             ratios = (f"{m} {other[m] / base[m]:.3f}x" if base[m] else f"{m} {other[m]:.4g} vs 0" for m in METRICS)
             print(f"{name} / {names[0]}: " + ", ".join(ratios))
     written = ["scores.csv", "summary.json"] + ([] if sheet is None else ["contact_sheet.png"])
-    print(f"wrote {', '.join(str(args.output / w) for w in written)}")
+    print(f"wrote {', '.join(str(output / w) for w in written)}")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Entry point of ``fastnst eval``: plan the methods, judge them on every photo, report."""
+    from fastnst.styles import resolve_style_image
+
+    names, methods = _plan_methods(args)
+    photos = find_photos(args.content)[: args.limit]
+
+    # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
+    from fastnst.nn.evaluate import Judge, contact_sheet, write_outputs
+
+    judge = Judge(resolve_style_image(args.style))
+    rows, thumbs_photos, thumbs = _judge_all(args, names, methods, photos, judge)
+    sheet = None if args.no_sheet else contact_sheet(thumbs_photos, judge.style_image, thumbs)
+    settings = {
+        "style": str(args.style),
+        "photos": [str(p) for p in photos],
+        "methods": {name: str(path) for name, (_, path) in zip(names, methods, strict=True)},
+    }
+    report = write_outputs(args.output, rows, sheet, settings)
+    _print_report(report, names, args.output, sheet)
     return 0

@@ -32,8 +32,9 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
+from fastnst.nn.images import to_tensor
 from fastnst.nn.vgg import vgg19
-from fastnst.runtime.imageio import ImageError, open_rgb
+from fastnst.runtime.imageio import ImageError, long_side_size, open_rgb, resize_to, thumbnail, to_8bit_image
 
 JUDGE_SIZE = 512
 CONTENT_LAYER = "relu4_2"
@@ -41,29 +42,14 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 METRICS = ("content", "style_gram", "style_stats")
 
 
-def as_8bit(image: Image.Image | np.ndarray) -> Image.Image:
-    """Round-trip through 8 bits, as a saved PNG or JPEG would be (float arrays in [0, 1])."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(array, "RGB")
-
-
 def judged_size(width: int, height: int, size: int = JUDGE_SIZE) -> tuple[int, int]:
-    """``(width, height)`` with the long edge ``size``, aspect ratio kept."""
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    """``(width, height)`` with the long edge ``size``, aspect ratio kept (:func:`long_side_size`)."""
+    return long_side_size(width, height, size)
 
 
 def to_judge_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """An 8-bit image resized to ``size`` (w, h) with Lanczos, as a ``(1, 3, H, W)`` float tensor."""
-    image = as_8bit(image)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    """An 8-bit image resized to ``size`` (w, h) with the judge's Lanczos, as a ``(1, 3, H, W)`` float tensor."""
+    return to_tensor(resize_to(to_8bit_image(image), size)).unsqueeze(0).contiguous()  # the layout it always had
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -106,7 +92,7 @@ class Judge:
         self.size = size
         self.vgg = vgg19([CONTENT_LAYER, *STYLE_LAYERS], weights=vgg_weights).float()
         style_image = style if isinstance(style, Image.Image) else _open(style)
-        self.style_image = as_8bit(style_image)
+        self.style_image = to_8bit_image(style_image)
         features = self._features(to_judge_tensor(self.style_image, judged_size(*self.style_image.size, size)))
         self.style_grams = {k: gram(features[k]) for k in STYLE_LAYERS}
         self.style_stats = {k: mean_cov(features[k]) for k in STYLE_LAYERS}
@@ -118,10 +104,10 @@ class Judge:
 
     def score(self, result: Image.Image | np.ndarray, photo: Image.Image | np.ndarray) -> Scores:
         """Judge a stylized ``result`` of ``photo`` (8-bit images, or float arrays in [0, 1])."""
-        photo = as_8bit(photo)
+        photo = to_8bit_image(photo)
         size = judged_size(*photo.size, self.size)
         photo_features = self._features(to_judge_tensor(photo, size))
-        features = self._features(to_judge_tensor(as_8bit(result), size))
+        features = self._features(to_judge_tensor(to_8bit_image(result), size))
         content = relative(features[CONTENT_LAYER].double(), photo_features[CONTENT_LAYER].double())
         style_gram = statistics.fmean(relative(gram(features[k]), self.style_grams[k]) for k in STYLE_LAYERS)
         style_stats = []
@@ -161,11 +147,6 @@ def summarize(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
         summary[method] = {m: statistics.fmean(getattr(r, m) for r in mine) for m in METRICS}
         summary[method]["photos"] = len(mine)
     return summary
-
-
-def thumbnail(image: Image.Image, height: int) -> Image.Image:
-    w, h = image.size
-    return image.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
 
 
 def contact_sheet(

@@ -10,6 +10,11 @@ Inputs
                         instance norm, as returned in ``norm_stats_out`` by a previous run.
     ``use_norm_stats``  float32 ``(1,)``, optional: 1 to use ``norm_stats``, 0 (default) to
                         compute the statistics over ``image`` as usual.
+    ``style_weights``   float32 ``(1, S)``, conditional networks only, optional: one weight per
+                        style (metadata ``fastnst.style_names``), normalised in the graph; any
+                        mixture blends the styles. Default: the first style.
+    ``strength``        float32 ``(1,)``, conditional networks only, optional: the trained-in
+                        strength in [0, 1] (0: the photo back). Default: 1.
 Outputs
     ``stylized``        float32 ``(N, 3, H, W)``, RGB in [0, 1].
     ``norm_stats_out``  float32 ``(N, S)``: the statistics computed over ``image``.
@@ -37,9 +42,9 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
-from fastnst.nn.transformer_net import StyleNetwork, build_network
+from fastnst.nn.transformer_net import ConditionalInstanceNorm2d, Conditioned, StyleNetwork, build_network
 from fastnst.overwrite import refuse_overwrite
-from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION
+from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION, STYLE_NAMES_KEY
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +68,18 @@ class _StatsContext:
         self.collected: list[torch.Tensor] = []
 
 
-class StatsInstanceNorm(nn.Module):
-    """Instance norm that can normalise with given statistics (same math as ``nn.InstanceNorm2d``)."""
+class StatsInstanceNorm(Conditioned):
+    """Instance norm that can normalise with given statistics (same math as ``nn.InstanceNorm2d``,
+    or as :class:`ConditionalInstanceNorm2d` with the mixing of the pass)."""
 
-    def __init__(self, norm: nn.InstanceNorm2d) -> None:
+    def __init__(self, norm: nn.InstanceNorm2d | ConditionalInstanceNorm2d) -> None:
         super().__init__()
         self.num_features, self.eps = norm.num_features, norm.eps
         self.weight, self.bias = norm.weight, norm.bias
+        self.conditional = isinstance(norm, ConditionalInstanceNorm2d)
         self.context: _StatsContext | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor | None = None) -> torch.Tensor:
         ctx = self.context
         assert ctx is not None, "StatsInstanceNorm runs inside StatsTransformerNet"
         c = self.num_features
@@ -87,7 +94,11 @@ class StatsInstanceNorm(nn.Module):
         mean = torch.where(use, given[:, :c].reshape(-1, c, 1, 1), mean)
         var = torch.where(use, given[:, c:].reshape(-1, c, 1, 1), var)
         y = (xf - mean) * torch.rsqrt(var + self.eps)
-        y = y * self.weight.reshape(1, c, 1, 1) + self.bias.reshape(1, c, 1, 1)
+        weight, bias = self.weight.float(), self.bias.float()
+        if self.conditional:
+            assert mixing is not None, "a conditional norm needs the mixing of the pass"
+            weight, bias = mixing.float() @ weight, mixing.float() @ bias
+        y = y * weight.reshape(-1, c, 1, 1) + bias.reshape(-1, c, 1, 1)
         return y.to(x.dtype)
 
 
@@ -107,20 +118,26 @@ class StatsTransformerNet(nn.Module):
         self.norms: list[StatsInstanceNorm] = []
         for module in list(self.net.modules()):
             for child_name, child in list(module.named_children()):
-                if isinstance(child, nn.InstanceNorm2d):
+                if isinstance(child, (nn.InstanceNorm2d, ConditionalInstanceNorm2d)):
                     replacement = StatsInstanceNorm(child)
                     setattr(module, child_name, replacement)
                     self.norms.append(replacement)
         self.stats_size = sum(2 * n.num_features for n in self.norms)
 
     def forward(
-        self, image: torch.Tensor, norm_stats: torch.Tensor, use_norm_stats: torch.Tensor
+        self,
+        image: torch.Tensor,
+        norm_stats: torch.Tensor,
+        use_norm_stats: torch.Tensor,
+        style_weights: torch.Tensor | None = None,
+        strength: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx = _StatsContext(norm_stats, use_norm_stats)
         for norm in self.norms:
             norm.context = ctx
         try:
-            out = self.net(image.half() if self.half_precision else image)
+            mixing = self.net.mixing(style_weights, strength)
+            out = self.net.stylize(image.half() if self.half_precision else image, mixing)
         finally:
             for norm in self.norms:
                 norm.context = None
@@ -163,6 +180,7 @@ def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
             hparams.get("architecture", "johnson"),
             width=hparams.get("width", 1.0),
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
+            num_styles=len(hparams.get("styles") or []),
         )
         weights = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
         net.load_state_dict(weights)
@@ -184,6 +202,8 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
             "fastnst.norm_stats_size": str(stats_size),
         }
     )
+    if hparams.get("styles"):  # a conditional network: its style_weights input, in order
+        meta[STYLE_NAMES_KEY] = json.dumps([s["name"] for s in hparams["styles"]])
     return meta
 
 
@@ -196,6 +216,10 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
     image = torch.rand(1, 3, 64, 64)
     stats = torch.zeros(1, net.stats_size)
     use = torch.zeros(1)
+    names, args = ["image", "norm_stats", "use_norm_stats"], (image, stats, use)
+    if net.net.num_styles:
+        names += ["style_weights", "strength"]
+        args += (torch.full((1, net.net.num_styles), 1.0 / net.net.num_styles), torch.ones(1))
     batch = torch.export.Dim("batch", max=4096)
     # H, W >= 8: the network's tiny-image path is then statically excluded from the graph.
     height, width = torch.export.Dim("height", min=8, max=32768), torch.export.Dim("width", min=8, max=32768)
@@ -207,31 +231,29 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         torch.onnx.export(
             net,
-            (image, stats, use),
+            args,
             str(path),
-            input_names=["image", "norm_stats", "use_norm_stats"],
+            input_names=names,
             output_names=["stylized", "norm_stats_out"],
             opset_version=opset,
             dynamo=True,
-            dynamic_shapes={"image": {0: batch, 2: height, 3: width}, "norm_stats": None, "use_norm_stats": None},
+            dynamic_shapes={"image": {0: batch, 2: height, 3: width}, **{name: None for name in names[1:]}},
             verbose=False,
         )
 
 
-def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str]) -> None:
+def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str], num_styles: int = 0) -> None:
     """Give the optional inputs default values and add the metadata."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
+    defaults = {"norm_stats": np.zeros((1, stats_size), np.float32), "use_norm_stats": np.zeros((1,), np.float32)}
+    if num_styles:  # the first style at full strength
+        defaults |= {"style_weights": np.eye(1, num_styles, dtype=np.float32), "strength": np.ones((1,), np.float32)}
     # Inputs backed by an initializer of the same name are optional (ONNX IR >= 4).
-    graph.initializer.extend(
-        [
-            numpy_helper.from_array(np.zeros((1, stats_size), np.float32), "norm_stats"),
-            numpy_helper.from_array(np.zeros((1,), np.float32), "use_norm_stats"),
-        ]
-    )
+    graph.initializer.extend([numpy_helper.from_array(value, name) for name, value in defaults.items()])
     del graph.value_info[:]  # intermediate shapes: onnxruntime infers them again
     for node in graph.node:  # the exporter's per-node stack traces: a third of a small model's bytes
         del node.metadata_props[:]
@@ -260,11 +282,13 @@ def verify(
     session = _session(path)
     gen = torch.Generator().manual_seed(0)
     errors: dict[str, float] = {}
-    for n, h, w in sizes:
+    for i, (n, h, w) in enumerate(sizes):
         image = torch.rand(n, 3, h, w, generator=gen)
+        condition = verify_condition(net.num_styles, i, gen)
         with torch.no_grad():
-            expected = net(image).numpy()
-        got = session.run(["stylized"], {"image": image.numpy()})[0].astype(np.float32)
+            expected = net(image, **condition).numpy()
+        feed = {"image": image.numpy(), **{k: v.numpy() for k, v in condition.items()}}
+        got = session.run(["stylized"], feed)[0].astype(np.float32)
         for who, output in (("PyTorch", expected), ("onnxruntime", got)):
             if not np.isfinite(output).all():
                 raise ExportError(
@@ -273,6 +297,21 @@ def verify(
                 )
         errors[f"{n}x{h}x{w}"] = float(np.abs(got - expected).max())
     return errors
+
+
+def verify_condition(num_styles: int, i: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The conditional inputs of the ``i``-th verification: each style one-hot in turn at full strength,
+    every third check a random mixture at a random strength (none for an unconditional network)."""
+    if num_styles == 0:
+        return {}
+    if i % 3 == 2:
+        return {
+            "style_weights": torch.rand(1, num_styles, generator=gen) + 0.1,
+            "strength": torch.rand(1, generator=gen),
+        }
+    one_hot = torch.zeros(1, num_styles)
+    one_hot[0, (i - i // 3) % num_styles] = 1.0
+    return {"style_weights": one_hot, "strength": torch.ones(1)}
 
 
 def check_finite_weights(net: nn.Module, source: str | Path) -> None:
@@ -388,7 +427,8 @@ def _export(
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / "model.onnx"
         _torch_export(stats_net, fp32_path, opset)
-        _finish_graph(fp32_path, stats_net.stats_size, _metadata(hparams, precision, stats_net.stats_size))
+        metadata = _metadata(hparams, precision, stats_net.stats_size)
+        _finish_graph(fp32_path, stats_net.stats_size, metadata, net.num_styles)
         final = fp32_path
         if precision == "int8":
             final = Path(tmp) / "int8.onnx"

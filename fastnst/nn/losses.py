@@ -86,6 +86,21 @@ def style_loss(
     return _mse(gram, target.expand_as(gram), normalize)
 
 
+def style_loss_per_sample(features: torch.Tensor, target_grams: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """``(N,)`` Gram losses of each sample of ``features`` against its own ``(N, C, C)`` target.
+
+    With ``normalize``, each sample's error is relative to the mean square of its own target, so
+    styles whose Gram matrices differ in scale weigh alike.
+    """
+    gram = gram_matrix(features)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        target = _float32(target_grams).expand_as(gram)
+        loss = (gram - target).square().mean(dim=(1, 2))
+        if normalize:
+            loss = loss / target.detach().square().mean(dim=(1, 2)).clamp_min(1e-12)
+        return loss
+
+
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation: mean absolute difference between neighbouring pixels.
 
@@ -137,6 +152,7 @@ class PerceptualLoss(nn.Module):
         self.normalize = normalize
         self.blend: list[float] = [1.0]
         self.masks: list[torch.Tensor] | None = None
+        self.num_styles = 0  # styles of a conditional network (set_style_bank)
 
     @torch.no_grad()
     def set_style(
@@ -177,6 +193,19 @@ class PerceptualLoss(nn.Module):
         self.masks = None if masks is None else [m.to(self._device()).float() for m in masks]
 
     @torch.no_grad()
+    def set_style_bank(self, images: Sequence[torch.Tensor]) -> None:
+        """Keep one Gram target per style of a conditional network, stacked ``(S, C, C)`` per layer;
+        :meth:`forward` then takes each sample's ``style_index``."""
+        grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
+        for img in images:
+            features = self.vgg(img.to(self._device()))
+            for name in self.style_layers:
+                grams[name].append(gram_matrix(features[name]).mean(0))
+        for name, per_style in grams.items():
+            self.register_buffer(f"bank_{name}", torch.stack(per_style), persistent=False)
+        self.num_styles = len(images)
+
+    @torch.no_grad()
     def set_content(self, image: torch.Tensor) -> None:
         """Keep the content features of ``image``; :meth:`forward` then needs no ``content``."""
         features = self.vgg(image.to(self._device()))
@@ -202,12 +231,45 @@ class PerceptualLoss(nn.Module):
             total = total + w * style_loss(features, self.target_gram(layer, k), self.normalize, m)
         return total
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _bank_terms(
+        self, features: dict[str, torch.Tensor], style_index: torch.Tensor, style_scale: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Each sample against its own style: the terms (``style/<layer>``, ``style``, ``style_per_sample``)
+        and the style term of the loss, the mean of the per-sample losses times ``style_scale``."""
+        terms: dict[str, torch.Tensor] = {}
+        per_sample = 0
+        for name, w in self.style_layers.items():
+            targets = getattr(self, f"bank_{name}")[style_index]
+            layer = w * style_loss_per_sample(features[name], targets, self.normalize)
+            terms[f"style/{name}"] = layer.mean()
+            per_sample = per_sample + layer
+        terms["style"] = per_sample.mean()
+        terms["style_per_sample"] = per_sample.detach()
+        scaled = per_sample if style_scale is None else per_sample * style_scale.float()
+        return terms, scaled.mean()
+
+    def _style_terms(self, features: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The style terms against the one target (or masked targets); the style term of the loss."""
+        terms = {f"style/{name}": w * self._style_term(features[name], name) for name, w in self.style_layers.items()}
+        terms["style"] = sum(terms.values(), features[next(iter(self.style_layers))].new_zeros((), dtype=torch.float32))
+        return terms, terms["style"]
+
+    def forward(
+        self,
+        output: torch.Tensor,
+        content: torch.Tensor | None = None,
+        style_index: torch.Tensor | None = None,
+        style_scale: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Losses of a stylized batch ``output`` against the photos ``content`` it came from.
 
         ``content`` may be left out after :meth:`set_content`. Returns a dict with the weighted
         ``loss`` and the unweighted terms ``content``, ``style``, ``tv`` and ``style/<layer>``
         (each style layer, layer weight applied).
+
+        After :meth:`set_style_bank`, ``style_index`` ``(N,)`` gives each sample's style and
+        ``style_scale`` ``(N,)`` multiplies its style loss in ``loss`` (a per-style weight times
+        the sample's strength; 0: content only). ``style_per_sample`` ``(N,)`` is then returned too.
         """
         if content is not None:
             with torch.no_grad():
@@ -225,13 +287,13 @@ class PerceptualLoss(nn.Module):
                 output_features[name], content_features[name], self.normalize
             )
         terms["content"] = content_total
-        style_total = output.new_zeros((), dtype=torch.float32)
-        for name, w in self.style_layers.items():
-            terms[f"style/{name}"] = w * self._style_term(output_features[name], name)
-            style_total = style_total + terms[f"style/{name}"]
-        terms["style"] = style_total
+        if style_index is not None:
+            style_terms, style_in_loss = self._bank_terms(output_features, style_index, style_scale)
+        else:
+            style_terms, style_in_loss = self._style_terms(output_features)
+        terms.update(style_terms)
         terms["tv"] = total_variation(output)
         terms["loss"] = (
-            self.content_weight * terms["content"] + self.style_weight * terms["style"] + self.tv_weight * terms["tv"]
+            self.content_weight * terms["content"] + self.style_weight * style_in_loss + self.tv_weight * terms["tv"]
         )
         return terms

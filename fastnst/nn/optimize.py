@@ -23,9 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +32,8 @@ from fastnst.nn.images import load_image
 from fastnst.nn.losses import PerceptualLoss
 from fastnst.nn.precision import autocast_dtype
 from fastnst.nn.vgg import vgg19
+from fastnst.runtime.imageio import save_image as write_image
+from fastnst.runtime.imageio import to_uint8, to_uint16
 from fastnst.runtime.stylizer import RGB_TO_YCBCR, YCBCR_TO_RGB
 from fastnst.schema import check_ranges, setting
 
@@ -176,7 +176,11 @@ def match_color(style: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) ->
 
 
 def resize_long(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize a ``(N, C, H, W)`` batch so its long edge is ``size`` (bicubic, antialiased when shrinking)."""
+    """Resize a ``(N, C, H, W)`` batch so its long edge is ``size`` (bicubic, antialiased when shrinking).
+
+    A tensor-domain resize on purpose, not one of :mod:`fastnst.runtime.imageio`'s rules: it resizes the
+    image being optimized and its targets between pyramid levels (float, on the device, upsampling too).
+    """
     h, w = image.shape[-2:]
     scale = size / max(h, w)
     new = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -240,12 +244,40 @@ def optimize(
     amp = autocast_dtype(settings.precision, device)
     torch.manual_seed(settings.seed)
     photo = content.to(device)
-    styles = [s.to(device) for s in styles]
-    if settings.preserve_color == "match":
-        styles = [match_color(s, photo) for s in styles]
-    elif settings.preserve_color == "luminance":
-        styles = [luminance(s) for s in styles]
+    styles = _recoloured_styles([s.to(device) for s in styles], photo, settings.preserve_color)
+    loss_fn = _perceptual_loss(settings, device)
 
+    sizes = scale_sizes(settings)
+    counts = scale_step_counts(settings, len(sizes))
+    image: torch.Tensor | None = None
+    done = 0
+    for level, (size, iterations) in enumerate(zip(sizes, counts, strict=True)):
+        target = _set_level_targets(loss_fn, photo, styles, style_weights, masks, size, settings, amp)
+        if image is None:
+            image = _initial_image(settings, target, init_image)
+        else:  # coarse to fine: continue from the previous level's result
+            image = F.interpolate(image, size=target.shape[-2:], mode="bicubic", align_corners=False)
+        image = _run_level(image, loss_fn, settings, iterations, amp, device, level, len(sizes), done, callback)
+        done += iterations
+
+    assert image is not None
+    result = image.detach().clamp(0, 1)
+    if settings.preserve_color == "luminance":
+        result = with_chroma(result, resize_long(photo, settings.size))
+    return result
+
+
+def _recoloured_styles(styles: list[torch.Tensor], photo: torch.Tensor, preserve_color: str) -> list[torch.Tensor]:
+    """The styles as the style term sees them: as given, matched to the photo's colours, or gray."""
+    if preserve_color == "match":
+        return [match_color(s, photo) for s in styles]
+    if preserve_color == "luminance":
+        return [luminance(s) for s in styles]
+    return styles
+
+
+def _perceptual_loss(settings: Settings, device: torch.device) -> PerceptualLoss:
+    """The objective on a VGG19 holding only the layers with a non-zero weight."""
     content_layers = {k: v for k, v in settings.content_layers.items() if v}
     style_layers = {k: v for k, v in settings.style_layers.items() if v}
     if not style_layers:
@@ -258,7 +290,7 @@ def optimize(
     ).to(device)
     if device.type == "cuda":
         vgg = vgg.to(memory_format=torch.channels_last)
-    loss_fn = PerceptualLoss(
+    return PerceptualLoss(
         vgg,
         content_layers,
         style_layers,
@@ -268,35 +300,32 @@ def optimize(
         settings.normalize,
     )
 
-    sizes = scale_sizes(settings)
-    counts = scale_step_counts(settings, len(sizes))
-    image: torch.Tensor | None = None
-    done = 0
-    for level, (size, iterations) in enumerate(zip(sizes, counts, strict=True)):
-        target = resize_long(photo, size)
-        if settings.preserve_color == "luminance":
-            target = luminance(target)
-        h, w = target.shape[-2:]
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            loss_fn.set_content(target)
-            style_size = max(16, round(size * settings.style_scale))
-            loss_fn.set_style(
-                [resize_long(s, style_size) for s in styles],
-                style_weights,
-                None if masks is None else [F.interpolate(m.to(device), size=(h, w), mode="area") for m in masks],
-            )
-        if image is None:
-            image = _initial_image(settings, target, init_image)
-        else:  # coarse to fine: continue from the previous level's result
-            image = F.interpolate(image, size=(h, w), mode="bicubic", align_corners=False)
-        image = _run_level(image, loss_fn, settings, iterations, amp, device, level, len(sizes), done, callback)
-        done += iterations
 
-    assert image is not None
-    result = image.detach().clamp(0, 1)
+def _set_level_targets(
+    loss_fn: PerceptualLoss,
+    photo: torch.Tensor,
+    styles: list[torch.Tensor],
+    style_weights: Sequence[float] | None,
+    masks: Sequence[torch.Tensor] | None,
+    size: int,
+    settings: Settings,
+    amp: torch.dtype | None,
+) -> torch.Tensor:
+    """Give ``loss_fn`` the content and style targets of the level whose long edge is ``size``;
+    returns the content target (the photo at that size, gray with ``preserve_color=luminance``)."""
+    target = resize_long(photo, size)
     if settings.preserve_color == "luminance":
-        result = with_chroma(result, resize_long(photo, settings.size))
-    return result
+        target = luminance(target)
+    h, w = target.shape[-2:]
+    with torch.autocast(photo.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        loss_fn.set_content(target)
+        style_size = max(16, round(size * settings.style_scale))
+        loss_fn.set_style(
+            [resize_long(s, style_size) for s in styles],
+            style_weights,
+            None if masks is None else [F.interpolate(m.to(photo.device), size=(h, w), mode="area") for m in masks],
+        )
+    return target
 
 
 def _initial_image(settings: Settings, target: torch.Tensor, init_image: torch.Tensor | None) -> torch.Tensor:
@@ -331,34 +360,8 @@ def _run_level(
     # converges on the 0-255 one (as in jcjohnson/neural-style).
     unit = 1.0 if settings.normalize else 255.0
     pixels = (image.detach() * unit).requires_grad_(True)
-    last: dict[str, torch.Tensor] = {}
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        # No clamping here: L-BFGS's line search needs the loss of the image it proposed.
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            terms = loss_fn(pixels / unit)
-        terms["loss"].backward()
-        last.clear()
-        last.update(terms)
-        return terms["loss"]
-
-    if settings.optimizer == "lbfgs":
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [pixels],
-            lr=settings.lr or 1.0,
-            max_iter=1,  # one iteration per step() call: progress per iteration, history kept across calls
-            # The default max_eval (max_iter * 5 // 4 = 1) would leave a line search no evaluation at all.
-            max_eval=26,
-            history_size=settings.lbfgs_history,
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-            # Fixed steps (as jcjohnson/neural-style): the same loss per iteration as a Strong-Wolfe
-            # search at half the VGG evaluations, measured at 128 px.
-            line_search_fn="strong_wolfe" if settings.lbfgs_line_search else None,
-        )
-    else:
-        optimizer = torch.optim.Adam([pixels], lr=settings.lr or 0.02 * unit)
+    optimizer = _optimizer(pixels, settings, unit)
+    closure = _Closure(optimizer, loss_fn, pixels, unit, amp, device)
     h, w = image.shape[-2:]
     for i in range(iterations):
         optimizer.step(closure)
@@ -367,12 +370,54 @@ def _run_level(
             # is what was scored), and the line search still sees the losses of the points it tried.
             with torch.no_grad():
                 pixels.clamp_(0, unit)
-        terms = {k: v.item() for k, v in last.items()}
+        terms = {k: v.item() for k, v in closure.last.items()}
         if not math.isfinite(terms["loss"]):
             raise OptimizeError(f"the loss became {terms['loss']} at iteration {done + i + 1}; lower lr")
         if callback is not None:
             callback(Progress(level, levels, (h, w), i + 1, iterations, done + i + 1, terms, pixels.detach() / unit))
     return pixels.detach() / unit
+
+
+def _optimizer(pixels: torch.Tensor, settings: Settings, unit: float) -> torch.optim.Optimizer:
+    """L-BFGS (one iteration per ``step()``) or Adam on ``pixels``."""
+    if settings.optimizer != "lbfgs":  # "adam", the only other choice
+        return torch.optim.Adam([pixels], lr=settings.lr or 0.02 * unit)
+    return torch.optim.LBFGS(
+        [pixels],
+        lr=settings.lr or 1.0,
+        max_iter=1,  # one iteration per step() call: progress per iteration, history kept across calls
+        # The default max_eval (max_iter * 5 // 4 = 1) would leave a line search no evaluation at all.
+        max_eval=26,
+        history_size=settings.lbfgs_history,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        # Fixed steps (as jcjohnson/neural-style): the same loss per iteration as a Strong-Wolfe
+        # search at half the VGG evaluations, measured at 128 px.
+        line_search_fn="strong_wolfe" if settings.lbfgs_line_search else None,
+    )
+
+
+@dataclass
+class _Closure:
+    """The optimizer's closure: one evaluation of the loss and its gradient; ``last`` holds the terms
+    of the latest evaluation (an L-BFGS step may evaluate several times)."""
+
+    optimizer: torch.optim.Optimizer
+    loss_fn: PerceptualLoss
+    pixels: torch.Tensor
+    unit: float
+    amp: torch.dtype | None
+    device: torch.device
+    last: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    def __call__(self) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        # No clamping here: L-BFGS's line search needs the loss of the image it proposed.
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            terms = self.loss_fn(self.pixels / self.unit)
+        terms["loss"].backward()
+        self.last = dict(terms)
+        return terms["loss"]
 
 
 # -- memory ----------------------------------------------------------------------
@@ -399,30 +444,14 @@ def largest_size_that_fits(
 
 
 def save_image(image: torch.Tensor, path: str | Path, bits: int = 8) -> None:
-    """Write an RGB [0, 1] image atomically: 8-bit PNG/JPEG (by extension) or 16-bit PNG."""
-    from fastnst.atomic import atomic_write
-    from fastnst.nn.images import to_pil
+    """Write an RGB [0, 1] image atomically: 8-bit in the format of the extension, or 16-bit PNG.
 
+    The writing is :func:`fastnst.runtime.imageio.save_image`'s (16 bits through pypng).
+    """
     path = Path(path)
     if bits not in (8, 16):
         raise OptimizeError(f"output_bits={bits}: expected 8 or 16")
     if bits == 16 and path.suffix.lower() != ".png":
         raise OptimizeError(f"{path}: 16-bit output needs a .png file")
-    with atomic_write(path) as f:
-        if bits == 8:
-            fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
-            to_pil(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        else:
-            _write_png16(image, f)
-
-
-def _write_png16(image: torch.Tensor, f: Any) -> None:
-    """16-bit RGB PNG through pypng (Pillow writes 8-bit RGB only)."""
-    try:
-        import png
-    except ImportError as e:
-        raise OptimizeError("output_bits=16 needs pypng: pip install pypng") from e
-
-    array = (image[0].detach().float().clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).numpy()
-    h, w, _ = array.shape
-    png.Writer(w, h, greyscale=False, bitdepth=16).write(f, array.astype(np.uint16).reshape(h, w * 3))
+    array = image[0].detach().float().permute(1, 2, 0).cpu().numpy()
+    write_image(to_uint8(array) if bits == 8 else to_uint16(array), path)

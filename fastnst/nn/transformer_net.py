@@ -10,65 +10,184 @@ residual blocks and fewer channels: 5.6k multiply-adds per pixel, 28x fewer than
 
 Input and output are RGB in [0, 1]. Any height and width are accepted: the image
 is padded to a multiple of 4 and the result cropped back.
+
+Conditional networks (``num_styles >= 1``; Dumoulin et al., ICLR 2017) share one set of
+convolution weights between several styles: every instance norm has one scale and shift per
+style (:class:`ConditionalInstanceNorm2d`) plus one more row, the *identity style*, trained to
+give the photo back. The network takes ``style_weights`` (one weight per style; any mixture
+blends the styles' scales and shifts) and ``strength`` in [0, 1], which moves the scales and
+shifts from the identity row (0) to the styles' (1): a trained-in strength, not a pixel blend
+(:func:`style_mixing`).
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-class ConvLayer(nn.Sequential):
+def style_mixing(style_weights: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """The ``(N, S + 1)`` rows mixed into each conditional norm: ``strength`` times the style weights
+    (normalised to sum to 1), then ``1 - strength`` for the identity row.
+
+    Args:
+        style_weights: ``(S,)`` or ``(N, S)`` non-negative weights, not all zero.
+        strength: a scalar, ``(1,)`` or ``(N,)`` strength in [0, 1].
+    """
+    weights = style_weights if style_weights.ndim == 2 else style_weights.unsqueeze(0)
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    s = strength.reshape(-1, 1).to(weights.dtype)
+    return torch.cat([s * weights, 1 - s], dim=1)
+
+
+def conditional_instance_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mixing: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """Instance norm of ``x`` ``(N, C, H, W)``, then the scale ``mixing @ weight`` and shift ``mixing @ bias``.
+
+    ``weight`` and ``bias`` are ``(K, C)``, one row per style; ``mixing`` is ``(N, K)`` or ``(1, K)``.
+    """
+    c = x.shape[1]
+    normalised = F.instance_norm(x, eps=eps)
+    scale = (mixing.to(weight.dtype) @ weight).to(x.dtype).reshape(-1, c, 1, 1)
+    shift = (mixing.to(bias.dtype) @ bias).to(x.dtype).reshape(-1, c, 1, 1)
+    return normalised * scale + shift
+
+
+class Conditioned(nn.Module):
+    """A layer whose forward takes the style mixing: ``forward(x, mixing)`` (None: unconditional)."""
+
+
+class ConditionalInstanceNorm2d(Conditioned):
+    """Instance norm with one learned scale and shift per row of the mixing (Dumoulin et al. 2017).
+
+    Args:
+        num_features: channels.
+        num_rows: styles + 1 (the last row is the identity style, see :func:`style_mixing`).
+    """
+
+    def __init__(self, num_features: int, num_rows: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.weight = nn.Parameter(torch.ones(num_rows, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_rows, num_features))
+
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor | None) -> torch.Tensor:
+        if mixing is None:
+            raise ValueError("a conditional network needs style weights and a strength")
+        return conditional_instance_norm(x, self.weight, self.bias, mixing, self.eps)
+
+
+class CondSequential(nn.Sequential, Conditioned):
+    """``nn.Sequential`` that hands the style mixing to the layers that take it."""
+
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, mixing) if isinstance(layer, Conditioned) else layer(x)
+        return x
+
+
+def instance_norm(channels: int, num_styles: int = 0) -> nn.Module:
+    """The norm of every layer: plain affine instance norm, or conditional with ``num_styles`` + 1 rows."""
+    if num_styles == 0:
+        return nn.InstanceNorm2d(channels, affine=True)
+    return ConditionalInstanceNorm2d(channels, num_styles + 1)
+
+
+class ConvLayer(CondSequential):
     """Reflection padding + convolution (+ instance norm + ReLU)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, norm_relu: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm_relu: bool = True,
+        num_styles: int = 0,
+    ):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(kernel_size // 2),
             nn.Conv2d(in_channels, out_channels, kernel_size, stride),
         ]
         if norm_relu:
-            layers += [nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU(inplace=True)]
+            layers += [instance_norm(out_channels, num_styles), nn.ReLU(inplace=True)]
         super().__init__(*layers)
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Conditioned):
     """Two 3x3 conv layers with instance norm and an identity skip (He et al. 2016)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, num_styles: int = 0) -> None:
         super().__init__()
-        self.block = nn.Sequential(
+        self.block = CondSequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            instance_norm(channels, num_styles),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            instance_norm(channels, num_styles),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.block(x, mixing)
 
 
-class UpsampleConvLayer(nn.Sequential):
+class UpsampleConvLayer(CondSequential):
     """Nearest-neighbour 2x upsampling followed by a conv layer (Odena et al. 2016)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_channels, out_channels, kernel_size))
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, num_styles: int = 0) -> None:
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            ConvLayer(in_channels, out_channels, kernel_size, num_styles=num_styles),
+        )
 
 
 class StyleNetwork(nn.Module):
     """Shared by the networks: pad to a multiple of 4, encoder -> residuals -> decoder, crop, sigmoid."""
 
-    encoder: nn.Module
-    residuals: nn.Module
-    decoder: nn.Module
+    encoder: CondSequential
+    residuals: CondSequential
+    decoder: CondSequential
+    num_styles: int = 0
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Stylize an RGB [0, 1] batch ``(N, 3, H, W)``; returns the same shape, in [0, 1]."""
+    def mixing(self, style_weights: torch.Tensor | None, strength: torch.Tensor | float | None) -> torch.Tensor | None:
+        """The conditional norms' mixing for these inputs (defaults: the first style, strength 1)."""
+        if self.num_styles == 0:
+            if style_weights is not None or strength is not None:
+                raise ValueError("this network has no styles to choose and no trained strength (num_styles=0)")
+            return None
+        device = next(self.parameters()).device
+        if style_weights is None:
+            style_weights = F.one_hot(torch.tensor(0, device=device), self.num_styles).float()
+        if style_weights.shape[-1] != self.num_styles:
+            raise ValueError(
+                f"style_weights has {style_weights.shape[-1]} weights, the network {self.num_styles} styles"
+            )
+        strength = torch.as_tensor(1.0 if strength is None else strength, dtype=torch.float32, device=device)
+        return style_mixing(style_weights.float(), strength)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        style_weights: torch.Tensor | None = None,
+        strength: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Stylize an RGB [0, 1] batch ``(N, 3, H, W)``; returns the same shape, in [0, 1].
+
+        Conditional networks also take ``style_weights`` (``(S,)`` or ``(N, S)``) and ``strength``
+        (a number or ``(N,)``); see :func:`style_mixing`.
+        """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(image.shape)}")
+        return self.stylize(image, self.mixing(style_weights, strength))
+
+    def stylize(self, image: torch.Tensor, mixing: torch.Tensor | None) -> torch.Tensor:
+        """The network on an RGB batch with a given mixing (``None`` for an unconditional network)."""
         h, w = image.shape[-2:]
         # Two stride-2 steps: pad to a multiple of 4 so the decoder gives the size back exactly.
         # No branch on the pad amounts: they stay symbolic when exported with dynamic H and W.
@@ -79,7 +198,7 @@ class StyleNetwork(nn.Module):
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
         else:
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
-        y = self.decoder(self.residuals(self.encoder(x)))
+        y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)
         return torch.sigmoid(y[:, :, :h, :w])
 
 
@@ -89,30 +208,40 @@ class TransformerNet(StyleNetwork):
     Args:
         width: channel multiplier (1.0 = 32/64/128 channels as in the paper; 0.5 halves them).
         num_residual_blocks: residual blocks between encoder and decoder (paper: 5).
+        num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
     """
 
-    def __init__(self, width: float = 1.0, num_residual_blocks: int = 5) -> None:
+    def __init__(self, width: float = 1.0, num_residual_blocks: int = 5, num_styles: int = 0) -> None:
         super().__init__()
-        if width <= 0 or num_residual_blocks < 0:
-            raise ValueError(f"width must be > 0 and num_residual_blocks >= 0, got {width}, {num_residual_blocks}")
+        _check_shape(width, num_residual_blocks, num_styles)
+        self.num_styles = num_styles
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
-        self.encoder = nn.Sequential(
-            ConvLayer(3, c1, kernel_size=9),
-            ConvLayer(c1, c2, kernel_size=3, stride=2),
-            ConvLayer(c2, c3, kernel_size=3, stride=2),
+        k = {"num_styles": num_styles}
+        self.encoder = CondSequential(
+            ConvLayer(3, c1, kernel_size=9, **k),
+            ConvLayer(c1, c2, kernel_size=3, stride=2, **k),
+            ConvLayer(c2, c3, kernel_size=3, stride=2, **k),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(c3) for _ in range(num_residual_blocks)))
-        self.decoder = nn.Sequential(
-            UpsampleConvLayer(c3, c2),
-            UpsampleConvLayer(c2, c1),
+        self.residuals = CondSequential(*(ResidualBlock(c3, **k) for _ in range(num_residual_blocks)))
+        self.decoder = CondSequential(
+            UpsampleConvLayer(c3, c2, **k),
+            UpsampleConvLayer(c2, c1, **k),
             ConvLayer(c1, 3, kernel_size=9, norm_relu=False),
         )
 
 
-class SeparableResidualBlock(nn.Module):
+def _check_shape(width: float, num_residual_blocks: int, num_styles: int) -> None:
+    if width <= 0 or num_residual_blocks < 0 or num_styles < 0:
+        raise ValueError(
+            f"width must be > 0, num_residual_blocks and num_styles >= 0: got {width}, {num_residual_blocks}, "
+            f"{num_styles}"
+        )
+
+
+class SeparableResidualBlock(Conditioned):
     """A residual block whose 3x3 convs are depthwise + pointwise (MobileNet): ~8x fewer multiply-adds."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, num_styles: int = 0) -> None:
         super().__init__()
 
         def separable() -> list[nn.Module]:
@@ -120,13 +249,13 @@ class SeparableResidualBlock(nn.Module):
                 nn.ReflectionPad2d(1),
                 nn.Conv2d(channels, channels, 3, groups=channels),
                 nn.Conv2d(channels, channels, 1),
-                nn.InstanceNorm2d(channels, affine=True),
+                instance_norm(channels, num_styles),
             ]
 
-        self.block = nn.Sequential(*separable(), nn.ReLU(inplace=True), *separable())
+        self.block = CondSequential(*separable(), nn.ReLU(inplace=True), *separable())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+    def forward(self, x: torch.Tensor, mixing: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.block(x, mixing)
 
 
 class LightTransformerNet(StyleNetwork):
@@ -141,21 +270,23 @@ class LightTransformerNet(StyleNetwork):
     Args:
         width: channel multiplier (1.0 = 24/48 channels).
         num_residual_blocks: depthwise-separable residual blocks at 1/4 resolution.
+        num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
     """
 
-    def __init__(self, width: float = 1.0, num_residual_blocks: int = 3) -> None:
+    def __init__(self, width: float = 1.0, num_residual_blocks: int = 3, num_styles: int = 0) -> None:
         super().__init__()
-        if width <= 0 or num_residual_blocks < 0:
-            raise ValueError(f"width must be > 0 and num_residual_blocks >= 0, got {width}, {num_residual_blocks}")
+        _check_shape(width, num_residual_blocks, num_styles)
+        self.num_styles = num_styles
         c1, c2 = (max(1, round(c * width)) for c in (24, 48))
-        self.encoder = nn.Sequential(
+        k = {"num_styles": num_styles}
+        self.encoder = CondSequential(
             nn.PixelUnshuffle(2),
-            ConvLayer(12, c1, kernel_size=3),
-            ConvLayer(c1, c2, kernel_size=3, stride=2),
+            ConvLayer(12, c1, kernel_size=3, **k),
+            ConvLayer(c1, c2, kernel_size=3, stride=2, **k),
         )
-        self.residuals = nn.Sequential(*(SeparableResidualBlock(c2) for _ in range(num_residual_blocks)))
+        self.residuals = CondSequential(*(SeparableResidualBlock(c2, **k) for _ in range(num_residual_blocks)))
         last = ConvLayer(c1, 12, kernel_size=3, norm_relu=False)
-        self.decoder = nn.Sequential(UpsampleConvLayer(c2, c1), last, nn.PixelShuffle(2))
+        self.decoder = CondSequential(UpsampleConvLayer(c2, c1, **k), last, nn.PixelShuffle(2))
         conv = last[1]
         with torch.no_grad():  # ICNR: one kernel per colour, repeated for its 2x2 sub-pixels
             conv.weight.copy_(conv.weight[::4].repeat_interleave(4, dim=0))
@@ -165,8 +296,31 @@ class LightTransformerNet(StyleNetwork):
 ARCHITECTURES = {"johnson": TransformerNet, "light": LightTransformerNet}
 
 
-def build_network(architecture: str = "johnson", width: float = 1.0, num_residual_blocks: int = 5) -> StyleNetwork:
-    """The style network named ``architecture`` (``johnson`` or ``light``)."""
+def build_network(
+    architecture: str = "johnson", width: float = 1.0, num_residual_blocks: int = 5, num_styles: int = 0
+) -> StyleNetwork:
+    """The style network named ``architecture`` (``johnson`` or ``light``); conditional if ``num_styles``."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](width=width, num_residual_blocks=num_residual_blocks)
+    return ARCHITECTURES[architecture](width=width, num_residual_blocks=num_residual_blocks, num_styles=num_styles)
+
+
+def conditional_norms(net: nn.Module) -> list[ConditionalInstanceNorm2d]:
+    """The conditional norms of a network, in forward order."""
+    return [m for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d)]
+
+
+def add_styles(net: StyleNetwork, count: int) -> StyleNetwork:
+    """A copy of a conditional network with ``count`` more styles, each starting at the mean of the
+    existing styles' scales and shifts (the identity row stays last)."""
+    if net.num_styles == 0:
+        raise ValueError("only a conditional network (num_styles >= 1) can take more styles")
+    grown = copy.deepcopy(net)
+    grown.num_styles = net.num_styles + count
+    with torch.no_grad():
+        for norm in conditional_norms(grown):
+            for name in ("weight", "bias"):
+                rows = getattr(norm, name)
+                new = rows[:-1].mean(dim=0, keepdim=True).repeat(count, 1)
+                setattr(norm, name, nn.Parameter(torch.cat([rows[:-1], new, rows[-1:]])))
+    return grown

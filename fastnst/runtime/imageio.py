@@ -1,5 +1,9 @@
-"""Opening images safely, for training and inference alike (numpy and Pillow only, no torch).
+"""The one image module (numpy and Pillow only, no torch): opening, converting, resizing and saving.
 
+* Opening safely, for training and inference alike (:func:`open_rgb`); conversions between PIL images,
+  uint8 and float32 [0, 1] arrays (:func:`to_float`, :func:`to_uint8`, :func:`to_8bit_image`); one resize
+  rule and one resampler per purpose (see "resizing" below); saving 8- and 16-bit files with their
+  metadata (:func:`save_image`).
 * EXIF orientation is applied; grayscale, palette, RGBA, CMYK and 16-bit images become 8-bit RGB
   (16-bit values are scaled, not clipped).
 * Images with more pixels than a limit are refused before they are decoded: a small file can
@@ -25,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 
 MAX_PIXELS_ENV = "FASTNST_MAX_IMAGE_PIXELS"
@@ -218,3 +223,164 @@ def made_by_fastnst(path: str | Path, style: str) -> bool:
                 return _exif_of(img).get(_SOFTWARE) == _MARK.format(style)
     except Exception:  # Pillow raises many types on damaged headers; none of them matters here
         return False
+
+
+# -- conversions: PIL <-> uint8 <-> float32 [0, 1] --------------------------------
+
+
+def to_float(image: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL image or ``(H, W, 3)`` array (uint8 or float in [0, 1]) -> float32 ``(H, W, 3)`` in [0, 1]."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():  # else a NaN pixel would pass as the model's fault
+        raise ValueError("the image holds NaN or infinite values")
+    return np.clip(array, 0.0, 1.0)
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """Float ``(H, W, 3)`` in [0, 1] -> uint8, clipped, rounded half up."""
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_uint16(array: np.ndarray) -> np.ndarray:
+    """Float ``(H, W, 3)`` in [0, 1] -> uint16 (for 16-bit PNG), clipped, rounded half up."""
+    return (np.clip(array, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def to_8bit_image(image: Image.Image | np.ndarray) -> Image.Image:
+    """A PIL RGB image, round-tripped through 8 bits as a saved PNG or JPEG would be (float arrays in [0, 1])."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = np.asarray(image)
+    return Image.fromarray(array if array.dtype == np.uint8 else to_uint8(array), "RGB")
+
+
+# -- resizing: one size rule and one resampler per purpose -------------------------
+# Training photos and style images: bicubic with reducing_gap, because thousands of large photos are shrunk
+# per epoch in data workers and reducing_gap makes that several times faster; a random crop hides the rest.
+TRAIN_RESAMPLE = Image.Resampling.BICUBIC
+# The judge's size and contact-sheet thumbnails (8-bit): Lanczos, the sharpest of Pillow's filters when
+# shrinking; fixed once, because the judge's figures are only comparable if its resize never changes.
+JUDGE_RESAMPLE = Image.Resampling.LANCZOS
+# --max-size and the Stylizer's statistics copy: Lanczos too (what a person sees), on float32 channels so a
+# float input keeps its precision; video frames get FFmpeg's Lanczos in the decoder (fastnst.runtime.video).
+FIT_RESAMPLE = Image.Resampling.LANCZOS
+
+
+def short_side_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(width, height)`` with the short side ``size``, up or down, aspect kept; both sides at least ``size``."""
+    scale = size / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
+
+def long_side_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(width, height)`` with the long side ``size``, up or down, aspect kept (the judge's size)."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fit_size(width: int, height: int, max_size: int | None, multiple: int = 1) -> tuple[int, int]:
+    """``(width, height)`` shrunk so the long side is at most ``max_size``, never enlarged (``--max-size``).
+
+    ``multiple``: each side a multiple of it (video: 2, as yuv420p needs), never over ``max_size``.
+    """
+    if not max_size or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
+
+    def side(length: int) -> int:
+        new = max(multiple, multiple * round(length * scale / multiple))
+        return new - multiple if new > max(max_size, multiple) else new
+
+    return side(width), side(height)
+
+
+def resize_short_side(image: Image.Image, size: int) -> Image.Image:
+    """Training photos and style images: the short side becomes ``size`` (up or down), aspect kept."""
+    new = short_side_size(*image.size, size)
+    return image if new == image.size else image.resize(new, TRAIN_RESAMPLE, reducing_gap=3.0)
+
+
+def resize_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """An 8-bit image resized to exactly ``size`` (w, h) with the judge's Lanczos; unchanged if already that size."""
+    return image if image.size == size else image.resize(size, JUDGE_RESAMPLE)
+
+
+def resize_long_side(image: Image.Image, size: int) -> Image.Image:
+    """The long side becomes ``size`` (up or down), aspect kept, with the judge's Lanczos."""
+    return resize_to(image, long_side_size(*image.size, size))
+
+
+def thumbnail(image: Image.Image, height: int) -> Image.Image:
+    """A contact-sheet thumbnail ``height`` pixels high, aspect kept, with the judge's Lanczos."""
+    w, h = image.size
+    return resize_to(image, (max(1, round(w * height / h)), height))
+
+
+def fit_long_side(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Float ``(H, W, 3)`` in [0, 1] shrunk so its long side is at most ``max_size`` (never enlarged)."""
+    h, w = image.shape[:2]
+    size = fit_size(w, h, max_size)
+    if size == (w, h):
+        return image
+    channels = [Image.fromarray(image[..., c], mode="F").resize(size, FIT_RESAMPLE) for c in range(3)]
+    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
+
+
+# -- saving --------------------------------------------------------------------------
+
+
+def save_image(image: np.ndarray, path: str | Path, metadata: dict[str, bytes] | None = None) -> None:
+    """Write an RGB ``(H, W, 3)`` array atomically in the format of the extension (PNG if unknown).
+
+    uint8: PNG, JPEG or WebP (quality 95) and the rest of Pillow's formats; ``metadata`` (``exif``,
+    ``icc_profile`` bytes) goes into PNG, JPEG and WebP. uint16: 16-bit PNG only.
+
+    A temporary file in the same folder is renamed onto ``path`` only once complete, so a crash or a
+    full disk never leaves a truncated file where a good one was.
+
+    Raises:
+        ImageError: the array or extension does not fit, pypng is missing, or the write failed, naming the file.
+    """
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    if image.dtype == np.uint16 and fmt != "PNG":
+        raise ImageError(f"{path}: 16-bit output needs a .png file")
+    try:
+        with atomic_write(path) as f:
+            encode_image(image, f, fmt, metadata)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{path}: cannot write ({' '.join(str(e).split())})") from e
+
+
+def encode_image(image: np.ndarray, f: BinaryIO, fmt: str, metadata: dict[str, bytes] | None = None) -> None:
+    """Write a uint8 (or, as PNG, uint16) RGB array to the binary file ``f`` as ``fmt`` (a Pillow format name)."""
+    if image.dtype == np.uint16:
+        if fmt != "PNG":
+            raise ValueError(f"16-bit output is PNG only, not {fmt}")
+        _write_png16(image, f)
+        return
+    options: dict[str, object] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if fmt in ("JPEG", "PNG", "WEBP"):
+        options.update(metadata or {})
+    Image.fromarray(image, "RGB").save(f, format=fmt, **options)
+
+
+def _write_png16(image: np.ndarray, f: BinaryIO) -> None:
+    """16-bit RGB PNG through pypng (Pillow writes 8-bit RGB only).
+
+    pypng is imported here, not at the top: it comes with ``fastnst[train]`` (``fastnst optimize``
+    writes 16 bits), and the base install, which only writes 8 bits, does not have it.
+    """
+    try:
+        import png
+    except ImportError as e:
+        raise ImageError("16-bit PNG output needs pypng: pip install pypng (or fastnst[train])") from e
+    h, w, _ = image.shape
+    png.Writer(w, h, greyscale=False, bitdepth=16).write(f, image.reshape(h, w * 3))

@@ -29,20 +29,22 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.progress import Progress
 from fastnst.runtime.imageio import (
     IMAGE_EXTENSIONS,
     ImageError,
     decode_rgb,
+    encode_image,
     made_by_fastnst,
     max_image_pixels,
     open_rgb,
     output_metadata,
+    save_image,
     set_max_image_pixels,
+    to_uint8,
 )
-from fastnst.runtime.stylizer import Stylizer, to_uint8
+from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
@@ -161,30 +163,6 @@ def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None) -> 
     for (src, _), dst in zip(jobs, outputs, strict=True):
         root = dst.parent if single_file else (output if output is not None else src.parent)
         check_output(src, dst, root)
-
-
-def save_image(image: np.ndarray, path: Path, metadata: dict[str, bytes] | None = None) -> None:
-    """Write a uint8 RGB array atomically, in the format of its extension (JPEG/WebP quality 95).
-
-    ``metadata``: ``exif`` and ``icc_profile`` bytes to write with it (PNG, JPEG and WebP hold both).
-
-    A temporary file in the same folder is renamed onto ``path`` only once complete, so a
-    crash or a full disk never leaves a truncated file where a good one was.
-    """
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    try:
-        with atomic_write(path) as f:
-            encode_image(image, f, fmt, metadata)
-    except (OSError, ValueError) as e:
-        raise FastNSTError(f"{path}: cannot write ({e})") from e
-
-
-def encode_image(image: np.ndarray, f: Any, fmt: str, metadata: dict[str, bytes] | None = None) -> None:
-    """Write a uint8 RGB array to the binary file ``f`` as ``fmt`` (a Pillow format name)."""
-    options: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    if fmt in ("JPEG", "PNG", "WEBP"):
-        options.update(metadata or {})
-    Image.fromarray(image, "RGB").save(f, format=fmt, **options)
 
 
 def _check_settings(args: argparse.Namespace) -> None:
@@ -438,7 +416,9 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
 def _prepare(args: argparse.Namespace) -> InferRun:
     """Settings, model, inputs and planned outputs, all checked before any work."""
     _check_settings(args)
-    stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
+    stylizer = Stylizer(
+        args.model, style=args.style, device=args.device, max_size=args.max_size, tile_size=args.tile_size
+    )
     jobs, skipped = _earlier_outputs(expand_inputs(args.inputs), stylizer.style)
     if not jobs:
         return InferRun(stylizer, args, [], [], skipped)
@@ -524,7 +504,9 @@ def run_stream(args: argparse.Namespace) -> int:
     if target is not None and not args.overwrite and os.path.lexists(target):
         print(f"skipped <stdin>: {target} exists (--overwrite replaces it)")
         return 0
-    stylizer = Stylizer(args.model, device=args.device, max_size=args.max_size, tile_size=args.tile_size)
+    stylizer = Stylizer(
+        args.model, style=args.style, device=args.device, max_size=args.max_size, tile_size=args.tile_size
+    )
     try:
         name, opened = _stream_source(args)
     except ImageError as e:

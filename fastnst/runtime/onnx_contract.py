@@ -7,11 +7,15 @@ name becomes part of a file name only through :func:`safe_name`.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 
 FORMAT_VERSION = 1  # the newest model format this fastnst reads (fastnst.nn.export writes it)
 FORMAT_KEY = "fastnst.format"
 STYLE_NAME_KEY = "fastnst.style_name"
+STYLE_NAMES_KEY = "fastnst.style_names"  # conditional networks: a JSON list, one name per style_weights entry
+STRENGTH_KEY = "fastnst.strength"  # "true": the strength input was trained (model.strength=true)
 _MAX_NAME = 64  # characters of a style name kept in output file names
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -41,3 +45,51 @@ def safe_name(text: str, fallback: str = "stylized") -> str:
 
 def _clean(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("._-")[:_MAX_NAME].rstrip("._-")
+
+
+def style_names(metadata: Mapping[str, str]) -> list[str]:
+    """The styles of a conditional network, in ``style_weights`` order ([] for a one-style network).
+
+    Raises:
+        ValueError: if the metadata is not a JSON list of distinct, non-empty strings.
+    """
+    text = metadata.get(STYLE_NAMES_KEY)
+    if text is None:
+        return []
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"{STYLE_NAMES_KEY} is not a list of distinct style names: {text[:80]!r}")
+    return names
+
+
+def parse_style_mix(spec: str | Mapping[str, float], names: list[str]) -> dict[str, float]:
+    """``{style: weight}`` from ``"wave"``, ``"wave=0.7,udnie=0.3"`` or a mapping, checked against ``names``.
+
+    Weights must be finite, non-negative and not all zero; they are normalised to sum to 1.
+
+    Raises:
+        ValueError: naming the unknown style or the bad weight, and listing the model's styles.
+    """
+    if isinstance(spec, str):
+        pairs = [part.partition("=") for part in spec.split(",") if part.strip()]
+        spec = {name.strip(): _weight(name.strip(), value) if eq else 1.0 for name, eq, value in pairs}
+    choices = ", ".join(names) if names else "none"
+    for name, weight in spec.items():
+        if name not in names:
+            raise ValueError(f"{name!r} is not a style of this model (its styles: {choices})")
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"style weight {name}={weight}: expected a finite number >= 0")
+    total = sum(spec.values())
+    if not spec or total <= 0:
+        raise ValueError(f"no style chosen, or all weights are 0 (the model's styles: {choices})")
+    return {name: weight / total for name, weight in spec.items()}
+
+
+def _weight(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"style weight {name}={text!r}: not a number") from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,16 @@ import numpy as np
 from PIL import Image
 
 from fastnst.errors import FastNSTError, one_line
-from fastnst.runtime.onnx_contract import FORMAT_KEY, STYLE_NAME_KEY, format_problem, safe_name
+from fastnst.runtime.imageio import fit_long_side, to_float, to_uint8
+from fastnst.runtime.onnx_contract import (
+    FORMAT_KEY,
+    STRENGTH_KEY,
+    STYLE_NAME_KEY,
+    format_problem,
+    parse_style_mix,
+    safe_name,
+    style_names,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 _PROVIDERS = {
@@ -97,40 +106,6 @@ def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarra
     if strength >= 1.0:
         return stylized
     return strength * stylized + (1.0 - strength) * photo
-
-
-# -- images <-> arrays -----------------------------------------------------------
-
-
-def to_float(image: Image.Image | np.ndarray) -> np.ndarray:
-    """PIL image or ``(H, W, 3)`` array (uint8 or float in [0, 1]) -> float32 ``(H, W, 3)`` in [0, 1]."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():  # else a NaN pixel would pass as the model's fault
-        raise ValueError("the image holds NaN or infinite values")
-    return np.clip(array, 0.0, 1.0)
-
-
-def to_uint8(array: np.ndarray) -> np.ndarray:
-    """float ``(H, W, 3)`` in [0, 1] -> uint8."""
-    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def resize_max(image: np.ndarray, max_size: int | None) -> np.ndarray:
-    """Downscale float ``(H, W, 3)`` so its long side is at most ``max_size`` (never upscales)."""
-    h, w = image.shape[:2]
-    if not max_size or max(h, w) <= max_size:
-        return image
-    scale = max_size / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    channels = [Image.fromarray(image[..., c], mode="F").resize(size, Image.Resampling.LANCZOS) for c in range(3)]
-    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
 
 
 def _feather(spans: list[tuple[int, int]], i: int) -> np.ndarray:
@@ -240,7 +215,10 @@ class Stylizer:
     """Stylize images with a fastnst ONNX model.
 
     Args:
-        model: path of a ``.onnx`` file written by ``fastnst export`` or by training.
+        model: path of a ``.onnx`` file written by ``fastnst export`` or by training, or a shipped style's name.
+        style: for a model of several styles (:attr:`style_names`): one of them (``"wave"``), a
+            mixture (``"wave=0.7,udnie=0.3"`` or ``{"wave": 0.7, "udnie": 0.3}``, normalised to sum
+            to 1); ``None``: the first style.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         max_size: downscale inputs so their long side is at most this (``None``: keep the size).
         tile_size: largest side processed in one pass; larger images are tiled. ``None`` (the
@@ -268,6 +246,7 @@ class Stylizer:
     def __init__(
         self,
         model: str | Path,
+        style: str | Mapping[str, float] | None = None,
         device: str = "auto",
         max_size: int | None = None,
         tile_size: int | None = None,
@@ -287,6 +266,11 @@ class Stylizer:
         self.session = _open_session(self.path, device)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         _check_contract(self.path, self.session, self.metadata)
+        try:
+            self.style_names = style_names(self.metadata)  # [] for a one-style model
+            self.style_mix = self._choose(style)
+        except ValueError as e:
+            raise ModelError(f"{self.path}: {e}") from None
         self.providers = self.session.get_providers()
         on_gpu = self.providers[0] != "CPUExecutionProvider"
         self.max_size = max_size
@@ -316,17 +300,50 @@ class Stylizer:
         pixels = count * (height + 2 * self.margin) * (width + 2 * self.margin)
         return pixels * self.bytes_per_pixel <= self.memory_budget
 
+    def _choose(self, style: str | Mapping[str, float] | None) -> dict[str, float]:
+        """The chosen ``{style: weight}`` ({} for a one-style model, which has nothing to choose)."""
+        if not self.style_names:
+            own = self.metadata.get(STYLE_NAME_KEY, "")
+            if style is not None and style != own:
+                raise ValueError(
+                    f"style {style!r}: this model has one style ({own or self.path.stem}); leave --style out"
+                )
+            return {}
+        return parse_style_mix(style if style is not None else self.style_names[0], self.style_names)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes ``style_weights`` (a model of several styles, or trained with a strength)."""
+        return bool(self.style_names)
+
+    @property
+    def trained_strength(self) -> bool:
+        """Whether the model was trained with a strength input (``model.strength=true``); else
+        ``strength`` is a blend of the stylized pixels with the photo's."""
+        return self.conditional and self.metadata.get(STRENGTH_KEY) == "true"
+
     @property
     def style(self) -> str:
-        """The style name recorded in the model, made safe to use in a file name (else the model's file name).
+        """The style name, made safe to use in a file name: the chosen style of a several-style model
+        (``wave+udnie`` for a mixture), else the name recorded in the model (else the model's file name).
 
         The metadata is data from a file that anyone can write: it never becomes a path as it is.
         """
-        return safe_name(self.metadata.get(STYLE_NAME_KEY, ""), fallback=self.path.stem)
+        name = "+".join(self.style_mix) if self.style_mix else self.metadata.get(STYLE_NAME_KEY, "")
+        return safe_name(name, fallback=self.path.stem)
+
+    def _conditions(self, strength: float) -> dict[str, np.ndarray]:
+        """The conditional inputs of a pass ({} for a one-style model)."""
+        if not self.conditional:
+            return {}
+        weights = np.array([[self.style_mix.get(n, 0.0) for n in self.style_names]], np.float32)
+        return {"style_weights": weights, "strength": np.array([strength], np.float32)}
 
     # -- running the graph --
 
-    def _run(self, batch: np.ndarray, stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _run(
+        self, batch: np.ndarray, stats: np.ndarray | None = None, strength: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(N, H, W, 3)`` float -> stylized ``(N, H, W, 3)`` and the instance-norm statistics."""
         h, w = batch.shape[1:3]
         x = batch.transpose(0, 3, 1, 2)
@@ -337,7 +354,7 @@ class Stylizer:
         pad_h, pad_w = max(0, MIN_SIDE - h - 2 * m), max(0, MIN_SIDE - w - 2 * m)
         if pad_h or pad_w:  # the graph needs H, W >= 8
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
-        feeds: dict[str, Any] = {"image": x}
+        feeds: dict[str, Any] = {"image": x, **self._conditions(strength)}
         if stats is not None:
             feeds["norm_stats"] = stats.astype(np.float32)
             feeds["use_norm_stats"] = np.ones(1, np.float32)
@@ -353,17 +370,17 @@ class Stylizer:
             )
         return out.transpose(0, 2, 3, 1), out_stats
 
-    def _stylize_tiled(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+    def _stylize_tiled(self, image: np.ndarray, strength: float) -> tuple[np.ndarray, int]:
         h, w = image.shape[:2]
         # One set of instance-norm statistics for the whole image, from a low-resolution copy.
-        _, stats = self._run(resize_max(image, self.stats_size)[None])
+        _, stats = self._run(fit_long_side(image, self.stats_size)[None], strength=strength)
         tile, overlap = self.tile_size, self.overlap
         rows, cols = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
         out = np.zeros((h, w, 3), np.float32)
         weight = np.zeros((h, w, 1), np.float32)
         for i, (y0, y1) in enumerate(rows):
             for j, (x0, x1) in enumerate(cols):
-                piece, _ = self._run(image[None, y0:y1, x0:x1], stats)
+                piece, _ = self._run(image[None, y0:y1, x0:x1], stats, strength)
                 # Ramps only where a neighbour overlaps: the length of the actual overlap.
                 wy = _feather(rows, i)
                 wx = _feather(cols, j)
@@ -376,15 +393,20 @@ class Stylizer:
         self, images: Sequence[Image.Image | np.ndarray], strength: float = 1.0, preserve_colors: bool = False
     ) -> list[Result]:
         """Stylize PIL images or ``(H, W, 3)`` arrays (uint8, or float in [0, 1]); equal-size small
-        images run as one batch. Results are float ``(H, W, 3)`` in [0, 1]."""
+        images run as one batch. Results are float ``(H, W, 3)`` in [0, 1].
+
+        ``strength`` (0..1) is the model's trained-in strength when it has one (:attr:`conditional`:
+        lighter strokes on an intact photo), else a blend of the stylized pixels with the photo's.
+        """
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength={strength}: expected a value from 0 to 1")
-        photos = [resize_max(to_float(im), self.max_size) for im in images]
+        trained = strength if self.trained_strength else 1.0
+        photos = [fit_long_side(to_float(im), self.max_size) for im in images]
         results: list[Result] = []
         start = time.perf_counter()
         same = len({p.shape for p in photos}) == 1
         if same and self.fits(*photos[0].shape[:2], count=len(photos)):
-            stylized, _ = self._run(np.stack(photos))
+            stylized, _ = self._run(np.stack(photos), strength=trained)
             per = (time.perf_counter() - start) / len(photos)
             outputs = [(s, 1, per) for s in stylized]
         else:
@@ -392,14 +414,14 @@ class Stylizer:
             for photo in photos:
                 t0 = time.perf_counter()
                 if self.fits(*photo.shape[:2]):
-                    s, tiles = self._run(photo[None])[0][0], 1
+                    s, tiles = self._run(photo[None], strength=trained)[0][0], 1
                 else:
-                    s, tiles = self._stylize_tiled(photo)
+                    s, tiles = self._stylize_tiled(photo, trained)
                 outputs.append((s, tiles, time.perf_counter() - t0))
         for photo, (s, tiles, seconds) in zip(photos, outputs, strict=True):
             if preserve_colors:
                 s = preserve_color(s, photo)
-            results.append(Result(blend(s, photo, strength), seconds, tiles))
+            results.append(Result(s if self.trained_strength else blend(s, photo, strength), seconds, tiles))
         return results
 
     def __call__(

@@ -22,7 +22,7 @@ import numpy as np
 
 from fastnst.errors import FastNSTError
 from fastnst.progress import Progress
-from fastnst.runtime.imageio import max_image_pixels, pixel_limit_message, require_regular_file
+from fastnst.runtime.imageio import fit_size, max_image_pixels, pixel_limit_message, require_regular_file
 
 Stylize = Callable[[list[np.ndarray]], list[np.ndarray]]  # a batch of uint8 RGB frames -> as many, same shape
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -342,19 +342,6 @@ class _Writer:
                 self.out.close()
 
 
-def scaled_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
-    """The frame size for ``max_size`` (long side at most that, never upscaled): even, as yuv420p needs."""
-    if not max_size or max(width, height) <= max_size:
-        return width, height
-    scale = max_size / max(width, height)
-
-    def even(side: int) -> int:
-        size = max(2, 2 * round(side * scale / 2))
-        return size - 2 if size > max(max_size, 2) else size
-
-    return even(width), even(height)
-
-
 def _check_paths(src: Path, dst: Path, batch_size: int) -> None:
     if batch_size < 1:
         raise FastNSTError(f"batch_size must be at least 1, got {batch_size}")
@@ -505,7 +492,8 @@ def _transcode(av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock
         if clock.first is None:
             writer.start(item)
         # Decoded frames are converted with the source's own colour matrix, and scaled to the output size
-        # (--max-size, or the first frame's size after a mid-stream size change) by FFmpeg.
+        # (--max-size, or the first frame's size after a mid-stream size change) by FFmpeg, with Lanczos as
+        # images get (fastnst.runtime.imageio.FIT_RESAMPLE), in the decoder where frames are converted anyway.
         scaling = {"interpolation": "LANCZOS"} if (item.width, item.height) != (width, height) else {}
         if frames.add(item.to_ndarray(format="rgb24", width=width, height=height, **scaling), clock(item.pts)):
             bar.update(frames.flush())
@@ -552,7 +540,8 @@ def stylize_video(
             ain = container.streams.audio[0] if container.streams.audio else None
             fps = vin.average_rate or vin.guessed_rate or Fraction(30)
             clock = _Clock(fps, vin.time_base, cfr=dst.suffix.lower() == ".avi")
-            size = scaled_size(vin.codec_context.width, vin.codec_context.height, max_size)
+            # --max-size as for images, each side even: yuv420p needs it
+            size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
             writer = partial.open(av, size, ain, clock, crf)
             reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
             with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress, unit="frame") as bar:

@@ -72,6 +72,11 @@ class ModelConfig:
     num_residual_blocks: int = setting(
         5, "residual blocks of the style network", to=_to("num_residual_blocks", "module"), min=0
     )
+    strength: bool = setting(
+        False,
+        "train a strength input (0: the photo back, 1: full style); a conditional network, also for one style",
+        to=_to("strength", "module"),
+    )
 
 
 @dataclass
@@ -166,6 +171,13 @@ class TrainerConfig:
     deterministic: bool = setting(False, "Lightning's deterministic algorithms", to=_to("deterministic", "trainer"))
     enable_progress_bar: bool = setting(True, "Lightning's progress bar", to=_to("enable_progress_bar", "trainer"))
     logger: bool = setting(True, "TensorBoard logs", to=_to("logger", "trainer"))
+    train_all_from_step: int | None = setting(
+        None,
+        "with init: train every weight from this step on (before it, only the new styles' scales and shifts); "
+        "null: only those",
+        to=_to("train_all_from_step", "module"),
+        min=0,
+    )
 
 
 @dataclass
@@ -186,6 +198,16 @@ class TrainConfig:
         0, "seed of the weights, the sample order and the crops", to=_to("seed", "data"), min=0, max=2**32 - 1
     )
     ckpt_path: str | None = setting(None, "resume: a checkpoint file, or last (the newest run of this style)")
+    styles: list[Any] = setting(
+        [],
+        "several styles in one network, [{name, image, size, style_weight}]; filled from style=[a,b,...]",
+        to=_to("styles", "module"),
+    )
+    init: str | None = setting(
+        None,
+        "a conditional checkpoint to start from: its styles are kept and this run's style is added",
+        to=_to("init", "module"),
+    )
 
 
 @dataclass
@@ -284,7 +306,7 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
 def module_defaults() -> dict[str, Any]:
     """Every argument of the module with its schema default (``MISSING`` where it has none)."""
     found: dict[str, Any] = {}
-    for schema in (StyleConfig, ModelConfig, LossConfig, DataConfig, TrainerConfig):
+    for schema in (StyleConfig, ModelConfig, LossConfig, DataConfig, TrainerConfig, TrainConfig):
         for f in dataclasses.fields(schema):
             name = f.metadata.get("to", {}).get("module")
             if name:

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fastnst.nn.images import resize_short_side, to_tensor
+from fastnst.nn.images import to_tensor
 from fastnst.photos import DataError, find_images, sample_photos_dir
-from fastnst.runtime.imageio import ImageError, open_rgb
+from fastnst.runtime.imageio import ImageError, open_rgb, resize_short_side
 
 log = logging.getLogger(__name__)
 

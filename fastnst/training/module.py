@@ -18,9 +18,10 @@ from omegaconf import MISSING
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
+from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_gradients, trainable_rows
 from fastnst.nn.images import load_image, to_pil
 from fastnst.nn.losses import PerceptualLoss
-from fastnst.nn.transformer_net import build_network
+from fastnst.nn.transformer_net import StyleNetwork, build_network
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
@@ -72,17 +73,17 @@ class StyleTransferModule(pl.LightningModule):
         if missing:
             raise TypeError(f"StyleTransferModule: {', '.join(missing)} needed (no default)")
         super().__init__()
+        net, hparams, self.trained = _network(hparams)
         self.save_hyperparameters(hparams)
         style_layers, content_layers = self.hparams.style_layers, self.hparams.content_layers
-        architecture, width = self.hparams.architecture, self.hparams.width
-        num_residual_blocks = self.hparams.num_residual_blocks
         # A zero weight switches a layer off (Hydra merges dict overrides, so this is how
         # a layer is removed from the command line: loss.style_layers.relu4_4=0).
         self.content_layers = {k: float(w) for k, w in content_layers.items() if w}
         self.style_layers = {k: float(w) for k, w in style_layers.items() if w}
         if not self.style_layers:
             raise ValueError("at least one style layer needs a non-zero weight")
-        self.net = build_network(architecture, width=width, num_residual_blocks=num_residual_blocks)
+        self.net = net
+        self.sampler: StyleSampler | None = None  # conditional networks: each sample's style and strength
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
         # The compiled network when compile=True. Not a submodule (object.__setattr__ bypasses nn.Module's
         # registration): a checkpoint holds the network once, under net., which is what gets loaded.
@@ -107,7 +108,13 @@ class StyleTransferModule(pl.LightningModule):
         perceptual = PerceptualLoss(
             vgg, self.content_layers, self.style_layers, hp.content_weight, hp.style_weight, hp.tv_weight
         )
-        perceptual.set_style(load_image(resolve_style_image(hp.style_image), size=hp.style_size))
+        if hp.styles:
+            trained = [hp.styles[i] for i in self.trained]
+            perceptual.set_style_bank([load_image(resolve_style_image(s["image"]), size=s["size"]) for s in trained])
+            weights = [s["style_weight"] / hp.style_weight if hp.style_weight else 1.0 for s in trained]
+            self.sampler = StyleSampler(len(hp.styles), self.trained, weights, hp.strength)
+        else:
+            perceptual.set_style(load_image(resolve_style_image(hp.style_image), size=hp.style_size))
         self.perceptual = perceptual
         if hp.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -119,13 +126,23 @@ class StyleTransferModule(pl.LightningModule):
         """Stylize an RGB [0, 1] batch."""
         return self.net(image)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: dict[str, Any], stage: str, batch_idx: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         assert self.perceptual is not None, "setup('fit') builds the loss network"
         content = batch["image"]
         if self.hparams.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
-        output = self._train_net(content)
-        terms = self.perceptual(output, content)
+        if self.sampler is None:
+            output = self._train_net(content)
+            terms = self.perceptual(output, content)
+        else:  # training draws each sample's style and strength; validation cycles through the styles
+            n = content.shape[0]
+            c = self.sampler.sample(n, self.global_step, self.device) if stage == "train" else None
+            c = c or self.sampler.fixed(batch_idx % len(self.trained), n, self.device)
+            output = self._train_net(content, c.style_weights, c.strength)
+            terms = self.perceptual(output, content, style_index=c.bank_index, style_scale=c.style_scale)
+            self._log_per_style(terms.pop("style_per_sample"), c.bank_index, stage)
         on_step = stage == "train"
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, on_step=on_step, on_epoch=not on_step)
         self.log_dict(
@@ -135,6 +152,16 @@ class StyleTransferModule(pl.LightningModule):
             batch_size=content.shape[0],
         )
         return terms["loss"], content, output
+
+    def _log_per_style(self, per_sample: torch.Tensor, bank_index: torch.Tensor, stage: str) -> None:
+        """Each trained style's style loss (over its samples in this batch) as ``<stage>/style@<name>``."""
+        on_step = stage == "train"
+        for b, i in enumerate(self.trained):
+            chosen = bank_index == b
+            if chosen.any():
+                name = self.hparams.styles[i]["name"]
+                value = per_sample[chosen].mean()
+                self.log(f"{stage}/style@{name}", value, on_step=on_step, on_epoch=not on_step, batch_size=1)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, "train")
@@ -163,8 +190,19 @@ class StyleTransferModule(pl.LightningModule):
             tensors += [v for v in optimizer.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
         return tensors
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """With ``init``: only the new styles' rows train until ``train_all_from_step``."""
+        if self.hparams.init:
+            trainable_rows(self.net, None if self._train_all() else self.trained)
+
+    def _train_all(self) -> bool:
+        start = self.hparams.train_all_from_step
+        return start is not None and self.global_step >= start
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Snapshot what the step changes, and replace non-finite gradients by zeros."""
+        if self.hparams.init and not self._train_all():
+            mask_gradients(self.net, self.trained)
         if self._finite is None:
             return
         self._snapshot = [(t, t.detach().clone()) for t in self._guarded_tensors(optimizer)]
@@ -206,11 +244,26 @@ class StyleTransferModule(pl.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, content, output = self._step(batch, "val")
+        loss, content, output = self._step(batch, "val", batch_idx)
         # TensorBoard's hparams tab shows the last value of hp_metric: the latest validation loss.
         self.log("hp_metric", loss, on_step=False, on_epoch=True, batch_size=content.shape[0])
         if batch_idx == 0 and self.global_rank == 0:
-            self._log_preview(image_grid([content, output]))
+            self._log_preview(image_grid([content, *self._preview_rows(content, output)]))
+
+    @torch.no_grad()
+    def _preview_rows(self, content: torch.Tensor, output: torch.Tensor) -> list[torch.Tensor]:
+        """The stylized rows of the preview: one per trained style (photos x styles), and with a
+        trained strength the first style at strengths 0 and 0.5 too."""
+        if self.sampler is None:
+            return [output]
+        n, rows = content.shape[0], []
+        for b in range(len(self.trained)):
+            c = self.sampler.fixed(b, n, self.device)
+            rows.append(self.net(content, c.style_weights, c.strength))
+        for strength in (0.0, 0.5) if self.hparams.strength else ():
+            c = self.sampler.fixed(0, n, self.device, strength)
+            rows.append(self.net(content, c.style_weights, c.strength))
+        return rows
 
     def _log_preview(self, grid: torch.Tensor) -> None:
         """Show the stylized validation photos in TensorBoard and as a PNG in the run folder."""
@@ -273,3 +326,27 @@ class StyleTransferModule(pl.LightningModule):
         if self.perceptual is not None:
             state.update({f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()})
         checkpoint["state_dict"] = state
+
+
+def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], list[int]]:
+    """The style network, the settings to save, and the indices of the styles this run trains.
+
+    With ``init`` the network is the base's with this run's style(s) added, and the saved settings
+    list every style and take the base's network shape.
+    """
+    styles = [dict(s) for s in hparams["styles"]]
+    if not hparams.get("init"):
+        net = build_network(
+            hparams["architecture"], hparams["width"], hparams["num_residual_blocks"], num_styles=len(styles)
+        )
+        return net, hparams, list(range(len(styles)))
+    base, base_hparams = load_base(hparams["init"])
+    base_styles = base_hparams.get("styles") or []
+    if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
+        styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
+    net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"])
+    shape = {k: base_hparams[k] for k in ("architecture", "width", "num_residual_blocks") if k in base_hparams}
+    changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
+    if changed:
+        log.info("init=%s: the base's network shape is used (%s)", hparams["init"], changed)
+    return net.train(), {**hparams, **shape, "styles": all_styles}, trained

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,8 @@ def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[f
     return content, styles, weights, masks, init_image
 
 
-def run(cfg: DictConfig, quiet: bool = False) -> Path:
-    """Load the images, optimize, write the result; returns its path."""
-    settings = settings_from(cfg)
+def _checked_output(cfg: DictConfig) -> Path:
+    """The output path, after checking that there is a photo, a style and a usable output file name."""
     if not cfg.content:
         raise OptimizeError("content: no photo given (--content photo.jpg)")
     if not cfg.styles:
@@ -129,46 +129,74 @@ def run(cfg: DictConfig, quiet: bool = False) -> Path:
         raise OptimizeError(f"output={output}: expected a .png or .jpg file")
     if cfg.output_bits == 16 and output.suffix.lower() != ".png":
         raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
+    return output
+
+
+def _summary_writer(cfg: DictConfig) -> Any:
+    """A TensorBoard writer when ``tensorboard`` names a folder, else None."""
+    if not cfg.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(cfg.tensorboard))
+
+
+def _progress_callback(bar: Bar, writer: Any, log_every: int) -> Callable[[Progress], None]:
+    """Per iteration: the bar's note (size and losses) and, with a writer, the losses and every
+    ``log_every``-th image (and each level's last) in TensorBoard."""
+
+    def callback(p: Progress) -> None:
+        t = p.terms
+        bar.update(
+            note=f"{p.size[1]}x{p.size[0]} loss {t['loss']:.4g} "
+            f"(content {t['content']:.3g}, style {t['style']:.3g}, tv {t['tv']:.3g})"
+        )
+        if writer is not None:
+            for key, value in t.items():
+                writer.add_scalar(f"optimize/{key}", value, p.total_iteration)
+            if p.total_iteration % log_every == 0 or p.iteration == p.iterations:
+                writer.add_image("optimize/image", p.image[0].clamp(0, 1), p.total_iteration)
+
+    return callback
+
+
+def _optimize_fitting(
+    cfg: DictConfig, settings: Settings, inputs: tuple, callback: Callable[[Progress], None]
+) -> torch.Tensor:
+    """:func:`optimize` at ``settings.size``; out of GPU memory, find the largest size that fits and
+    continue at it (``auto_size_down``) or say which size to ask for."""
+
+    content, styles, weights, masks, init_image = inputs  # as _load_inputs returns them
+
+    def attempt(size: int, steps: int | None = None, cb: Any = callback) -> torch.Tensor:
+        run_settings = dataclasses.replace(settings, size=size, **({"steps": steps, "scales": 1} if steps else {}))
+        return optimize(content, styles, run_settings, weights, masks, init_image, cb)
+
+    try:
+        return attempt(settings.size)
+    except torch.cuda.OutOfMemoryError:
+        fits = largest_size_that_fits(lambda s: attempt(s, steps=1, cb=None), settings.size)
+    if fits is None:
+        raise OptimizeError("out of GPU memory even at 64 px; use device=cpu")
+    if not cfg.auto_size_down:
+        raise OptimizeError(
+            f"size={settings.size}: out of GPU memory; the largest size that fits is about {fits} px "
+            f"(--size {fits}, or auto_size_down=true)"
+        )
+    log.warning("size=%d does not fit in GPU memory: continuing at %d px", settings.size, fits)
+    return attempt(fits)
+
+
+def run(cfg: DictConfig, quiet: bool = False) -> Path:
+    """Load the images, optimize, write the result; returns its path."""
+    settings = settings_from(cfg)
+    output = _checked_output(cfg)
     refuse_overwrite(output, _inputs(cfg, settings), error=OptimizeError)  # before any work
-    content, styles, weights, masks, init_image = _load_inputs(cfg, settings)
-
-    writer = None
-    if cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(cfg.tensorboard))
+    inputs = _load_inputs(cfg, settings)
+    writer = _summary_writer(cfg)
     start = time.perf_counter()
     with Bar(settings.steps, "optimize", enabled=not quiet) as bar:
-
-        def callback(p: Progress) -> None:
-            t = p.terms
-            bar.update(
-                note=f"{p.size[1]}x{p.size[0]} loss {t['loss']:.4g} "
-                f"(content {t['content']:.3g}, style {t['style']:.3g}, tv {t['tv']:.3g})"
-            )
-            if writer is not None:
-                for key, value in t.items():
-                    writer.add_scalar(f"optimize/{key}", value, p.total_iteration)
-                if p.total_iteration % cfg.log_every == 0 or p.iteration == p.iterations:
-                    writer.add_image("optimize/image", p.image[0].clamp(0, 1), p.total_iteration)
-
-        def attempt(size: int, steps: int | None = None, cb: Any = callback) -> torch.Tensor:
-            run_settings = dataclasses.replace(settings, size=size, **({"steps": steps, "scales": 1} if steps else {}))
-            return optimize(content, styles, run_settings, weights, masks, init_image, cb)
-
-        try:
-            result = attempt(settings.size)
-        except torch.cuda.OutOfMemoryError:
-            fits = largest_size_that_fits(lambda s: attempt(s, steps=1, cb=None), settings.size)
-            if fits is None:
-                raise OptimizeError("out of GPU memory even at 64 px; use device=cpu") from None
-            if not cfg.auto_size_down:
-                raise OptimizeError(
-                    f"size={settings.size}: out of GPU memory; the largest size that fits is about {fits} px "
-                    f"(--size {fits}, or auto_size_down=true)"
-                ) from None
-            log.warning("size=%d does not fit in GPU memory: continuing at %d px", settings.size, fits)
-            result = attempt(fits)
+        result = _optimize_fitting(cfg, settings, inputs, _progress_callback(bar, writer, cfg.log_every))
     if writer is not None:
         writer.close()
     save_image(result, output, bits=cfg.output_bits)

@@ -68,12 +68,23 @@ def resolve_unique_dir(subdir: str, base: str = "") -> str:
     return _claimed[key]
 
 
+def resolve_model_name(style_name: str, overrides: Any) -> str:
+    """The ``fastnst_model_name`` resolver: the run folder's name, ``style.name`` or, for
+    ``style=[a,b,...]``, the model's (see :func:`fastnst.training.style_set.model_name`)."""
+    from fastnst.training.style_set import model_name
+
+    return model_name(str(style_name), [str(o) for o in overrides])
+
+
 def register_resolver() -> None:
-    """Make ``${fastnst_unique_dir:subdir,base}`` available to Hydra configs (idempotent)."""
+    """Make ``${fastnst_unique_dir:subdir,base}`` and ``${fastnst_model_name:name,overrides}`` available
+    to Hydra configs (idempotent)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, resolve_unique_dir)
+    if not OmegaConf.has_resolver("fastnst_model_name"):
+        OmegaConf.register_new_resolver("fastnst_model_name", resolve_model_name)
 
 
 class UniqueRunDir(Callback):

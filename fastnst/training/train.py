@@ -128,10 +128,12 @@ def main(cfg: DictConfig) -> None:
     """Run one training job (Hydra reads the overrides from ``sys.argv``)."""
     from fastnst.errors import FastNSTError, one_line
 
+    from fastnst.training.style_set import expand_styles
+
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        stopped = train(cfg, run_dir)
+        stopped = train(expand_styles(cfg, hydra_cfg.overrides.task), run_dir)
     except FastNSTError as e:
         log.error("error: %s", e)
         _remove_if_unstarted(run_dir)

@@ -159,10 +159,7 @@ def build_trainer(
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
     callbacks = _callbacks(run_dir, checkpoint_every_n_steps, log_every_n_steps)
-    tb_logger: TensorBoardLogger | bool = False
     if logger:
-        # default_hp_metric off: the module declares hp_metric (the validation loss) instead of Lightning's -1.
-        tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
         default_root_dir=str(run_dir),
@@ -181,10 +178,16 @@ def build_trainer(
         deterministic=deterministic,
         use_distributed_sampler=False,  # our sampler shards the stream by rank itself
         enable_progress_bar=enable_progress_bar,
-        logger=tb_logger,
+        logger=_tensorboard_logger(run_dir) if logger else False,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def _tensorboard_logger(run_dir: Path) -> TensorBoardLogger:
+    """TensorBoard logs in ``run_dir/tensorboard`` (no version subfolder)."""
+    # default_hp_metric off: the module declares hp_metric (the validation loss) instead of Lightning's -1.
+    return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
 
 
 def _callbacks(run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: int) -> list[Callback]:

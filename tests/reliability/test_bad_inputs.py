@@ -8,9 +8,7 @@ Inputs are never modified.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
@@ -23,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import cli
 from PIL import Image
 
-from fastnst.cli import main
 from fastnst.photos import find_images, sample_photos_dir
 from fastnst.runtime import imageio
 from fastnst.runtime.imageio import ImageError, open_rgb
@@ -85,14 +83,6 @@ def make_zoo(folder: Path) -> Path:
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run ``fastnst`` in-process; returns (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def cli_subprocess(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

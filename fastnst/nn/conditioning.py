@@ -1,0 +1,130 @@
+"""Training a conditional network: which style and strength each sample gets, and extending a base.
+
+A conditional network (:mod:`fastnst.nn.transformer_net`, ``num_styles >= 1``) is trained with one
+style per sample, drawn uniformly from the styles being trained, and, with a trained strength, a
+strength per sample: 1 for half the samples (the full style must stay as good as without the
+input), uniform in [0, 1] for the others. The style loss of a sample is multiplied by its strength,
+so strength 0 is trained on the content loss alone: the identity style. The draws depend only on
+the step, so a resumed run draws exactly what the uninterrupted one would have.
+
+A new style is added to a trained base (:func:`extend_base`) by appending one row to every
+conditional norm; :func:`trainable_rows` then limits training to the new rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastnst.errors import FastNSTError
+from fastnst.nn.transformer_net import StyleNetwork, add_styles, conditional_norms
+
+FULL_STRENGTH_SHARE = 0.5  # of the samples of a run with a trained strength, those drawn at strength 1
+_SALT = 0x5EED  # separates these draws from any other generator seeded with the step
+
+
+@dataclass
+class Condition:
+    """The conditional inputs of a batch, and how each sample's style loss is weighed."""
+
+    style_weights: torch.Tensor  # (N, S) one-hot rows of the network's styles
+    strength: torch.Tensor  # (N,)
+    bank_index: torch.Tensor  # (N,) index into the trained styles (the loss's Gram targets)
+    style_scale: torch.Tensor  # (N,) strength x the style's weight relative to loss.style_weight
+
+
+class StyleSampler:
+    """Draws each sample's style (among ``trained``, network indices) and strength.
+
+    Args:
+        num_styles: styles of the network.
+        trained: the network indices of the styles being trained, in the order of the loss's targets.
+        weights: each trained style's style weight divided by loss.style_weight.
+        strength: draw strengths (else every sample is at strength 1).
+    """
+
+    def __init__(self, num_styles: int, trained: Sequence[int], weights: Sequence[float], strength: bool) -> None:
+        if len(trained) != len(weights) or not trained:
+            raise ValueError(f"need one weight per trained style, got {len(weights)} for {len(trained)}")
+        self.num_styles, self.strength = num_styles, strength
+        self.trained = torch.tensor(list(trained))
+        self.weights = torch.tensor([float(w) for w in weights])
+
+    def sample(self, batch: int, step: int, device: torch.device) -> Condition:
+        """The draws of training step ``step`` (the same on every run and resume)."""
+        gen = torch.Generator().manual_seed(_SALT * 1_000_003 + step)
+        bank = torch.randint(len(self.trained), (batch,), generator=gen)
+        strength = torch.ones(batch)
+        if self.strength:
+            full = torch.rand(batch, generator=gen) < FULL_STRENGTH_SHARE
+            strength = torch.where(full, strength, torch.rand(batch, generator=gen))
+        return self._condition(bank, strength, device)
+
+    def fixed(self, bank_index: int, batch: int, device: torch.device, strength: float = 1.0) -> Condition:
+        """Every sample with trained style ``bank_index`` at ``strength`` (validation and previews)."""
+        return self._condition(torch.full((batch,), bank_index), torch.full((batch,), float(strength)), device)
+
+    def _condition(self, bank: torch.Tensor, strength: torch.Tensor, device: torch.device) -> Condition:
+        weights = F.one_hot(self.trained[bank], self.num_styles).float()
+        scale = strength * self.weights[bank]
+        return Condition(weights.to(device), strength.to(device), bank.to(device), scale.to(device))
+
+
+def extend_base(base: StyleNetwork, base_styles: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], source: str):
+    """The base network with the ``new`` styles appended; ``(network, all styles, new styles' indices)``.
+
+    Raises:
+        FastNSTError: naming ``source`` if the base is not conditional or already has a style of that name.
+    """
+    if base.num_styles == 0 or not base_styles:
+        raise FastNSTError(
+            f"init={source}: not a conditional checkpoint (train it with style=[...] or model.strength=true)"
+        )
+    taken = {s["name"] for s in base_styles}
+    clash = [s["name"] for s in new if s["name"] in taken]
+    if clash:
+        raise FastNSTError(
+            f"init={source}: already has style {clash[0]!r}; give the new style another name (style.name=...)"
+        )
+    net = add_styles(base, len(new))
+    first = len(base_styles)
+    return net, [*base_styles, *new], list(range(first, first + len(new)))
+
+
+def trainable_rows(net: StyleNetwork, rows: Sequence[int] | None) -> None:
+    """Train only the given rows of the conditional norms (``None``: every weight).
+
+    Other weights stop taking gradients; :func:`mask_gradients` zeroes the other rows' gradients.
+    """
+    for p in net.parameters():
+        p.requires_grad_(rows is None)
+    if rows is not None:
+        for norm in conditional_norms(net):
+            norm.weight.requires_grad_(True)
+            norm.bias.requires_grad_(True)
+
+
+def mask_gradients(net: nn.Module, rows: Sequence[int]) -> None:
+    """Zero the gradients of every conditional-norm row but ``rows`` (in place, on the gradients)."""
+    for norm in conditional_norms(net):
+        keep = torch.zeros(norm.weight.shape[0], 1, device=norm.weight.device)
+        keep[list(rows)] = 1.0
+        for p in (norm.weight, norm.bias):
+            if p.grad is not None:
+                p.grad.mul_(keep)
+
+
+def load_base(init: str | Path) -> tuple[StyleNetwork, dict[str, Any]]:
+    """The network and settings of a base checkpoint (``init=``)."""
+    from fastnst.nn.export import load_network
+
+    try:
+        return load_network(init)
+    except FastNSTError as e:
+        raise FastNSTError(f"init={init}: {e}") from None

@@ -1,0 +1,76 @@
+"""``fastnst infer --sheet``: one picture of every style of a model on a photo (torch-free).
+
+A several-style model gives the photo and each of its styles side by side; a one-style model
+gives the photo and the style at strengths 0.25, 0.5, 0.75 and 1 (trained-in where the model has a
+strength input, else pixel blends). Each cell is labelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from fastnst.atomic import atomic_write
+from fastnst.errors import FastNSTError
+from fastnst.runtime.imageio import fit_long_side, open_rgb, to_float, to_uint8
+from fastnst.runtime.stylizer import Stylizer
+
+SHEET_SIZE = 512  # long side of each cell unless --max-size says otherwise
+STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # the columns of a one-style model's sheet
+_LABEL = 22  # pixels of label strip under each cell
+
+
+def sheet_cells(
+    model: str | Path, photo: Image.Image, strength: float = 1.0, **options
+) -> list[tuple[str, Image.Image]]:
+    """``(label, image)`` cells: the photo, then every style (or every strength of a one-style model)."""
+    first = Stylizer(model, **options)
+    photo = photo.convert("RGB")
+    cells = [("photo", photo)]
+    if len(first.style_names) > 1:
+        for name in first.style_names:
+            stylizer = first if name == first.style_names[0] else Stylizer(model, style=name, **options)
+            cells.append((name if strength == 1 else f"{name} {strength:g}", stylizer(photo, strength=strength)))
+    else:
+        cells += [(f"{first.style} {s:g}", first(photo, strength=s)) for s in STRENGTHS]
+    return cells
+
+
+def compose_sheet(cells: list[tuple[str, Image.Image]]) -> Image.Image:
+    """The cells in one row, each resized to the photo's size, with its label below."""
+    width, height = cells[0][1].size
+    sheet = Image.new("RGB", (len(cells) * width, height + _LABEL), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, image) in enumerate(cells):
+        sheet.paste(image.resize((width, height)), (i * width, 0))
+        draw.text((i * width + 6, height + 4), label, fill="black")
+    return sheet
+
+
+def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
+    """``<photo>_<model>_sheet.jpg`` next to the photo, or in the ``-o`` folder."""
+    folder = output if output is not None else src.parent
+    return folder / f"{src.stem}_{Path(model).stem}_sheet.jpg"
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    """Write one sheet per input photo; 0 when all were written."""
+    if args.output is not None and args.output.suffix:
+        raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder")
+    options = {"device": args.device, "tile_size": args.tile_size}
+    size = args.max_size or SHEET_SIZE
+    for name in args.inputs:
+        src = Path(name)
+        dst = sheet_path(src, args.output, args.model)
+        if dst.exists() and not args.overwrite:
+            print(f"{dst}: exists, skipped (--overwrite replaces it)")
+            continue
+        photo = Image.fromarray(to_uint8(fit_long_side(to_float(open_rgb(src)), size)), "RGB")
+        sheet = compose_sheet(sheet_cells(args.model, photo, args.strength, **options))
+        with atomic_write(dst) as f:
+            sheet.save(f, format="JPEG", quality=92)
+        if not args.quiet:
+            print(dst)
+    return 0

@@ -1,0 +1,89 @@
+"""Several styles in one run: ``python train.py style=[starry_night,wave,udnie]``.
+
+Hydra merges the options of a list-valued group into one node (the last one wins), so the list is
+read from the command line instead: each named preset of ``conf/style/`` is loaded on its own,
+the ``style.size=`` and ``style.style_weight=`` overrides of the command line apply to every style,
+and ``styles`` gets one entry per style. ``style.name`` names the model (run folder, export): given
+on the command line, or made from the styles' names (:func:`model_name`). ``loss.style_weight``
+scales every style's weight (it is ``style.style_weight`` unless set).
+
+A one-style run with ``model.strength=true`` or ``init=<checkpoint>`` is conditional too: its
+``styles`` is the one style.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.training.config import ConfigError
+
+STYLE_KEYS = ("image", "size", "style_weight")  # what each entry of `styles` holds besides its name
+SHARED_KEYS = ("size", "style_weight")  # style.<key>= overrides that apply to every style of a list
+_JOINED = 3  # up to this many styles, the model is named after all of them (wave+udnie)
+
+
+def _parsed(overrides: Sequence[str]) -> list[Any]:
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def style_list(overrides: Sequence[str]) -> list[str] | None:
+    """The style names of ``style=[a,b,...]`` among the command-line overrides (None: one style)."""
+    for override in _parsed(overrides):
+        if override.key_or_group == "style" and isinstance(override.value(), list):
+            names = [str(n) for n in override.value()]
+            if len(set(names)) != len(names) or not names:
+                raise ConfigError(f"style={override.value()}: expected distinct style names")
+            return names
+    return None
+
+
+def style_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """``{key: value}`` of the ``style.<key>=value`` overrides."""
+    return {
+        o.key_or_group.removeprefix("style."): o.value()
+        for o in _parsed(overrides)
+        if o.key_or_group.startswith("style.")
+    }
+
+
+def model_name(style_name: str, overrides: Sequence[str]) -> str:
+    """The model's name: ``style.name`` for one style (or when given), else ``wave+udnie`` or ``6_styles``."""
+    names = style_list(overrides)
+    if names is None or "name" in style_overrides(overrides):
+        return style_name
+    return "+".join(names) if len(names) <= _JOINED else f"{len(names)}_styles"
+
+
+def load_preset(name: str) -> DictConfig:
+    """``conf/style/<name>.yaml`` (as shipped in the package)."""
+    path = importlib.resources.files("fastnst.conf").joinpath("style", f"{name}.yaml")
+    if not path.is_file():
+        choices = sorted(p.name.removesuffix(".yaml") for p in path.parent.iterdir() if p.name.endswith(".yaml"))
+        raise ConfigError(f"style={name}: no such style preset; choose from {', '.join(choices)}")
+    return OmegaConf.create(path.read_text())
+
+
+def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """``cfg`` with ``styles`` filled from ``style=[a,b,...]``, or with the one style of a conditional
+    one-style run (unchanged otherwise, and when ``styles`` is given in the config)."""
+    names = style_list(overrides)
+    if cfg.get("styles") or (names is None and not (cfg.model.get("strength") or cfg.get("init"))):
+        return cfg
+    scale = cfg.loss.style_weight / cfg.style.style_weight if cfg.style.style_weight else 1.0
+    if names is None:
+        styles = [{"name": cfg.style.name, **{k: cfg.style[k] for k in STYLE_KEYS}}]
+    else:
+        given = {k: v for k, v in style_overrides(overrides).items() if k in SHARED_KEYS}
+        styles = [{"name": str(p.name), **{k: given.get(k, p[k]) for k in STYLE_KEYS}} for p in map(load_preset, names)]
+    for style in styles:
+        style["style_weight"] = float(style["style_weight"]) * scale
+    expanded = cfg.copy()
+    OmegaConf.set_struct(expanded, False)
+    expanded.styles = styles
+    expanded.style.name = model_name(cfg.style.name, overrides)
+    return expanded

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Judge figures against training minutes: what an hour of this machine buys, per recipe.
+
+    python scripts/learning_curve.py --name light_default --steps 1200 --every 300 \\
+        --content ../shared/assets/content -o curves/ -- style=udnie model=light data.root=...
+
+Trains one recipe (the overrides after ``--``, as for ``train.py``) in a subprocess limited to
+``--threads`` CPU threads, keeping a checkpoint every ``--every`` steps. Each checkpoint is then
+exported to ONNX and judged by ``fastnst eval`` on the ``--content`` photos. The training minutes
+of a checkpoint are its file time since the run started (wall clock, so run nothing heavy beside
+it). Prints one row per checkpoint and appends them to ``<output>/curves.csv``; rerunning a name
+resumes its training (``ckpt_path=last``) and judges only checkpoints not judged yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = ("name", "step", "minutes", "content", "style_gram", "style_stats", "overrides")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="recipe name (folder under --output)")
+    p.add_argument("--steps", type=int, required=True, help="training steps in all")
+    p.add_argument("--every", type=int, required=True, help="judge a checkpoint every N steps")
+    p.add_argument("--content", nargs="+", required=True, help="photos to judge on (files or folders)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for training and judging")
+    p.add_argument("-o", "--output", type=Path, default=Path("curves"))
+    p.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
+    return p.parse_args(argv)
+
+
+def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> None:
+    """Run (or resume) training in run_dir/run (run_2, ... when resumed); the start time is kept in
+    run_dir/started. Minutes are wall clock since the first start: a resumed curve counts the pause."""
+    started = run_dir / "started"
+    lasts = sorted(run_dir.glob("run*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    resume = [f"ckpt_path={lasts[-1]}"] if lasts else []
+    if not started.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        started.write_text(str(time.time()))
+    command = [sys.executable, str(ROOT / "train.py"), *args.overrides, *resume,
+               f"trainer.max_steps={args.steps}", f"trainer.checkpoint_every_n_steps={args.every}",
+               "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
+               "export.onnx=false", f"hydra.run.dir={run_dir / 'run'}"]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, float]:
+    """Export one checkpoint and judge it; the summary figures."""
+    onnx = ckpt.with_suffix(".onnx")
+    subprocess.run([sys.executable, "-m", "fastnst", "export", str(ckpt), "-o", str(onnx)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    style = next(line.split(":", 1)[1].strip() for line in (ckpt.parent / "config.yaml").read_text().splitlines()
+                 if line.strip().startswith("image:"))
+    out = ckpt.with_suffix("")
+    subprocess.run([sys.executable, "-m", "fastnst", "eval", "--style", style, "--content", *args.content,
+                    "--model", str(onnx), "-o", str(out), "-q", "--device", "cpu"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    return next(iter(summary.values()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    run_dir = (args.output / args.name).resolve()
+    train(args, run_dir, env)
+    started = float((run_dir / "started").read_text())
+    table = args.output / "curves.csv"
+    done = set()
+    if table.exists():
+        done = {(r["name"], int(r["step"])) for r in csv.DictReader(table.open())}
+    for ckpt in sorted(run_dir.glob("run*/step=*.ckpt")):
+        step = int(ckpt.stem.split("=")[1])
+        if (args.name, step) in done:
+            continue
+        figures = judge(args, ckpt, env)
+        row = {"name": args.name, "step": step, "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
+               **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
+               "overrides": " ".join(args.overrides)}
+        new = not table.exists()
+        with table.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        print(*(row[k] for k in FIELDS[:-1]), sep="\t", flush=True)
+
+
+if __name__ == "__main__":
+    main()
