@@ -61,7 +61,7 @@ def test_readme_train_examples_compose(compose):
     examples = [line for line in readme_lines("python train.py") if "=" in line]
     assert len(examples) >= 8
     for line in examples:
-        args = shlex.split(line.split("#")[0])[2:]
+        args = shlex.split(line.split("#")[0].replace("<run>", "2026-01-01_00-00-00"))[2:]
         # -m sweeps (a,b) compose as their first value; lists [a,b] and mappings {a: 1} as written
         overrides = [a.split(",")[0] if "," in a and not {"{", "["} & set(a) else a for a in args if a != "-m"]
         cfg = compose(overrides)

@@ -66,6 +66,11 @@ class StyleSampler:
             strength = torch.where(full, strength, torch.rand(batch, generator=gen))
         return self._condition(bank, strength, device)
 
+    def every_style(self, batch: int, device: torch.device) -> Condition:
+        """Each trained style in turn for a batch repeated once per style (validation: ``batch`` x styles)."""
+        bank = torch.arange(len(self.trained)).repeat_interleave(batch)
+        return self._condition(bank, torch.ones(len(bank)), device)
+
     def fixed(self, bank_index: int, batch: int, device: torch.device, strength: float = 1.0) -> Condition:
         """Every sample with trained style ``bank_index`` at ``strength`` (validation and previews)."""
         return self._condition(torch.full((batch,), bank_index), torch.full((batch,), float(strength)), device)

@@ -40,7 +40,8 @@ def style_mixing(style_weights: torch.Tensor, strength: torch.Tensor) -> torch.T
     weights = style_weights if style_weights.ndim == 2 else style_weights.unsqueeze(0)
     weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-8)
     s = strength.reshape(-1, 1).to(weights.dtype)
-    return torch.cat([s * weights, 1 - s], dim=1)
+    n = max(weights.shape[0], s.shape[0])  # one strength for all samples, or one style mix for all
+    return torch.cat([(s * weights).expand(n, -1), (1 - s).expand(n, 1)], dim=1)
 
 
 def conditional_instance_norm(

@@ -77,6 +77,7 @@ def parse_style_mix(spec: str | Mapping[str, float], names: list[str]) -> dict[s
         pairs = [part.partition("=") for part in spec.split(",") if part.strip()]
         spec = {name.strip(): _weight(name.strip(), value) if eq else 1.0 for name, eq, value in pairs}
     choices = ", ".join(names) if names else "none"
+    spec = {name: _weight(name, weight) for name, weight in spec.items()}
     for name, weight in spec.items():
         if name not in names:
             raise ValueError(f"{name!r} is not a style of this model (its styles: {choices})")
@@ -88,8 +89,8 @@ def parse_style_mix(spec: str | Mapping[str, float], names: list[str]) -> dict[s
     return {name: weight / total for name, weight in spec.items()}
 
 
-def _weight(name: str, text: str) -> float:
+def _weight(name: str, value: object) -> float:
     try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"style weight {name}={text!r}: not a number") from None
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"style weight {name}={value!r}: not a number") from None

@@ -126,9 +126,7 @@ class StyleTransferModule(pl.LightningModule):
         """Stylize an RGB [0, 1] batch."""
         return self.net(image)
 
-    def _step(
-        self, batch: dict[str, Any], stage: str, batch_idx: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         assert self.perceptual is not None, "setup('fit') builds the loss network"
         content = batch["image"]
         if self.hparams.channels_last:
@@ -136,10 +134,12 @@ class StyleTransferModule(pl.LightningModule):
         if self.sampler is None:
             output = self._train_net(content)
             terms = self.perceptual(output, content)
-        else:  # training draws each sample's style and strength; validation cycles through the styles
-            n = content.shape[0]
-            c = self.sampler.sample(n, self.global_step, self.device) if stage == "train" else None
-            c = c or self.sampler.fixed(batch_idx % len(self.trained), n, self.device)
+        else:  # training draws each sample's style and strength; validation runs every style, at strength 1
+            if stage == "train":
+                c = self.sampler.sample(content.shape[0], self.global_step, self.device)
+            else:
+                c = self.sampler.every_style(content.shape[0], self.device)
+                content = content.repeat(len(self.trained), 1, 1, 1)
             output = self._train_net(content, c.style_weights, c.strength)
             terms = self.perceptual(output, content, style_index=c.bank_index, style_scale=c.style_scale)
             self._log_per_style(terms.pop("style_per_sample"), c.bank_index, stage)
@@ -244,11 +244,12 @@ class StyleTransferModule(pl.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, content, output = self._step(batch, "val", batch_idx)
+        loss, content, output = self._step(batch, "val")
         # TensorBoard's hparams tab shows the last value of hp_metric: the latest validation loss.
         self.log("hp_metric", loss, on_step=False, on_epoch=True, batch_size=content.shape[0])
         if batch_idx == 0 and self.global_rank == 0:
-            self._log_preview(image_grid([content, *self._preview_rows(content, output)]))
+            photos = batch["image"].to(content.dtype)
+            self._log_preview(image_grid([photos, *self._preview_rows(photos, output)]))
 
     @torch.no_grad()
     def _preview_rows(self, content: torch.Tensor, output: torch.Tensor) -> list[torch.Tensor]:
@@ -256,10 +257,8 @@ class StyleTransferModule(pl.LightningModule):
         trained strength the first style at strengths 0 and 0.5 too."""
         if self.sampler is None:
             return [output]
-        n, rows = content.shape[0], []
-        for b in range(len(self.trained)):
-            c = self.sampler.fixed(b, n, self.device)
-            rows.append(self.net(content, c.style_weights, c.strength))
+        n = content.shape[0]
+        rows = list(output.split(n))  # validation ran every trained style in turn
         for strength in (0.0, 0.5) if self.hparams.strength else ():
             c = self.sampler.fixed(0, n, self.device, strength)
             rows.append(self.net(content, c.style_weights, c.strength))

@@ -127,7 +127,6 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
 def main(cfg: DictConfig) -> None:
     """Run one training job (Hydra reads the overrides from ``sys.argv``)."""
     from fastnst.errors import FastNSTError, one_line
-
     from fastnst.training.style_set import expand_styles
 
     hydra_cfg = HydraConfig.get()
