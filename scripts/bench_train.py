@@ -48,7 +48,8 @@ MODELS = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml"))  # the training pr
 def model_settings(name: str) -> dict[str, Any]:
     """``conf/model/<name>.yaml`` on the schema's defaults: ``architecture``, ``width``, ``num_residual_blocks``."""
     preset = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml"))
-    return OmegaConf.to_container(preset)
+    values = OmegaConf.to_container(preset)
+    return {k: values[k] for k in ("architecture", "width", "num_residual_blocks")}  # one style: no strength input
 
 
 # -- the reference: pytorch/examples' way -------------------------------------------------------
