@@ -48,24 +48,59 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> None:
     if not started.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         started.write_text(str(time.time()))
-    command = [sys.executable, str(ROOT / "train.py"), *args.overrides, *resume,
-               f"trainer.max_steps={args.steps}", f"trainer.checkpoint_every_n_steps={args.every}",
-               "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
-               "export.onnx=false", f"hydra.run.dir={run_dir / 'run'}"]
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *args.overrides,
+        *resume,
+        f"trainer.max_steps={args.steps}",
+        f"trainer.checkpoint_every_n_steps={args.every}",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.enable_progress_bar=false",
+        "export.onnx=false",
+        f"hydra.run.dir={run_dir / 'run'}",
+    ]
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, float]:
     """Export one checkpoint and judge it; the summary figures."""
     onnx = ckpt.with_suffix(".onnx")
-    subprocess.run([sys.executable, "-m", "fastnst", "export", str(ckpt), "-o", str(onnx)], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    style = next(line.split(":", 1)[1].strip() for line in (ckpt.parent / "config.yaml").read_text().splitlines()
-                 if line.strip().startswith("image:"))
+    subprocess.run(
+        [sys.executable, "-m", "fastnst", "export", str(ckpt), "-o", str(onnx)],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    style = next(
+        line.split(":", 1)[1].strip()
+        for line in (ckpt.parent / "config.yaml").read_text().splitlines()
+        if line.strip().startswith("image:")
+    )
     out = ckpt.with_suffix("")
-    subprocess.run([sys.executable, "-m", "fastnst", "eval", "--style", style, "--content", *args.content,
-                    "--model", str(onnx), "-o", str(out), "-q", "--device", "cpu"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastnst",
+            "eval",
+            "--style",
+            style,
+            "--content",
+            *args.content,
+            "--model",
+            str(onnx),
+            "-o",
+            str(out),
+            "-q",
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     summary = json.loads((out / "summary.json").read_text())["summary"]
     return next(iter(summary.values()))
 
@@ -85,9 +120,13 @@ def main(argv: list[str] | None = None) -> None:
         if (args.name, step) in done:
             continue
         figures = judge(args, ckpt, env)
-        row = {"name": args.name, "step": step, "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
-               **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
-               "overrides": " ".join(args.overrides)}
+        row = {
+            "name": args.name,
+            "step": step,
+            "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
+            **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
+            "overrides": " ".join(args.overrides),
+        }
         new = not table.exists()
         with table.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
