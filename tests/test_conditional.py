@@ -696,3 +696,27 @@ def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base
     with pytest.raises(FastNSTError, match="already has style 'wave'") as err:
         _train(compose, tmp_path / "taken", [*TINY, "style=wave", f"init={base_run / 'last.ckpt'}"])
     assert "\n" not in str(err.value)
+
+
+def test_identity_loss_known_values():
+    from fastnst.nn.losses import identity_loss
+
+    photo = torch.zeros(2, 3, 2, 2)
+    output = torch.stack([torch.full((3, 2, 2), 0.5), torch.full((3, 2, 2), 1.0)])
+    # per-sample mean squared errors 0.25 and 1.0, weighted 1 and 0.5, then the batch mean
+    assert identity_loss(output, photo, torch.tensor([1.0, 0.5])).item() == pytest.approx((0.25 + 0.5) / 2)
+    assert identity_loss(output, photo, torch.zeros(2)).item() == 0.0
+
+
+def test_conditional_norm_rows_get_the_scaled_learning_rate():
+    from fastnst.training.module import StyleTransferModule
+
+    styles = [{"name": n, "image": f"{n}.jpg", "size": 64, "style_weight": 2.0} for n in ("wave", "udnie")]
+    module = StyleTransferModule(
+        style_name="two", style_image="wave.jpg", architecture="light", styles=styles, lr=1e-3, norm_lr_scale=10.0
+    )
+    (plain, rows) = module.configure_optimizers().param_groups
+    assert plain["lr"] == 1e-3 and rows["lr"] == pytest.approx(1e-2)
+    assert all(p.ndim == 2 and p.shape[0] == 3 for p in rows["params"])  # two styles + the identity row
+    single = StyleTransferModule(style_name="wave", style_image="wave.jpg", architecture="light")
+    assert len(single.configure_optimizers().param_groups) == 1

@@ -101,6 +101,13 @@ def style_loss_per_sample(features: torch.Tensor, target_grams: torch.Tensor, no
         return loss
 
 
+def identity_loss(output: torch.Tensor, photo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``weights`` ``(N,)`` times each sample's mean squared pixel error to the photo."""
+    with torch.autocast(device_type=output.device.type, enabled=False):
+        per_sample = (_float32(output) - _float32(photo)).square().mean(dim=(1, 2, 3))
+        return (_float32(weights) * per_sample).mean()
+
+
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation: mean absolute difference between neighbouring pixels.
 

@@ -99,6 +99,12 @@ class LossConfig:
     content_weight: float = setting(1.0, "weight of the content term", to=_to("content_weight", "module"), min=0)
     style_weight: float = setting(2.0, "weight of the style term", to=_to("style_weight", "module"), min=0)
     tv_weight: float = setting(0.0, "weight of the total-variation term", to=_to("tv_weight", "module"), min=0)
+    identity_weight: float = setting(
+        10.0,
+        "with a trained strength: weight of (1 - strength) x the pixel error to the photo (strength 0: the photo)",
+        to=_to("identity_weight", "module"),
+        min=0,
+    )
 
 
 @dataclass
@@ -171,6 +177,12 @@ class TrainerConfig:
     deterministic: bool = setting(False, "Lightning's deterministic algorithms", to=_to("deterministic", "trainer"))
     enable_progress_bar: bool = setting(True, "Lightning's progress bar", to=_to("enable_progress_bar", "trainer"))
     logger: bool = setting(True, "TensorBoard logs", to=_to("logger", "trainer"))
+    norm_lr_scale: float = setting(
+        10.0,
+        "conditional networks: learning-rate multiplier of the norms' per-style scales and shifts",
+        to=_to("norm_lr_scale", "module"),
+        above=0,
+    )
     train_all_from_step: int | None = setting(
         None,
         "with init: train every weight from this step on (before it, only the new styles' scales and shifts); "

@@ -20,8 +20,8 @@ from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_gradients, trainable_rows
 from fastnst.nn.images import load_image, to_pil
-from fastnst.nn.losses import PerceptualLoss
-from fastnst.nn.transformer_net import StyleNetwork, build_network
+from fastnst.nn.losses import PerceptualLoss, identity_loss
+from fastnst.nn.transformer_net import StyleNetwork, build_network, conditional_norms
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
@@ -142,6 +142,9 @@ class StyleTransferModule(pl.LightningModule):
                 content = content.repeat(len(self.trained), 1, 1, 1)
             output = self._train_net(content, c.style_weights, c.strength)
             terms = self.perceptual(output, content, style_index=c.bank_index, style_scale=c.style_scale)
+            if self.hparams.strength:  # strength 0 is the identity style: the photo, pixel for pixel
+                terms["identity"] = identity_loss(output, content, 1 - c.strength)
+                terms["loss"] = terms["loss"] + self.hparams.identity_weight * terms["identity"]
             self._log_per_style(terms.pop("style_per_sample"), c.bank_index, stage)
         on_step = stage == "train"
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, on_step=on_step, on_epoch=not on_step)
@@ -277,7 +280,16 @@ class StyleTransferModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         # fused: one kernel for all parameters, and its step counters live on the parameters'
         # device, so the non-finite guard can restore them without a host sync.
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, fused=True)
+        # A conditional norm's row learns from its own style's samples only: a larger rate (norm_lr_scale).
+        rows = {id(p) for n in conditional_norms(self.net) for p in (n.weight, n.bias)}
+        groups = [
+            {"params": [p for p in self.net.parameters() if id(p) not in rows]},
+            {
+                "params": [p for p in self.net.parameters() if id(p) in rows],
+                "lr": self.hparams.lr * self.hparams.norm_lr_scale,
+            },
+        ]
+        optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr, fused=True)
         if self.hparams.lr_final is None:
             return optimizer
         # Cosine decay from lr to lr_final over the run, stepped per optimizer step (its state is
