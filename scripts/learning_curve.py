@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -105,6 +106,18 @@ def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str
     return next(iter(summary.values()))
 
 
+def checkpoints(run_dir: Path, steps: int) -> list[tuple[int, Path]]:
+    """``(step, checkpoint)`` in step order: the kept ones, and the end of the run when ``steps`` is not
+    a multiple of ``--every`` (its ``last.ckpt``, copied to ``step=<steps>.ckpt`` so it is judged once)."""
+    found = {int(c.stem.split("=")[1]): c for c in run_dir.glob("run*/step=*.ckpt")}
+    lasts = sorted(run_dir.glob("run*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if steps not in found and lasts:
+        final = lasts[-1].with_name(f"step={steps:07d}.ckpt")
+        shutil.copy2(lasts[-1], final)
+        found[steps] = final
+    return sorted(found.items())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -115,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     done = set()
     if table.exists():
         done = {(r["name"], int(r["step"])) for r in csv.DictReader(table.open())}
-    for ckpt in sorted(run_dir.glob("run*/step=*.ckpt")):
-        step = int(ckpt.stem.split("=")[1])
+    for step, ckpt in checkpoints(run_dir, args.steps):
         if (args.name, step) in done:
             continue
         figures = judge(args, ckpt, env)

@@ -58,8 +58,8 @@ def series(model: str, style: str, photos: list[np.ndarray], judge: Judge) -> tu
     figures: dict[str, dict[str, dict[str, float]]] = {"trained": {}, "blend": {}}
     pictures = [[] for _ in photos]
     full = [stylizer(p, strength=1.0) for p in photos]
-    for s in STRENGTHS:
-        for kind in ("trained", "blend"):
+    for kind in ("trained", "blend"):
+        for s in STRENGTHS:
             results = [
                 stylizer(p, strength=s) if kind == "trained" else blend(f, p, s)
                 for p, f in zip(photos, full, strict=True)
