@@ -108,6 +108,43 @@ def identity_loss(output: torch.Tensor, photo: torch.Tensor, weights: torch.Tens
         return (_float32(weights) * per_sample).mean()
 
 
+# The second view of the stability term (Wang et al., AAAI 2020): a small random camera motion
+# and sensor noise, as between two consecutive video frames.
+MAX_SHIFT = 0.02  # of the image size, each axis
+MAX_ANGLE = 1.0  # degrees
+MAX_ZOOM = 0.02  # relative
+NOISE = 0.01  # standard deviation, pixel values in [0, 1]
+
+
+def random_warps(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n, 2, 3)`` affine matrices (``F.affine_grid``'s convention, normalised coordinates) of small
+    random shifts, rotations and zooms, each uniform within the limits above."""
+    u = torch.rand(n, 4, generator=generator) * 2 - 1
+    angle = torch.deg2rad(u[:, 0] * MAX_ANGLE)
+    scale = 1 + u[:, 1] * MAX_ZOOM
+    shift = u[:, 2:] * MAX_SHIFT * 2  # normalised coordinates span 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` ``(N, C, H, W)`` resampled through ``theta`` (bilinear), and the ``(N, 1, H, W)``
+    mask of the pixels that came from inside the image (1) rather than from beyond its border (0)."""
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ones = torch.ones_like(images[:, :1])
+    inside = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped, (inside > 0.999).to(images.dtype)
+
+
+def stability_loss(second: torch.Tensor, first_warped: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the stylized second view and the warped stylized first view,
+    over the valid pixels (float32)."""
+    with torch.autocast(device_type=second.device.type, enabled=False):
+        diff = (_float32(second) - _float32(first_warped)).square() * _float32(valid)
+        return diff.sum() / (_float32(valid).sum() * second.shape[1]).clamp_min(1.0)
+
+
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation: mean absolute difference between neighbouring pixels.
 

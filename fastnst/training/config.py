@@ -99,6 +99,12 @@ class LossConfig:
     content_weight: float = setting(1.0, "weight of the content term", to=_to("content_weight", "module"), min=0)
     style_weight: float = setting(2.0, "weight of the style term", to=_to("style_weight", "module"), min=0)
     tv_weight: float = setting(0.0, "weight of the total-variation term", to=_to("tv_weight", "module"), min=0)
+    temporal_weight: float = setting(
+        0.0,
+        "weight of the stability term: stylizing a slightly moved, noisy copy must equal moving the result (video)",
+        to=_to("temporal_weight", "module"),
+        min=0,
+    )
     identity_weight: float = setting(
         10.0,
         "with a trained strength: weight of (1 - strength) x the pixel error to the photo (strength 0: the photo)",

@@ -20,7 +20,8 @@ from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_gradients, trainable_rows
 from fastnst.nn.images import load_image, to_pil
-from fastnst.nn.losses import PerceptualLoss, identity_loss
+from fastnst.nn.losses import NOISE as STABILITY_NOISE
+from fastnst.nn.losses import PerceptualLoss, identity_loss, random_warps, stability_loss, warp
 from fastnst.nn.transformer_net import StyleNetwork, build_network, conditional_norms
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
@@ -132,20 +133,14 @@ class StyleTransferModule(pl.LightningModule):
         if self.hparams.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
         if self.sampler is None:
+            inputs: tuple[torch.Tensor, ...] = ()
             output = self._train_net(content)
             terms = self.perceptual(output, content)
-        else:  # training draws each sample's style and strength; validation runs every style, at strength 1
-            if stage == "train":
-                c = self.sampler.sample(content.shape[0], self.global_step, self.device)
-            else:
-                c = self.sampler.every_style(content.shape[0], self.device)
-                content = content.repeat(len(self.trained), 1, 1, 1)
-            output = self._train_net(content, c.style_weights, c.strength)
-            terms = self.perceptual(output, content, style_index=c.bank_index, style_scale=c.style_scale)
-            if self.hparams.strength:  # strength 0 is the identity style: the photo, pixel for pixel
-                terms["identity"] = identity_loss(output, content, 1 - c.strength)
-                terms["loss"] = terms["loss"] + self.hparams.identity_weight * terms["identity"]
-            self._log_per_style(terms.pop("style_per_sample"), c.bank_index, stage)
+        else:
+            content, output, terms, inputs = self._conditional_terms(content, stage)
+        if stage == "train" and self.hparams.temporal_weight:
+            terms["stability"] = self._stability_term(content, output, inputs)
+            terms["loss"] = terms["loss"] + self.hparams.temporal_weight * terms["stability"]
         on_step = stage == "train"
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, on_step=on_step, on_epoch=not on_step)
         self.log_dict(
@@ -155,6 +150,34 @@ class StyleTransferModule(pl.LightningModule):
             batch_size=content.shape[0],
         )
         return terms["loss"], content, output
+
+    def _conditional_terms(self, content: torch.Tensor, stage: str) -> tuple[torch.Tensor, torch.Tensor, dict, tuple]:
+        """A conditional network's pass and losses: training draws each sample's style and strength,
+        validation runs every style at strength 1 (the photos repeated once per style)."""
+        assert self.sampler is not None and self.perceptual is not None
+        if stage == "train":
+            c = self.sampler.sample(content.shape[0], self.global_step, self.device)
+        else:
+            c = self.sampler.every_style(content.shape[0], self.device)
+            content = content.repeat(len(self.trained), 1, 1, 1)
+        output = self._train_net(content, c.style_weights, c.strength)
+        terms = self.perceptual(output, content, style_index=c.bank_index, style_scale=c.style_scale)
+        if self.hparams.strength:  # strength 0 is the identity style: the photo, pixel for pixel
+            terms["identity"] = identity_loss(output, content, 1 - c.strength)
+            terms["loss"] = terms["loss"] + self.hparams.identity_weight * terms["identity"]
+        self._log_per_style(terms.pop("style_per_sample"), c.bank_index, stage)
+        return content, output, terms, (c.style_weights, c.strength)
+
+    def _stability_term(self, content: torch.Tensor, output: torch.Tensor, inputs: tuple) -> torch.Tensor:
+        """Stylizing a slightly moved, noisy second view must equal moving the stylized photo
+        (Wang et al., AAAI 2020: stability learned from still photos). The draws depend on the step only."""
+        gen = torch.Generator().manual_seed(0x57AB1E * 1_000_003 + self.global_step)
+        theta = random_warps(content.shape[0], gen)
+        view, valid = warp(content, theta)
+        noise = torch.randn(view.shape, generator=gen).to(view.device, view.dtype) * STABILITY_NOISE
+        second = self._train_net((view + noise).clamp(0, 1), *inputs)
+        moved, _ = warp(output, theta)
+        return stability_loss(second, moved, valid)
 
     def _log_per_style(self, per_sample: torch.Tensor, bank_index: torch.Tensor, stage: str) -> None:
         """Each trained style's style loss (over its samples in this batch) as ``<stage>/style@<name>``."""
