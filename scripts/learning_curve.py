@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("name", "step", "minutes", "content", "style_gram", "style_stats", "overrides")
 
@@ -65,45 +67,32 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> None:
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, float]:
-    """Export one checkpoint and judge it; the summary figures."""
+def run_quiet(*command: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "fastnst", *command], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def styles_of(run: Path) -> list[tuple[str | None, str]]:
+    """``(model style, painting)`` to judge: each style of a conditional run, else ``(None, painting)``."""
+    cfg = OmegaConf.load(run / "config.yaml")
+    if cfg.get("styles"):
+        return [(str(s.name), str(s.image)) for s in cfg.styles]
+    return [(None, str(cfg.style.image))]
+
+
+def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Export one checkpoint and judge it: the summary figures, by label (``<name>@<style>`` for each
+    style of a conditional run)."""
     onnx = ckpt.with_suffix(".onnx")
-    subprocess.run(
-        [sys.executable, "-m", "fastnst", "export", str(ckpt), "-o", str(onnx)],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    style = next(
-        line.split(":", 1)[1].strip()
-        for line in (ckpt.parent / "config.yaml").read_text().splitlines()
-        if line.strip().startswith("image:")
-    )
-    out = ckpt.with_suffix("")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastnst",
-            "eval",
-            "--style",
-            style,
-            "--content",
-            *args.content,
-            "--model",
-            str(onnx),
-            "-o",
-            str(out),
-            "-q",
-            "--device",
-            "cpu",
-        ],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    summary = json.loads((out / "summary.json").read_text())["summary"]
-    return next(iter(summary.values()))
+    run_quiet("export", str(ckpt), "-o", str(onnx), env=env)
+    figures = {}
+    for style, painting in styles_of(ckpt.parent):
+        out = ckpt.with_suffix("") / (style or "")
+        pick = ["--model-style", style] if style else []
+        run_quiet("eval", "--style", painting, "--content", *args.content, "--model", str(onnx), *pick,
+                  "-o", str(out), "-q", "--device", "cpu", env=env)  # fmt: skip
+        summary = json.loads((out / "summary.json").read_text())["summary"]
+        figures[f"{args.name}@{style}" if style else args.name] = next(iter(summary.values()))
+    return figures
 
 
 def checkpoints(run_dir: Path, steps: int) -> list[tuple[int, Path]]:
@@ -129,23 +118,27 @@ def main(argv: list[str] | None = None) -> None:
     if table.exists():
         done = {(r["name"], int(r["step"])) for r in csv.DictReader(table.open())}
     for step, ckpt in checkpoints(run_dir, args.steps):
-        if (args.name, step) in done:
+        if any(name.split("@")[0] == args.name and s == step for name, s in done):
             continue
-        figures = judge(args, ckpt, env)
-        row = {
-            "name": args.name,
-            "step": step,
-            "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
-            **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
-            "overrides": " ".join(args.overrides),
-        }
-        new = not table.exists()
-        with table.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        print(*(row[k] for k in FIELDS[:-1]), sep="\t", flush=True)
+        for label, figures in judge(args, ckpt, env).items():
+            row = {
+                "name": label,
+                "step": step,
+                "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
+                **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
+                "overrides": " ".join(args.overrides),
+            }
+            append_row(table, row)
+            print(*(row[k] for k in FIELDS[:-1]), sep="\t", flush=True)
+
+
+def append_row(table: Path, row: dict) -> None:
+    new = not table.exists()
+    with table.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 if __name__ == "__main__":

@@ -720,3 +720,19 @@ def test_conditional_norm_rows_get_the_scaled_learning_rate():
     assert all(p.ndim == 2 and p.shape[0] == 3 for p in rows["params"])  # two styles + the identity row
     single = StyleTransferModule(style_name="wave", style_image="wave.jpg", architecture="light")
     assert len(single.configure_optimizers().param_groups) == 1
+
+
+def test_eval_judges_the_chosen_style_of_a_several_style_model(tiny_conditional_checkpoint, tmp_path):
+    from fastnst.nn.export import export_onnx
+
+    model = export_onnx(tiny_conditional_checkpoint, tmp_path / "three.onnx").path
+    photo = REPO / "fastnst" / "assets" / "sample_photos" / "coffee.jpg"
+    figures = {}
+    for style in ("wave", "udnie"):
+        rc, _, err = cli("eval", "--style", style, "--content", photo, "--model", model, "--model-style", style,
+                           "-o", tmp_path / style, "-q", "--no-sheet")  # fmt: skip
+        assert rc == 0, err
+        figures[style] = json.loads((tmp_path / style / "summary.json").read_text())["summary"]
+    assert figures["wave"] != figures["udnie"]
+    rc, _, err = cli("eval", "--style", "wave", "--content", photo, "--model", model, "--model-style", "zz", "-q")
+    assert rc != 0 and "'zz' is not a style of this model" in err and len(err.strip().splitlines()) == 1

@@ -87,7 +87,7 @@ def test_base_install_is_numpy_pillow_onnxruntime_tqdm(wheel):
         if m := re.search(r"extra == \"(\w+)\"", rest):
             extras.setdefault(m[1], set()).add(name.lower())
     assert set(TRAIN_EXTRA) - {"hydra", "omegaconf"} | {"hydra-core"} <= extras["train"]
-    assert extras["video"] == {"av"}
+    assert extras["video"] == {"av", "opencv-python-headless"}
     # onnxruntime-gpu never comes next to the base's onnxruntime (they share the `onnxruntime` module)
     assert not any("onnxruntime-gpu" in names for names in extras.values())
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, asset
 
 from fastnst.styles import shipped_models
 
@@ -211,14 +211,16 @@ def test_readme_eval_commands_run(tiny_onnx, tmp_path, monkeypatch, vgg_weights_
             (tmp_path / folder / name).write_bytes((sample / name).read_bytes())
     for name in ("starry_night.onnx", "starry_night_light.onnx"):
         (tmp_path / name).write_bytes(tiny_onnx.read_bytes())
+    (tmp_path / "clip.mp4").symlink_to(asset("videos/bikes.mp4"))
     monkeypatch.chdir(tmp_path)
     lines = readme_lines("fastnst eval")
-    assert len(lines) >= 3
+    assert len(lines) >= 4
     for line in lines:
         args = shlex.split(line)[1:]
-        assert main([*args, "-q"]) == 0, line
+        video = "--video" in args  # on 3 small frames: the last --frames/--max-size wins
+        assert main([*args, "-q", *(["--frames", "3", "--max-size", "64"] if video else [])]) == 0, line
         out = tmp_path / args[args.index("-o") + 1]
-        for name in ("scores.csv", "summary.json", "contact_sheet.png"):
+        for name in ("flicker.json",) if video else ("scores.csv", "summary.json", "contact_sheet.png"):
             assert (out / name).is_file(), (line, name)
 
 

@@ -28,19 +28,26 @@ class AddMethod(argparse.Action):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--style", "-s", required=True, help="the style image (a file or a built-in style name)")
-    p.add_argument("--content", "-c", nargs="+", required=True, help="photos: files or folders")
+    # --style and --content are required for the image judge only; run_eval checks them (not --video).
+    p.add_argument("--style", "-s", help="the style image (a file or a built-in style name)")
+    p.add_argument("--content", "-c", nargs="+", help="photos: files or folders")
     p.add_argument("--model", "-m", action=AddMethod, dest="model", help="an ONNX model to judge (repeatable)")
     p.add_argument(
         "--images", action=AddMethod, dest="images",
         help="a folder of already-stylized images named like the photos (repeatable)",
     )  # fmt: skip
+    p.add_argument(
+        "--model-style", help="for models of several styles: the style (or mixture) to judge (default: the first)"
+    )
     p.add_argument("--label", action="append", help="a name per --model/--images, in order (default: file names)")
     p.add_argument("-o", "--output", type=Path, default=Path("eval"), help="folder for scores, summary, sheet")
     p.add_argument("--limit", type=int, help="judge only the first N photos")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where models run")
     p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--video", type=Path, help="measure flicker on this clip instead: warping error of each --model")
+    p.add_argument("--frames", type=int, help="with --video: only the first N frames (default: all)")
+    p.add_argument("--max-size", type=int, help="with --video: shrink frames to this long side (default: keep)")
 
 
 def find_photos(items: list[str]) -> list[Path]:
@@ -106,12 +113,14 @@ def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, 
     return names, methods
 
 
-def _stylizers(names: list[str], methods: list[tuple[str, Path]], device: str, max_size: int) -> dict[str, Any]:
-    """A :class:`~fastnst.runtime.stylizer.Stylizer` per ``--model`` method, by name."""
+def _stylizers(
+    names: list[str], methods: list[tuple[str, Path]], device: str, max_size: int, style: str | None = None
+) -> dict[str, Any]:
+    """A :class:`~fastnst.runtime.stylizer.Stylizer` per ``--model`` method, by name (``style``: ``--model-style``)."""
     from fastnst.runtime.stylizer import Stylizer
 
     return {
-        name: Stylizer(path, device=device, max_size=max_size)
+        name: Stylizer(path, style=style, device=device, max_size=max_size)
         for name, (kind, path) in zip(names, methods, strict=True)
         if kind == "model"
     }
@@ -131,7 +140,7 @@ def _judge_all(
     """Score every method on every photo: the rows, the photos and each method's results (for the sheet)."""
     from fastnst.nn.evaluate import JUDGE_SIZE, Row
 
-    stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE)
+    stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE, args.model_style)
     rows: list[Row] = []
     thumbs_photos: list[Image.Image] = []
     thumbs: dict[str, list[Image.Image]] = {name: [] for name in names}
@@ -172,6 +181,10 @@ def run_eval(args: argparse.Namespace) -> int:
     """Entry point of ``fastnst eval``: plan the methods, judge them on every photo, report."""
     from fastnst.styles import resolve_style_image
 
+    if getattr(args, "video", None) is not None:
+        return run_flicker(args)
+    if args.style is None or args.content is None:
+        raise EvalError("--style and --content are required (or --video clip.mp4 to measure flicker)")
     names, methods = _plan_methods(args)
     photos = find_photos(args.content)[: args.limit]
 
@@ -188,4 +201,36 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     report = write_outputs(args.output, rows, sheet, settings)
     _print_report(report, names, args.output, sheet)
+    return 0
+
+
+def _video_models(args: argparse.Namespace) -> dict[str, Any]:
+    """A uint8-frame -> uint8-frame function per ``--model``, by name (``--images`` has no frames to judge)."""
+    from fastnst.runtime.stylizer import Stylizer
+
+    names, methods = _plan_methods(args)
+    if any(kind != "model" for kind, _ in methods):
+        raise EvalError("--video judges --model only: --images holds no video frames")
+    return {name: Stylizer(path, device=args.device) for name, (_, path) in zip(names, methods, strict=True)}
+
+
+def run_flicker(args: argparse.Namespace) -> int:
+    """``fastnst eval --video``: each model's warping error beside the input frames' own, and flicker.json."""
+    import json
+
+    from fastnst.runtime.flicker import flicker_report, format_report, read_frames
+
+    if args.frames is not None and args.frames < 2:
+        raise EvalError(f"--frames {args.frames}: the warping error needs at least 2 frames")
+    if args.max_size is not None and args.max_size < 16:
+        raise EvalError(f"--max-size {args.max_size}: expected at least 16 pixels")
+    if not args.video.is_file():
+        raise EvalError(f"--video {args.video}: no such file")
+    models = _video_models(args)
+    frames = read_frames(args.video, args.frames, args.max_size)
+    report = flicker_report(args.video, frames, models)
+    with atomic_write(args.output / "flicker.json") as f:
+        f.write(json.dumps(report, indent=2).encode())
+    print(format_report(report))
+    print(f"wrote {args.output / 'flicker.json'}")
     return 0

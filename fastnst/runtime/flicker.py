@@ -1,0 +1,189 @@
+"""Video flicker: the warping error of Lai et al. 2018 ("Learning Blind Video Temporal Consistency").
+
+For each pair of consecutive frames t-1 -> t, optical flow between the *input* frames (OpenCV's DIS)
+warps the stylized frame t-1 into frame t; the error is the mean squared RGB difference (values in
+[0, 1], averaged over channels and the pixels that are visible in both frames) between the stylized
+frame t and that warped frame, averaged over all pairs, as in Lai et al.'s evaluation code. The same
+measure on the input frames themselves is the floor: what flow errors and lighting changes leave
+even for a perfectly stable "model".
+
+No torch; OpenCV (``opencv-python-headless``) and PyAV are imported only when used (``fastnst[video]``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastnst.errors import FastNSTError
+from fastnst.runtime.imageio import fit_size
+
+FLOW = "OpenCV DIS optical flow (PRESET_MEDIUM) on the input frames"
+METRIC = "mean squared RGB difference in [0, 1] over pixels visible in both frames (Lai et al. 2018)"
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise FastNSTError('flicker measure needs OpenCV: pip install "fastnst[video]"') from None
+    return cv2
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """8-bit grayscale of an ``(H, W, 3)`` RGB frame (uint8, or float in [0, 1])."""
+    cv2 = _cv2()
+    frame = np.asarray(rgb)
+    if frame.dtype != np.uint8:
+        frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def optical_flow(prev_rgb: np.ndarray, next_rgb: np.ndarray) -> np.ndarray:
+    """Dense flow ``(H, W, 2)`` (x, y) from ``prev_rgb`` to ``next_rgb``: ``prev(p) ~ next(p + flow(p))``.
+
+    OpenCV's DIS (Kroeger et al. 2016, medium preset) on 8-bit grayscale.
+    """
+    cv2 = _cv2()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(_gray(prev_rgb), _gray(next_rgb), None).astype(np.float32)
+
+
+def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The source coordinates ``p + flow(p)`` of every pixel, as remap's two float32 maps."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warp: ``out(p) = image(p + flow(p))``, bilinear, borders replicated (``cv2.remap``).
+
+    With ``flow = optical_flow(a, b)``, ``warp(b, flow)`` brings ``b`` onto ``a``'s pixels. Any number
+    of channels; float32 out.
+    """
+    cv2 = _cv2()
+    map_x, map_y = _sample_grid(flow)
+    src = np.ascontiguousarray(np.asarray(image, dtype=np.float32))
+    return cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32: 1 where ``flow_fw`` is trusted, 0 at occlusions and where it leaves the frame.
+
+    ``flow_fw`` goes from frame a to frame b, ``flow_bw`` from b to a. Forward-backward consistency of
+    Sundaram et al. 2010: ``|fw + bw(p + fw)|^2 < 0.01 (|fw|^2 + |bw(p + fw)|^2) + 0.5``. Pixels whose
+    flow points outside frame b have nothing to be compared with, so they are masked too.
+    """
+    h, w = flow_fw.shape[:2]
+    bw = warp(flow_bw, flow_fw)
+    total = np.sum((flow_fw + bw) ** 2, axis=-1)
+    scale = np.sum(flow_fw**2, axis=-1) + np.sum(bw**2, axis=-1)
+    consistent = total < 0.01 * scale + 0.5
+    map_x, map_y = _sample_grid(flow_fw)
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return (consistent & inside).astype(np.float32)
+
+
+def _to_float(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    return frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
+
+
+def pair_flows(frames_in: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each pair t-1 -> t of the input frames: the flow from t to t-1 and its validity mask."""
+    pairs = []
+    for prev, cur in itertools.pairwise(frames_in):
+        to_prev, to_cur = optical_flow(cur, prev), optical_flow(prev, cur)
+        pairs.append((to_prev, occlusion_mask(to_prev, to_cur)))
+    return pairs
+
+
+def warping_error(
+    frames_in: Sequence[np.ndarray],
+    frames_out: Sequence[np.ndarray],
+    flows: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> float:
+    """Lai et al.'s warping error of ``frames_out`` (stylized ``frames_in``); lower is steadier.
+
+    The mean over pairs t-1 -> t of the mean squared difference (RGB in [0, 1], averaged over channels
+    and valid pixels) between ``frames_out[t]`` and ``frames_out[t-1]`` warped into t with the flow of
+    the *input* frames. ``frames_out = frames_in`` gives the floor. ``flows``: :func:`pair_flows` of
+    ``frames_in``, to share it between several outputs.
+    """
+    if len(frames_in) != len(frames_out) or len(frames_in) < 2:
+        raise ValueError(f"need as many outputs as inputs, at least 2: got {len(frames_in)} and {len(frames_out)}")
+    flows = pair_flows(frames_in) if flows is None else flows
+    errors = []
+    for t, (flow, mask) in enumerate(flows, start=1):
+        cur, prev = _to_float(frames_out[t]), _to_float(frames_out[t - 1])
+        if cur.shape[:2] != flow.shape[:2] or prev.shape != cur.shape:
+            raise ValueError(f"frame {t}: output size {cur.shape[:2]} differs from the input's {flow.shape[:2]}")
+        squared = np.mean((cur - warp(prev, flow)) ** 2, axis=-1)
+        errors.append(float(np.sum(squared * mask) / max(float(mask.sum()), 1.0)))
+    return float(np.mean(errors))
+
+
+def read_frames(path: Path, limit: int | None = None, max_size: int | None = None) -> list[np.ndarray]:
+    """The first ``limit`` frames of a video as uint8 RGB arrays, long side at most ``max_size``."""
+    try:
+        import av
+    except ImportError:
+        raise FastNSTError('video support needs PyAV: pip install "fastnst[video]"') from None
+    cv2 = _cv2()
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                rgb = frame.to_ndarray(format="rgb24")
+                size = fit_size(rgb.shape[1], rgb.shape[0], max_size)
+                if size != (rgb.shape[1], rgb.shape[0]):
+                    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                frames.append(rgb)
+                if limit is not None and len(frames) >= limit:
+                    break
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise FastNSTError(f"{path}: not a readable video ({' '.join(str(e).split())})") from None
+    if len(frames) < 2:
+        raise FastNSTError(f"{path}: {len(frames)} frame(s) read; the warping error needs at least 2")
+    return frames
+
+
+def flicker_report(
+    video: Path, frames: list[np.ndarray], models: dict[str, Callable[[np.ndarray], np.ndarray]]
+) -> dict[str, Any]:
+    """The warping error of each model (a function from a uint8 frame to a uint8 frame) and the floor."""
+    flows = pair_flows(frames)
+    floor = warping_error(frames, frames, flows)
+    report: dict[str, Any] = {
+        "video": str(video),
+        "frames": len(frames),
+        "pairs": len(flows),
+        "size": [int(frames[0].shape[1]), int(frames[0].shape[0])],
+        "flow": FLOW,
+        "metric": METRIC,
+        "input_warping_error": floor,
+        "models": {},
+    }
+    for name, stylize in models.items():
+        error = warping_error(frames, [stylize(f) for f in frames], flows)
+        report["models"][name] = {"warping_error": error, "x_input": error / floor if floor else None}
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a table: each model's warping error beside the input frames' own."""
+    w, h = report["size"]
+    lines = [
+        f"{report['video']}: {report['frames']} frames ({report['pairs']} pairs) at {w}x{h}; warping error = {METRIC}",
+        f"{'model':24s} {'pairs':>5s} {'warping_error':>14s} {'input_own':>12s} {'x_input':>8s}",
+    ]
+    floor = report["input_warping_error"]
+    for name, m in report["models"].items():
+        ratio = f"{m['x_input']:8.2f}" if m["x_input"] is not None else f"{'-':>8s}"
+        lines.append(f"{name:24s} {report['pairs']:5d} {m['warping_error']:14.6f} {floor:12.6f} {ratio}")
+    return "\n".join(lines)
