@@ -385,6 +385,7 @@ def test_export_metadata_lists_the_styles_in_order(exported):
     assert style_names(meta) == STYLES
 
 
+@pytest.mark.slow  # fp16 export is covered for one-style networks in the default run
 def test_export_fp16_conditional(tmp_path, exported):
     from fastnst.nn.export import export_network
 
