@@ -5,8 +5,9 @@
         --content ../shared/assets/content -o curves/ -- style=udnie model=light data.root=...
 
 Trains one recipe (the overrides after ``--``, as for ``train.py``) in a subprocess limited to
-``--threads`` CPU threads, keeping a checkpoint every ``--every`` steps. Each checkpoint is then
-exported to ONNX and judged by ``fastnst eval`` on the ``--content`` photos. The training minutes
+``--threads`` CPU threads, keeping a checkpoint every ``--every`` steps. Each checkpoint is
+exported to ONNX and judged by ``fastnst eval`` on the ``--content`` photos as soon as it is written
+(a minute's polling), while the run goes on; each style of a several-style run is judged apart. The training minutes
 of a checkpoint are its file time since the run started (wall clock, so run nothing heavy beside
 it). Prints one row per checkpoint and appends them to ``<output>/curves.csv``; rerunning a name
 resumes its training (``ckpt_path=last``) and judges only checkpoints not judged yet.
@@ -27,6 +28,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parent.parent
+POLL_SECONDS = 60  # how often a running training is checked for new checkpoints
+SETTLE_SECONDS = 30  # a checkpoint this fresh may still be being written: judged on the next look
 FIELDS = ("name", "step", "minutes", "content", "style_gram", "style_stats", "overrides")
 
 
@@ -42,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> None:
+def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     """Run (or resume) training in run_dir/run (run_2, ... when resumed); the start time is kept in
     run_dir/started. Minutes are wall clock since the first start: a resumed curve counts the pause."""
     started = run_dir / "started"
@@ -64,7 +67,7 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> None:
         "export.onnx=false",
         f"hydra.run.dir={run_dir / 'run'}",
     ]
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
 def run_quiet(*command: str, env: dict[str, str]) -> None:
@@ -95,12 +98,12 @@ def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str
     return figures
 
 
-def checkpoints(run_dir: Path, steps: int) -> list[tuple[int, Path]]:
+def checkpoints(run_dir: Path, steps: int | None) -> list[tuple[int, Path]]:
     """``(step, checkpoint)`` in step order: the kept ones, and the end of the run when ``steps`` is not
     a multiple of ``--every`` (its ``last.ckpt``, copied to ``step=<steps>.ckpt`` so it is judged once)."""
     found = {int(c.stem.split("=")[1]): c for c in run_dir.glob("run*/step=*.ckpt")}
     lasts = sorted(run_dir.glob("run*/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if steps not in found and lasts:
+    if steps is not None and steps not in found and lasts:
         final = lasts[-1].with_name(f"step={steps:07d}.ckpt")
         shutil.copy2(lasts[-1], final)
         found[steps] = final
@@ -111,14 +114,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     run_dir = (args.output / args.name).resolve()
-    train(args, run_dir, env)
+    training = train(args, run_dir, env)
+    while training.poll() is None:  # judge each kept checkpoint while the run goes on
+        judge_new(args, run_dir, env, final=False)
+        time.sleep(POLL_SECONDS)
+    if training.returncode != 0:
+        raise SystemExit(f"training stopped with exit status {training.returncode}; rerun the same command to resume")
+    judge_new(args, run_dir, env, final=True)
+
+
+def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], final: bool) -> None:
+    """Judge the checkpoints not in curves.csv yet; with ``final``, also the end of the run."""
     started = float((run_dir / "started").read_text())
     table = args.output / "curves.csv"
     done = set()
     if table.exists():
-        done = {(r["name"], int(r["step"])) for r in csv.DictReader(table.open())}
-    for step, ckpt in checkpoints(run_dir, args.steps):
-        if any(name.split("@")[0] == args.name and s == step for name, s in done):
+        done = {(r["name"].split("@")[0], int(r["step"])) for r in csv.DictReader(table.open())}
+    for step, ckpt in checkpoints(run_dir, args.steps if final else None):
+        if (args.name, step) in done or (not final and time.time() - ckpt.stat().st_mtime < SETTLE_SECONDS):
             continue
         for label, figures in judge(args, ckpt, env).items():
             row = {
