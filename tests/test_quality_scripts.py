@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO
 from PIL import Image
 
@@ -73,3 +74,14 @@ def test_compare_optimize_judges_model_and_optimization(tmp_path, vgg_weights_fi
         "-o", str(out),
     )  # fmt: skip
     assert "optimize_4/chelsea.png: exists, reused" in again
+
+
+@pytest.mark.slow
+def test_learning_curve_judges_each_checkpoint_and_each_style(tmp_path, vgg_weights_file):
+    photo = sample_photos_dir() / "coffee.jpg"
+    tiny = ["data=sample", "style.size=64", "data.image_size=32", "model=light", "trainer=cpu"]
+    out = run_script("learning_curve.py", "--name", "two", "--steps", "3", "--every", "2", "--content", str(photo),
+                     "-o", str(tmp_path), "--", "style=[wave,udnie]", *tiny)  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "curves.csv").open()))
+    assert {(r["name"], r["step"]) for r in rows} == {(f"two@{s}", str(n)) for s in ("wave", "udnie") for n in (2, 3)}
+    assert all(float(r["style_gram"]) > 0 for r in rows) and "two@udnie" in out
