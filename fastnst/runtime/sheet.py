@@ -22,20 +22,24 @@ STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # the columns of a one-style model's sheet
 _LABEL = 22  # pixels of label strip under each cell
 
 
+def sheet_stylizers(stylizer: Stylizer) -> list[tuple[str, Stylizer, float | None]]:
+    """``(label, stylizer, strength)`` per cell after the photo: every style of a several-style model
+    (at the sheet's strength: None), else the one style at each of :data:`STRENGTHS`."""
+    if len(stylizer.style_names) > 1:
+        return [(name, stylizer.with_style(name), None) for name in stylizer.style_names]
+    return [(f"{stylizer.style} {s:g}", stylizer, s) for s in STRENGTHS]
+
+
 def sheet_cells(
-    model: str | Path, photo: Image.Image, strength: float = 1.0, **options
+    cells: list[tuple[str, Stylizer, float | None]], photo: Image.Image, strength: float = 1.0
 ) -> list[tuple[str, Image.Image]]:
-    """``(label, image)`` cells: the photo, then every style (or every strength of a one-style model)."""
-    first = Stylizer(model, **options)
+    """``(label, image)`` cells: the photo, then each of ``cells`` (from :func:`sheet_stylizers`)."""
     photo = photo.convert("RGB")
-    cells = [("photo", photo)]
-    if len(first.style_names) > 1:
-        for name in first.style_names:
-            stylizer = first if name == first.style_names[0] else Stylizer(model, style=name, **options)
-            cells.append((name if strength == 1 else f"{name} {strength:g}", stylizer(photo, strength=strength)))
-    else:
-        cells += [(f"{first.style} {s:g}", first(photo, strength=s)) for s in STRENGTHS]
-    return cells
+    out = [("photo", photo)]
+    for label, stylizer, fixed in cells:
+        s = strength if fixed is None else fixed
+        out.append((label if fixed is not None or s == 1 else f"{label} {s:g}", stylizer(photo, strength=s)))
+    return out
 
 
 def compose_sheet(cells: list[tuple[str, Image.Image]]) -> Image.Image:
@@ -59,7 +63,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     """Write one sheet per input photo; 0 when all were written."""
     if args.output is not None and args.output.suffix:
         raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder")
-    options = {"device": args.device, "tile_size": args.tile_size}
+    cells = sheet_stylizers(Stylizer(args.model, device=args.device, tile_size=args.tile_size))  # one session
     size = args.max_size or SHEET_SIZE
     for name in args.inputs:
         src = Path(name)
@@ -68,7 +72,7 @@ def run_sheet(args: argparse.Namespace) -> int:
             print(f"{dst}: exists, skipped (--overwrite replaces it)")
             continue
         photo = Image.fromarray(to_uint8(fit_long_side(to_float(open_rgb(src)), size)), "RGB")
-        sheet = compose_sheet(sheet_cells(args.model, photo, args.strength, **options))
+        sheet = compose_sheet(sheet_cells(cells, photo, args.strength))
         with atomic_write(dst) as f:
             sheet.save(f, format="JPEG", quality=92)
         if not args.quiet:

@@ -13,6 +13,7 @@ normalised alike.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -299,6 +300,15 @@ class Stylizer:
             return max(height, width) <= self.tile_size
         pixels = count * (height + 2 * self.margin) * (width + 2 * self.margin)
         return pixels * self.bytes_per_pixel <= self.memory_budget
+
+    def with_style(self, style: str | Mapping[str, float]) -> Stylizer:
+        """The same model with another style or mixture chosen; shares this one's onnxruntime session."""
+        other = copy.copy(self)
+        try:
+            other.style_mix = self._choose(style)
+        except ValueError as e:
+            raise ModelError(f"{self.path}: {e}") from None
+        return other
 
     def _choose(self, style: str | Mapping[str, float] | None) -> dict[str, float]:
         """The chosen ``{style: weight}`` ({} for a one-style model, which has nothing to choose)."""
