@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_infer(sub: Any) -> None:
     """``fastnst infer``."""
+    from fastnst.runtime.temporal import MOMENTUM
+
     p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
     p.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
@@ -220,6 +222,15 @@ def _add_infer(sub: Any) -> None:
     )
     p.add_argument("--sheet", action="store_true", help="write one picture of every style (or strength) per photo")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    p.add_argument(
+        "--smooth-stats",
+        type=float,
+        nargs="?",
+        const=MOMENTUM,
+        metavar="MOMENTUM",
+        help=f"videos: normalise each frame with instance-norm statistics averaged over the frames before it "
+        f"(momentum in [0, 1); {MOMENTUM} if given alone). Measured in docs/quality.md",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from fastnst.atomic import atomic_write
@@ -48,6 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", type=Path, help="measure flicker on this clip instead: warping error of each --model")
     p.add_argument("--frames", type=int, help="with --video: only the first N frames (default: all)")
     p.add_argument("--max-size", type=int, help="with --video: shrink frames to this long side (default: keep)")
+    p.add_argument(
+        "--smooth-stats", type=float, nargs="+", metavar="MOMENTUM",
+        help="with --video: also measure each model with instance-norm statistics smoothed over frames",
+    )  # fmt: skip
+    p.add_argument(
+        "--judge-frames", type=int, default=8,
+        help="with --video and --style: judge this many frames spread over the clip (default 8)",
+    )  # fmt: skip
 
 
 def find_photos(items: list[str]) -> list[Path]:
@@ -214,21 +223,66 @@ def _video_models(args: argparse.Namespace) -> dict[str, Any]:
     return {name: Stylizer(path, device=args.device) for name, (_, path) in zip(names, methods, strict=True)}
 
 
-def run_flicker(args: argparse.Namespace) -> int:
-    """``fastnst eval --video``: each model's warping error beside the input frames' own, and flicker.json."""
-    import json
-
-    from fastnst.runtime.flicker import flicker_report, format_report, read_frames
-
+def _check_video_settings(args: argparse.Namespace) -> None:
     if args.frames is not None and args.frames < 2:
         raise EvalError(f"--frames {args.frames}: the warping error needs at least 2 frames")
     if args.max_size is not None and args.max_size < 16:
         raise EvalError(f"--max-size {args.max_size}: expected at least 16 pixels")
+    for m in args.smooth_stats or []:
+        if not 0.0 <= m < 1.0:
+            raise EvalError(f"--smooth-stats {m}: expected a momentum from 0 up to (not including) 1")
+    if args.judge_frames < 1:
+        raise EvalError(f"--judge-frames {args.judge_frames}: expected at least 1")
     if not args.video.is_file():
         raise EvalError(f"--video {args.video}: no such file")
-    models = _video_models(args)
+
+
+def _video_outputs(args: argparse.Namespace, frames: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Each ``--model``'s stylized frames: per frame, and with each ``--smooth-stats`` momentum."""
+    from fastnst.runtime.temporal import SmoothedStats
+
+    stylizers = _video_models(args)
+    variants = [(name, st, m) for name, st in stylizers.items() for m in [None, *(args.smooth_stats or [])]]
+    outputs: dict[str, list[np.ndarray]] = {}
+    with Progress(len(variants) * len(frames), "stylizing frames", enabled=not args.quiet, unit="frame") as bar:
+        for name, stylizer, momentum in variants:
+            stylize = stylizer if momentum is None else SmoothedStats(stylizer, momentum)
+            key = name if momentum is None else f"{name}~smooth{momentum:g}"
+            outputs[key] = []
+            for frame in frames:
+                outputs[key].append(stylize(frame))
+                bar.update(note=key)
+    return outputs
+
+
+def _judge_frames(args: argparse.Namespace, frames: list[np.ndarray], outputs: dict, report: dict) -> None:
+    """The judge's mean figures over ``--judge-frames`` frames spread over the clip, added to each model."""
+    from fastnst.nn.evaluate import Judge
+    from fastnst.runtime.flicker import JUDGED, sampled
+    from fastnst.styles import resolve_style_image
+
+    judge = Judge(resolve_style_image(args.style))
+    picks = sampled(len(frames), args.judge_frames)
+    for name, stylized in outputs.items():
+        scores = [judge.score(stylized[i], frames[i]) for i in picks]
+        report["models"][name].update({m: float(np.mean([getattr(s, m) for s in scores])) for m in JUDGED})
+    report["judged_frames"] = picks
+    report["style"] = str(args.style)
+
+
+def run_flicker(args: argparse.Namespace) -> int:
+    """``fastnst eval --video``: each model's warping error beside the input frames' own (and, with
+    ``--style``, the judge's figures on sampled frames), printed and written to flicker.json."""
+    import json
+
+    from fastnst.runtime.flicker import flicker_report, format_report, read_frames
+
+    _check_video_settings(args)
     frames = read_frames(args.video, args.frames, args.max_size)
-    report = flicker_report(args.video, frames, models)
+    outputs = _video_outputs(args, frames)
+    report = flicker_report(args.video, frames, outputs)
+    if args.style is not None:
+        _judge_frames(args, frames, outputs, report)
     with atomic_write(args.output / "flicker.json") as f:
         f.write(json.dumps(report, indent=2).encode())
     print(format_report(report))

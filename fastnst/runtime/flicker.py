@@ -13,7 +13,7 @@ No torch; OpenCV (``opencv-python-headless``) and PyAV are imported only when us
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from fastnst.errors import FastNSTError
 from fastnst.runtime.imageio import fit_size
 
 FLOW = "OpenCV DIS optical flow (PRESET_MEDIUM) on the input frames"
+JUDGED = ("content", "style_gram", "style_stats")  # the judge's figures, as fastnst.nn.evaluate names them
 METRIC = "mean squared RGB difference in [0, 1] over pixels visible in both frames (Lai et al. 2018)"
 
 
@@ -153,10 +154,15 @@ def read_frames(path: Path, limit: int | None = None, max_size: int | None = Non
     return frames
 
 
-def flicker_report(
-    video: Path, frames: list[np.ndarray], models: dict[str, Callable[[np.ndarray], np.ndarray]]
-) -> dict[str, Any]:
-    """The warping error of each model (a function from a uint8 frame to a uint8 frame) and the floor."""
+def sampled(count: int, samples: int) -> list[int]:
+    """``samples`` frame indices spread evenly over ``count`` frames, first and last included."""
+    if samples >= count:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / max(samples - 1, 1)) for i in range(samples)})
+
+
+def flicker_report(video: Path, frames: list[np.ndarray], outputs: dict[str, Sequence[np.ndarray]]) -> dict[str, Any]:
+    """The warping error of each model's stylized ``frames`` (by model name) and the floor."""
     flows = pair_flows(frames)
     floor = warping_error(frames, frames, flows)
     report: dict[str, Any] = {
@@ -169,21 +175,27 @@ def flicker_report(
         "input_warping_error": floor,
         "models": {},
     }
-    for name, stylize in models.items():
-        error = warping_error(frames, [stylize(f) for f in frames], flows)
+    for name, stylized in outputs.items():
+        error = warping_error(frames, stylized, flows)
         report["models"][name] = {"warping_error": error, "x_input": error / floor if floor else None}
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The report as a table: each model's warping error beside the input frames' own."""
+    """The report as a table: each model's warping error beside the input frames' own, and the judge's
+    figures on the sampled frames where they were measured."""
     w, h = report["size"]
+    judged = report.get("judged_frames")
     lines = [
         f"{report['video']}: {report['frames']} frames ({report['pairs']} pairs) at {w}x{h}; warping error = {METRIC}",
-        f"{'model':24s} {'pairs':>5s} {'warping_error':>14s} {'input_own':>12s} {'x_input':>8s}",
+        f"{'model':28s} {'pairs':>5s} {'warping_error':>14s} {'input_own':>12s} {'x_input':>8s}"
+        + ("".join(f" {m:>11s}" for m in JUDGED) if judged else ""),
     ]
     floor = report["input_warping_error"]
     for name, m in report["models"].items():
         ratio = f"{m['x_input']:8.2f}" if m["x_input"] is not None else f"{'-':>8s}"
-        lines.append(f"{name:24s} {report['pairs']:5d} {m['warping_error']:14.6f} {floor:12.6f} {ratio}")
+        figures = "".join(f" {m[k]:11.4f}" for k in JUDGED) if judged else ""
+        lines.append(f"{name:28s} {report['pairs']:5d} {m['warping_error']:14.6f} {floor:12.6f} {ratio}{figures}")
+    if judged:
+        lines.append(f"judge figures: means over frames {', '.join(map(str, judged))} (fastnst eval's fixed judge)")
     return "\n".join(lines)

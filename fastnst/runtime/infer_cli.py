@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from fastnst.runtime.imageio import (
     to_uint8,
 )
 from fastnst.runtime.stylizer import Stylizer
+from fastnst.runtime.temporal import SmoothedStats
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
@@ -173,6 +174,8 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
     if args.max_size is not None and args.max_size < 1:
         raise FastNSTError(f"--max-size {args.max_size}: expected a positive number of pixels (the long side)")
+    if args.smooth_stats is not None and not 0.0 <= args.smooth_stats < 1.0:
+        raise FastNSTError(f"--smooth-stats {args.smooth_stats}: expected a momentum from 0 up to (not including) 1")
     if args.tile_size is not None and args.tile_size < 4 * _OVERLAP:
         raise FastNSTError(
             f"--tile-size {args.tile_size}: must be at least {4 * _OVERLAP} px (4 x the {_OVERLAP}-px tile overlap)"
@@ -332,12 +335,26 @@ class InferRun:
         results = self.stylizer.stylize_arrays(frames, self.args.strength, self.args.preserve_color)
         return [to_uint8(r.image) for r in results]
 
+    def _frame_function(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        """Batches of frames in, stylized frames out: per frame, or with smoothed statistics (one per clip)."""
+        if self.args.smooth_stats is None:
+            return self._frames
+        smoothed = SmoothedStats(
+            self.stylizer, self.args.smooth_stats, strength=self.args.strength, preserve_colors=self.args.preserve_color
+        )
+        return lambda frames: [smoothed(f) for f in frames]
+
     def video(self, src: Path, dst: Path) -> None:
         self.flush()
         dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         report = stylize_video(
-            src, dst, self._frames, self.args.batch_size, progress=not self.args.quiet, max_size=self.args.max_size
+            src,
+            dst,
+            self._frame_function(),
+            self.args.batch_size,
+            progress=not self.args.quiet,
+            max_size=self.args.max_size,
         )
         record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
         record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))

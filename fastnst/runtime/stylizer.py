@@ -380,24 +380,62 @@ class Stylizer:
             )
         return out.transpose(0, 2, 3, 1), out_stats
 
-    def _stylize_tiled(self, image: np.ndarray, strength: float) -> tuple[np.ndarray, int]:
+    def _stylize_tiled(
+        self, image: np.ndarray, strength: float, stats: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int, np.ndarray]:
+        """Tiles normalised alike: with ``stats`` if given, else with the statistics of the whole image
+        computed at a lower resolution (returned either way, as :meth:`stylize_frame` returns them)."""
         h, w = image.shape[:2]
-        # One set of instance-norm statistics for the whole image, from a low-resolution copy.
-        _, stats = self._run(fit_long_side(image, self.stats_size)[None], strength=strength)
+        _, computed = self._run(fit_long_side(image, self.stats_size)[None], stats, strength)
+        shared = computed if stats is None else stats
         tile, overlap = self.tile_size, self.overlap
         rows, cols = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
         out = np.zeros((h, w, 3), np.float32)
         weight = np.zeros((h, w, 1), np.float32)
         for i, (y0, y1) in enumerate(rows):
             for j, (x0, x1) in enumerate(cols):
-                piece, _ = self._run(image[None, y0:y1, x0:x1], stats, strength)
+                piece, _ = self._run(image[None, y0:y1, x0:x1], shared, strength)
                 # Ramps only where a neighbour overlaps: the length of the actual overlap.
                 wy = _feather(rows, i)
                 wx = _feather(cols, j)
                 wt = (wy[:, None] * wx[None, :])[..., None]
                 out[y0:y1, x0:x1] += piece[0] * wt
                 weight[y0:y1, x0:x1] += wt
-        return out / weight, len(rows) * len(cols)
+        return out / weight, len(rows) * len(cols), computed
+
+    def _finish(self, stylized: np.ndarray, photo: np.ndarray, strength: float, preserve_colors: bool) -> np.ndarray:
+        """Colours kept if asked, and the pixel blend for a model without a trained-in strength."""
+        if preserve_colors:
+            stylized = preserve_color(stylized, photo)
+        return stylized if self.trained_strength else blend(stylized, photo, strength)
+
+    def _trained(self, strength: float) -> float:
+        """The strength given to the graph: the value asked for when trained in, else 1 (blended after)."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength={strength}: expected a value from 0 to 1")
+        return strength if self.trained_strength else 1.0
+
+    def stylize_frame(
+        self,
+        image: Image.Image | np.ndarray,
+        norm_stats: np.ndarray | None = None,
+        strength: float = 1.0,
+        preserve_colors: bool = False,
+    ) -> tuple[Result, np.ndarray]:
+        """Stylize one image normalised with the given instance-norm statistics (``None``: its own), and
+        return the statistics computed over it, ``(1, S)``: the means and variances of every instance
+        norm, as the graph's ``norm_stats_out`` gives them (a tiled image's from its low-resolution copy).
+        Video uses it to smooth the statistics across frames (:mod:`fastnst.runtime.temporal`)."""
+        trained = self._trained(strength)
+        photo = fit_long_side(to_float(image), self.max_size)
+        start = time.perf_counter()
+        if self.fits(*photo.shape[:2]):
+            out, computed = self._run(photo[None], norm_stats, trained)
+            stylized, tiles = out[0], 1
+        else:
+            stylized, tiles, computed = self._stylize_tiled(photo, trained, norm_stats)
+        result = self._finish(stylized, photo, strength, preserve_colors)
+        return Result(result, time.perf_counter() - start, tiles), computed[:1]
 
     def stylize_arrays(
         self, images: Sequence[Image.Image | np.ndarray], strength: float = 1.0, preserve_colors: bool = False
@@ -408,31 +446,17 @@ class Stylizer:
         ``strength`` (0..1) is the model's trained-in strength when it has one (:attr:`conditional`:
         lighter strokes on an intact photo), else a blend of the stylized pixels with the photo's.
         """
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength={strength}: expected a value from 0 to 1")
-        trained = strength if self.trained_strength else 1.0
+        trained = self._trained(strength)
         photos = [fit_long_side(to_float(im), self.max_size) for im in images]
-        results: list[Result] = []
-        start = time.perf_counter()
-        same = len({p.shape for p in photos}) == 1
-        if same and self.fits(*photos[0].shape[:2], count=len(photos)):
+        if len({p.shape for p in photos}) == 1 and self.fits(*photos[0].shape[:2], count=len(photos)):
+            start = time.perf_counter()
             stylized, _ = self._run(np.stack(photos), strength=trained)
             per = (time.perf_counter() - start) / len(photos)
-            outputs = [(s, 1, per) for s in stylized]
-        else:
-            outputs = []
-            for photo in photos:
-                t0 = time.perf_counter()
-                if self.fits(*photo.shape[:2]):
-                    s, tiles = self._run(photo[None], strength=trained)[0][0], 1
-                else:
-                    s, tiles = self._stylize_tiled(photo, trained)
-                outputs.append((s, tiles, time.perf_counter() - t0))
-        for photo, (s, tiles, seconds) in zip(photos, outputs, strict=True):
-            if preserve_colors:
-                s = preserve_color(s, photo)
-            results.append(Result(s if self.trained_strength else blend(s, photo, strength), seconds, tiles))
-        return results
+            return [
+                Result(self._finish(s, p, strength, preserve_colors), per, 1)
+                for s, p in zip(stylized, photos, strict=True)
+            ]
+        return [self.stylize_frame(p, None, strength, preserve_colors)[0] for p in photos]
 
     def __call__(
         self, image: Image.Image | np.ndarray, strength: float = 1.0, preserve_colors: bool = False
