@@ -4,6 +4,7 @@
     python scripts/bench.py train [--quick]     # training images/s vs a pytorch/examples-style loop
     python scripts/bench.py infer [--quick]     # ONNX Runtime fp32/fp16/int8 vs PyTorch eager, and a peer model
     python scripts/bench.py optimize [--quick]  # time to a fixed loss vs the PyTorch tutorial's L-BFGS loop
+    python scripts/bench.py video [--quick]     # per-frame time of the stable video paths vs per frame
 
 Common flags: ``--device cpu|cuda``, ``--quick`` (about a minute on a 2-core CPU for train and
 infer, a few minutes for optimize), ``--json PATH`` (the results as JSON too). Each part prints a
@@ -20,13 +21,15 @@ from pathlib import Path
 import bench_infer
 import bench_optimize
 import bench_train
+import bench_video
 import torch
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = p.add_subparsers(dest="part", required=True)
-    for name, module in (("train", bench_train), ("infer", bench_infer), ("optimize", bench_optimize)):
+    parts_ = (("train", bench_train), ("infer", bench_infer), ("optimize", bench_optimize), ("video", bench_video))
+    for name, module in parts_:
         sub = parts.add_parser(name, help=module.__doc__.splitlines()[0], description=module.__doc__)
         sub.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         sub.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")

@@ -44,3 +44,12 @@ def test_bench_infer_toy(tmp_path):
     last = stdout.strip().splitlines()[-1]
     if "ratio_light_to_peer" in result:  # the peer model is in the development assets
         assert last.startswith("infer: light model") and "the peer's latency" in last
+
+
+def test_bench_video_toy(tmp_path, assets):
+    stdout, result = run_bench(
+        "video", "--model", "wave", "--model", "udnie", "--frames", "3", "--max-size", "96", tmp_path=tmp_path
+    )
+    assert list(result["ms"]) == ["wave per frame", "wave smoothed statistics (0.9)", "udnie per frame"]
+    assert result["ratios"]["wave per frame"] == 1.0 and all(v > 0 for v in result["ms"].values())
+    assert stdout.strip().splitlines()[-1].startswith("video: wave smoothed statistics (0.9)")
