@@ -101,6 +101,18 @@ def test_a_scene_cut_restarts_the_average(frames: list[np.ndarray]) -> None:
     assert smoothed.running is None
 
 
+def test_a_fade_from_black_restarts_instead_of_overflowing() -> None:
+    """A black frame's near-zero variances would blow up the next frame's activations (the shipped fp16
+    models overflow to NaN): the pass that fails counts as a cut and the frame gets its own statistics."""
+    stylizer = Stylizer("starry_night")
+    fade = [np.full((48, 64, 3), level, np.uint8) for level in (0, 20, 40)]
+    smoothed = SmoothedStats(stylizer)
+    outputs = [smoothed(f) for f in fade]
+    assert smoothed.cuts >= 1
+    for out, frame in zip(outputs, fade, strict=True):
+        assert np.abs(out.astype(int) - stylizer(frame).astype(int)).max() <= 1
+
+
 def test_eval_video_measures_smoothed_statistics_and_judges_frames(tmp_path: Path, capsys) -> None:
     pytest.importorskip("cv2", reason="the flicker measure needs OpenCV: pip install -e '.[video]'")
     from fastnst.cli import main

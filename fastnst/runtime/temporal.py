@@ -5,8 +5,8 @@ change between frames (noise, motion, a car entering) shifts every layer's means
 whole picture's colours and textures pulse with them. Here frame t is normalised instead with a running
 average of the statistics of the frames before it (the exported graph takes external statistics, as it
 does for tiles), and the statistics that frame t computes in the same pass are folded into the average
-for frame t+1. A scene cut (the frame's statistics far from the average) restarts the average from the
-new frame, stylized again with its own statistics.
+for frame t+1. A scene cut (the frame's statistics far from the average, or a pass that overflows, as
+after a fade from black) restarts the average from the new frame, stylized again with its own statistics.
 
 No torch: numpy and the :class:`~fastnst.runtime.stylizer.Stylizer` only.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnst.runtime.imageio import to_uint8
-from fastnst.runtime.stylizer import Stylizer
+from fastnst.runtime.stylizer import ModelError, Stylizer
 
 MOMENTUM = 0.9  # weight of the running average per frame: a time constant of about 10 frames
 CUT = 0.5  # relative change of the statistics (see stats_change) taken for a scene cut
@@ -80,12 +80,26 @@ class SmoothedStats:
         result, computed = self.stylizer.stylize_frame(frame, stats, self.strength, self.preserve_colors)
         return result.image, computed
 
+    def _smoothed(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frame stylized with the running average, or None where that is not this scene's: a change
+        of statistics past ``cut``, or an overflow (a fade from black leaves near-zero variances, which
+        blow up the next frame's activations)."""
+        try:
+            image, computed = self._stylize(frame, self.running)
+        except ModelError:
+            return None
+        if self.cut is not None and stats_change(self.running, computed) > self.cut:
+            return None
+        return image, computed
+
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """The next frame, stylized with the statistics of the frames before it (its own for the first)."""
-        image, computed = self._stylize(frame, self.running)
-        if self.running is not None and self.cut is not None and stats_change(self.running, computed) > self.cut:
-            self.cuts += 1
-            self.running = None  # a new scene: this frame again, with its own statistics
-            image, computed = self._stylize(frame, None)
+        smoothed = None if self.running is None else self._smoothed(frame)
+        if smoothed is None:
+            if self.running is not None:
+                self.cuts += 1
+            self.running = None  # a new scene: this frame with its own statistics
+            smoothed = self._stylize(frame, None)
+        image, computed = smoothed
         self.running = smooth_stats(self.running, computed, self.momentum)
         return to_uint8(image)
