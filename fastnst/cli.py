@@ -65,7 +65,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from fastnst.nn.export import export_onnx
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
-    report = export_onnx(args.checkpoint, output, precision=args.precision, opset=args.opset, check=not args.no_verify)
+    report = export_onnx(
+        args.checkpoint,
+        output,
+        precision=args.precision,
+        opset=args.opset,
+        check=not args.no_verify,
+        averaged=not args.no_ema,
+    )
     print(report.summary())
     return 0
 
@@ -144,6 +151,11 @@ def _add_export(sub: Any) -> None:
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="int8 (quantized)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="a run with trainer.ema_decay: export the trained weights, not their moving average (the default)",
+    )
     p.set_defaults(func=_cmd_export)
 
 

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,17 +85,21 @@ def styles_of(run: Path) -> list[tuple[str | None, str]]:
 
 def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
     """Export one checkpoint and judge it: the summary figures, by label (``<name>@<style>`` for each
-    style of a conditional run)."""
-    onnx = ckpt.with_suffix(".onnx")
-    run_quiet("export", str(ckpt), "-o", str(onnx), env=env)
+    style of a conditional run). A run with ``trainer.ema_decay`` is judged twice: its moving average
+    (``<name>``, what export and the shipped models take) and its trained weights (``<name>~raw``)."""
     figures = {}
-    for style, painting in styles_of(ckpt.parent):
-        out = ckpt.with_suffix("") / (style or "")
-        pick = ["--model-style", style] if style else []
-        run_quiet("eval", "--style", painting, "--content", *args.content, "--model", str(onnx), *pick,
-                  "-o", str(out), "-q", "--device", "cpu", env=env)  # fmt: skip
-        summary = json.loads((out / "summary.json").read_text())["summary"]
-        figures[f"{args.name}@{style}" if style else args.name] = next(iter(summary.values()))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    for suffix, flags in [("", [])] + ([("~raw", ["--no-ema"])] if "current_model_state" in state else []):
+        onnx = ckpt.with_name(f"{ckpt.stem}{suffix}.onnx")
+        run_quiet("export", str(ckpt), "-o", str(onnx), *flags, env=env)
+        for style, painting in styles_of(ckpt.parent):
+            out = ckpt.with_suffix("") / f"{style or ''}{suffix}"
+            pick = ["--model-style", style] if style else []
+            run_quiet("eval", "--style", painting, "--content", *args.content, "--model", str(onnx), *pick,
+                      "-o", str(out), "-q", "--device", "cpu", env=env)  # fmt: skip
+            summary = json.loads((out / "summary.json").read_text())["summary"]
+            label = f"{args.name}{suffix}"
+            figures[f"{label}@{style}" if style else label] = next(iter(summary.values()))
     return figures
 
 

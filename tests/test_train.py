@@ -212,3 +212,26 @@ def test_eta_is_not_wrapped_at_a_day():
     assert format_duration(0) == "0:00:00"
     assert format_duration(3599.6) == "1:00:00"
     assert format_duration(57 * 3600 + 3 * 60 + 12) == "57:03:12"  # time.strftime of gmtime gave 09:03:12
+
+
+def test_ema_weights_are_exported_and_a_resumed_run_matches(run_training, tmp_path):
+    """trainer.ema_decay: checkpoints hold the moving average as the weights and the trained ones under
+    current_model_state; export takes the average (--no-ema the trained); a resumed run matches."""
+    from fastnst.nn.export import load_network
+
+    ema = ["trainer.max_steps=4", "trainer.ema_decay=0.5"]
+    full = run_training(tmp_path / "full", ema)
+    half = run_training(tmp_path / "half", [*ema, "trainer.max_steps=2"])
+    resumed = run_training(tmp_path / "resumed", [*ema, f"ckpt_path={half / 'last.ckpt'}"])
+    a, b = load_ckpt(full / "last.ckpt"), load_ckpt(resumed / "last.ckpt")
+    for part in ("state_dict", "current_model_state"):
+        for key, value in a[part].items():
+            torch.testing.assert_close(b[part][key], value, rtol=0, atol=1e-6, msg=f"{part} {key}")
+    plain = load_ckpt(run_training(tmp_path / "plain", ["trainer.max_steps=4"]) / "last.ckpt")
+    for key, value in plain["state_dict"].items():  # the trained weights are those of a run without EMA
+        torch.testing.assert_close(a["current_model_state"][key], value, rtol=0, atol=1e-6, msg=key)
+    averaged, trained = load_network(full / "last.ckpt")[0], load_network(full / "last.ckpt", averaged=False)[0]
+    nets = [dict(n.state_dict()) for n in (averaged, trained)]
+    assert any(not torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+    for key, value in nets[1].items():
+        torch.testing.assert_close(value, a["current_model_state"][f"net.{key}"], rtol=0, atol=0)

@@ -163,11 +163,13 @@ class ExportReport:
         )
 
 
-def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
+def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNetwork, dict]:
     """The style network and hyperparameters of a training checkpoint (torch only, no Lightning).
 
     A checkpoint holds the network's weights under ``net.`` and the run's settings under
-    ``hyper_parameters``; the network is rebuilt from those settings and loaded strictly.
+    ``hyper_parameters``; the network is rebuilt from those settings and loaded strictly. A run with
+    ``trainer.ema_decay`` keeps the moving average of the weights as the weights and the trained ones
+    under ``current_model_state`` (Lightning's weight averaging): ``averaged=False`` takes those.
     """
     path = Path(checkpoint)
     if not path.is_file():
@@ -182,7 +184,8 @@ def load_network(checkpoint: str | Path) -> tuple[StyleNetwork, dict]:
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
             num_styles=len(hparams.get("styles") or []),
         )
-        weights = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+        source = state["state_dict"] if averaged else state.get("current_model_state", state["state_dict"])
+        weights = {k.removeprefix("net."): v for k, v in source.items() if k.startswith("net.")}
         net.load_state_dict(weights)
     except Exception as e:
         raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
@@ -364,6 +367,7 @@ def export_onnx(
     opset: int = OPSET,
     check: bool = True,
     calibration_images: Sequence[str | Path] | None = None,
+    averaged: bool = True,
 ) -> ExportReport:
     """Export a checkpoint to ONNX, verify it against PyTorch, and write it atomically.
 
@@ -375,13 +379,15 @@ def export_onnx(
         opset: ONNX opset (>= 17).
         check: verify onnxruntime against PyTorch at several sizes; raise if beyond tolerance.
         calibration_images: photos for int8 calibration (default: the embedded sample photos).
+        averaged: the moving average of the weights of a run with ``trainer.ema_decay`` (else the
+            trained weights); without one, the weights.
 
     Raises:
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
     """
     _check_settings(precision, opset)  # before the checkpoint is read
     check_output(output, checkpoint)
-    net, hparams = load_network(checkpoint)
+    net, hparams = load_network(checkpoint, averaged)
     return export_network(net, hparams, output, precision, opset, check, calibration_images, source=checkpoint)
 
 

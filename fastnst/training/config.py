@@ -159,6 +159,14 @@ class TrainerConfig:
         to=_to("lr_final", "module"),
         min=0,
     )
+    ema_decay: float | None = setting(
+        None,
+        "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); validation, "
+        "previews and export use the average; null: off",
+        to=_to("ema_decay", "trainer"),
+        above=0,
+        max=0.99999,
+    )
     accumulate_grad_batches: int = setting(
         1, "batches per optimizer step", to=_to("accumulate_grad_batches", "trainer"), min=1
     )

@@ -340,9 +340,10 @@ class StyleTransferModule(pl.LightningModule):
     # -- checkpoints: the style network and optimizer only ---------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {
-            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")
-        }
+        # current_model_state: the trained weights of a run with trainer.ema_decay (the average is state_dict).
+        for key in ("state_dict", "current_model_state"):
+            if key in checkpoint:
+                checkpoint[key] = {k: v for k, v in checkpoint[key].items() if not k.startswith("perceptual.")}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("hyper_parameters", {})
@@ -352,14 +353,19 @@ class StyleTransferModule(pl.LightningModule):
                 "resuming with changed settings: %s",
                 ", ".join(f"{k} {saved[k]!r} -> {self.hparams[k]!r}" for k in changed),
             )
+        for key in ("state_dict", "current_model_state"):
+            if key in checkpoint:
+                checkpoint[key] = self._with_loss_network(checkpoint[key])
+
+    def _with_loss_network(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A saved state as the module loads it: the loss network we built ourselves put back, so that
+        strict loading still checks every key of the style network."""
         # Checkpoints of earlier versions also hold the network under _train_net. (the same tensors
         # as net., or _train_net._orig_mod. when compiled): net. is the network.
-        state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("_train_net.")}
-        # Called before the state dict is loaded: put back the loss network we built
-        # ourselves, so that strict loading still checks every key of the style network.
+        state = {k: v for k, v in saved.items() if not k.startswith("_train_net.")}
         if self.perceptual is not None:
             state.update({f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()})
-        checkpoint["state_dict"] = state
+        return state
 
 
 def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], list[int]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -66,6 +66,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             full = shutil.disk_usage(path.parent).free < (1 << 20)
             reason = "No space left on device" if full else " ".join(str(e).split())
             raise OSError(errno.ENOSPC if full else errno.EIO, f"{reason} while writing {path.name}") from e
+
+
+class MovingAverage(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights, made after the module has built its loss
+    network: the module builds it in ``setup``, which Lightning calls after the callbacks', and the
+    average must match the module parameter for parameter (its swaps pair them in order).
+
+    The module keeps its trained weights when training ends (Lightning's callback would put the average
+    in their place): the end state that ``train.py`` saves as ``last.ckpt`` after ``fit`` must hold
+    both, the average as the weights and the trained ones to resume from.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            pl_module.setup(stage)  # idempotent: Lightning's own call finds it done
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass
 
 
 class SkippedImages(Callback):
@@ -146,6 +165,7 @@ def build_trainer(
     val_every_n_steps: int = 500,
     checkpoint_every_n_steps: int = 1000,
     gradient_clip_val: float | None = None,
+    ema_decay: float | None = None,
     accumulate_grad_batches: int = 1,
     deterministic: bool = False,
     enable_progress_bar: bool = True,
@@ -161,6 +181,10 @@ def build_trainer(
     callbacks = _callbacks(run_dir, checkpoint_every_n_steps, log_every_n_steps)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if ema_decay is not None:
+        # Lightning's moving average: checkpoints hold it as the weights (the trained ones under
+        # current_model_state, from which a resumed run goes on), and validation runs it.
+        callbacks.append(MovingAverage(decay=ema_decay))
     return pl.Trainer(
         default_root_dir=str(run_dir),
         accelerator=accelerator,
