@@ -23,7 +23,7 @@ TRAIN_EXTRA = {"torch", "lightning", "hydra", "omegaconf", "tensorboard", "onnx"
 
 def _cmd_styles(args: argparse.Namespace) -> int:
     """List the shipped style models (judge figures, file sizes) and the built-in paintings."""
-    from fastnst.styles import builtin_styles, shipped_model_figures, shipped_models
+    from fastnst.styles import builtin_styles, shipped_bases, shipped_model_figures, shipped_models
 
     figures = shipped_model_figures()
     print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
@@ -36,6 +36,10 @@ def _cmd_styles(args: argparse.Namespace) -> int:
         )
     print("built-in paintings (train style=NAME, fastnst optimize --style NAME):")
     for name, path in builtin_styles().items():
+        print(f"  {name:16s} {path}")
+    bases = shipped_bases()
+    print("base networks (a new style: train style.image=painting.jpg init=NAME):" if bases else "no base networks")
+    for name, path in bases.items():
         print(f"  {name:16s} {path}")
     return 0
 

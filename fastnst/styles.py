@@ -24,6 +24,33 @@ def models_dir() -> Path:
     return Path(str(resources.files("fastnst") / "assets" / "models"))
 
 
+def bases_dir() -> Path:
+    """Folder of the conditional base networks shipped with fastnst (``init=<name>``; checkpoints/README.md)."""
+    return Path(str(resources.files("fastnst") / "assets" / "bases"))
+
+
+def shipped_bases() -> dict[str, Path]:
+    """``{name: path}`` of the shipped base networks that a new style is added to (``init=<name>``)."""
+    folder = bases_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.ckpt"))} if folder.is_dir() else {}
+
+
+def resolve_base(value: str | Path) -> Path:
+    """A path to an existing checkpoint, or the name of a shipped base network (``init=<name>``).
+
+    Raises:
+        StyleError: naming the value and the shipped bases when nothing matches.
+    """
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_bases()
+    if str(value) in shipped:
+        return shipped[str(value)]
+    names = ", ".join(shipped) or "none in this version"
+    raise StyleError(f"{value}: no such checkpoint file, and not a shipped base network ({names})")
+
+
 def builtin_styles() -> dict[str, Path]:
     """``{name: path}`` of the shipped paintings, e.g. ``{"starry_night": .../starry_night.jpg}``."""
     return {p.stem: p for p in sorted(styles_dir().glob("*.jpg"))}

@@ -22,6 +22,7 @@ from conftest import REPO, TINY, assets_dir, cli, load_train_script
 from PIL import Image
 from torch import nn
 
+from fastnst.errors import FastNSTError
 from fastnst.nn.conditioning import StyleSampler
 from fastnst.nn.losses import PerceptualLoss, gram_matrix, style_loss_per_sample, total_variation
 from fastnst.nn.transformer_net import (
@@ -682,7 +683,6 @@ def test_init_train_all_from_step_trains_the_convolutions(compose, tmp_path, bas
 
 
 def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base_run, tiny_checkpoint):
-    from fastnst.errors import FastNSTError
 
     # A process: exit code 2 and one error line naming init=.
     result = _train_cli(
@@ -737,3 +737,25 @@ def test_eval_judges_the_chosen_style_of_a_several_style_model(tiny_conditional_
     assert figures["wave"] != figures["udnie"]
     rc, _, err = cli("eval", "--style", "wave", "--content", photo, "--model", model, "--model-style", "zz", "-q")
     assert rc != 0 and "'zz' is not a style of this model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypatch):
+    """save_base writes the network and settings alone; a base in the package's bases folder is taken by name,
+    and trains a new style as its checkpoint would."""
+    import fastnst.styles
+    from fastnst.nn.conditioning import save_base
+
+    bases = tmp_path / "bases"
+    base = save_base(base_run / "last.ckpt", bases / "two_styles.ckpt")
+    slim = torch.load(base, map_location="cpu", weights_only=True)
+    assert set(slim) == {"state_dict", "hyper_parameters"}
+    assert base.stat().st_size < (base_run / "last.ckpt").stat().st_size
+    for key, value in slim["state_dict"].items():
+        assert torch.equal(value, _state(base_run / "last.ckpt")[key]), key
+    monkeypatch.setattr(fastnst.styles, "bases_dir", lambda: bases)
+    by_name = _state(_train(compose, tmp_path / "named", [*TINY, "style=the_scream", "init=two_styles"]) / "last.ckpt")
+    by_file = _state(_train(compose, tmp_path / "file", _init_overrides(base_run)) / "last.ckpt")
+    for key, value in by_file.items():
+        torch.testing.assert_close(by_name[key], value, rtol=0, atol=1e-6, msg=key)
+    with pytest.raises(FastNSTError, match=r"init=nothing: nothing: no such checkpoint file.*\(two_styles\)"):
+        _train(compose, tmp_path / "bad", [*TINY, "style=the_scream", "init=nothing"])

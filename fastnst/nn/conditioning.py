@@ -126,10 +126,26 @@ def mask_gradients(net: nn.Module, rows: Sequence[int]) -> None:
 
 
 def load_base(init: str | Path) -> tuple[StyleNetwork, dict[str, Any]]:
-    """The network and settings of a base checkpoint (``init=``)."""
+    """The network and settings of a base (``init=``): a checkpoint file, or a shipped base's name."""
     from fastnst.nn.export import load_network
+    from fastnst.styles import resolve_base
 
     try:
-        return load_network(init)
+        return load_network(resolve_base(init))
     except FastNSTError as e:
         raise FastNSTError(f"init={init}: {e}") from None
+
+
+def save_base(checkpoint: str | Path, output: str | Path) -> Path:
+    """Write a training checkpoint's network and settings alone (no optimizer, loss network or
+    trainer state) to ``output``: a base to ship or to share, loaded by ``init=<file or name>``."""
+    from fastnst.atomic import atomic_write
+    from fastnst.nn.export import load_network
+
+    net, hparams = load_network(checkpoint)
+    state = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams}
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(output) as f:
+        torch.save(state, f)
+    return output
