@@ -76,6 +76,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         check=not args.no_verify,
         averaged=not args.no_ema,
+        style_maps=args.style_maps,
     )
     print(report.summary())
     return 0
@@ -155,6 +156,11 @@ def _add_export(sub: Any) -> None:
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="int8 (quantized)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.add_argument(
+        "--style-maps",
+        action="store_true",
+        help="a model of several styles: take per-pixel style weights (infer --mask), at some cost per pixel",
+    )
     p.add_argument(
         "--no-ema",
         action="store_true",

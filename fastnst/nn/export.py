@@ -12,7 +12,9 @@ Inputs
                         compute the statistics over ``image`` as usual.
     ``style_weights``   float32 ``(1, S)``, conditional networks only, optional: one weight per
                         style (metadata ``fastnst.style_names``), normalised in the graph; any
-                        mixture blends the styles. Default: the first style.
+                        mixture blends the styles. Default: the first style. Exported with
+                        ``--style-maps`` (metadata ``fastnst.style_maps``): ``(1, S, h, w)``, a map
+                        of any size stretched over the image, normalised at every pixel.
     ``strength``        float32 ``(1,)``, conditional networks only, optional: the trained-in
                         strength in [0, 1] (0: the photo back). Default: 1.
 Outputs
@@ -35,6 +37,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +45,15 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
-from fastnst.nn.transformer_net import ConditionalInstanceNorm2d, Conditioned, StyleNetwork, build_network
+from fastnst.nn.transformer_net import (
+    ConditionalInstanceNorm2d,
+    Conditioned,
+    StyleNetwork,
+    build_network,
+    style_affine,
+)
 from fastnst.overwrite import refuse_overwrite
-from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION, STYLE_NAMES_KEY
+from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION, STYLE_MAPS_KEY, STYLE_NAMES_KEY
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +103,12 @@ class StatsInstanceNorm(Conditioned):
         mean = torch.where(use, given[:, :c].reshape(-1, c, 1, 1), mean)
         var = torch.where(use, given[:, c:].reshape(-1, c, 1, 1), var)
         y = (xf - mean) * torch.rsqrt(var + self.eps)
-        weight, bias = self.weight.float(), self.bias.float()
         if self.conditional:
             assert mixing is not None, "a conditional norm needs the mixing of the pass"
-            weight, bias = mixing.float() @ weight, mixing.float() @ bias
-        y = y * weight.reshape(-1, c, 1, 1) + bias.reshape(-1, c, 1, 1)
-        return y.to(x.dtype)
+            scale, shift = style_affine(mixing, self.weight, self.bias, x.shape[-2:])
+        else:
+            scale, shift = self.weight.float().reshape(1, c, 1, 1), self.bias.float().reshape(1, c, 1, 1)
+        return (y * scale + shift).to(x.dtype)
 
 
 class StatsTransformerNet(nn.Module):
@@ -107,11 +116,15 @@ class StatsTransformerNet(nn.Module):
 
     With ``half=True`` the weights and convolutions are float16 while inputs, outputs and
     the instance-norm statistics stay float32 (fp16 reductions lose precision or overflow).
+    With ``style_maps=True`` (a conditional network) the exported ``style_weights`` input is a
+    per-pixel map ``(1, S, h, w)`` of any size instead of ``(1, S)``.
     """
 
-    def __init__(self, net: StyleNetwork, half: bool = False) -> None:
+    def __init__(self, net: StyleNetwork, half: bool = False, style_maps: bool = False) -> None:
         super().__init__()
-        self.half_precision = half
+        if style_maps and not net.num_styles:
+            raise ExportError("--style-maps: this network has one style; style maps need a conditional network")
+        self.half_precision, self.style_maps = half, style_maps
         self.net = copy.deepcopy(net).eval()
         if half:
             self.net.half()
@@ -220,9 +233,13 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
     stats = torch.zeros(1, net.stats_size)
     use = torch.zeros(1)
     names, args = ["image", "norm_stats", "use_norm_stats"], (image, stats, use)
+    dynamic: dict[str, Any] = {}
     if net.net.num_styles:
+        s = net.net.num_styles
         names += ["style_weights", "strength"]
-        args += (torch.full((1, net.net.num_styles), 1.0 / net.net.num_styles), torch.ones(1))
+        args += (torch.full((1, s, 16, 16) if net.style_maps else (1, s), 1.0 / s), torch.ones(1))
+        if net.style_maps:  # a map of any size (1 x 1: one mixture everywhere), stretched over the image
+            dynamic["style_weights"] = {2: torch.export.Dim("map_height"), 3: torch.export.Dim("map_width")}
     batch = torch.export.Dim("batch", max=4096)
     # H, W >= 8: the network's tiny-image path is then statically excluded from the graph.
     height, width = torch.export.Dim("height", min=8, max=32768), torch.export.Dim("width", min=8, max=32768)
@@ -240,12 +257,17 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
             output_names=["stylized", "norm_stats_out"],
             opset_version=opset,
             dynamo=True,
-            dynamic_shapes={"image": {0: batch, 2: height, 3: width}, **{name: None for name in names[1:]}},
+            dynamic_shapes={
+                "image": {0: batch, 2: height, 3: width},
+                **{name: dynamic.get(name) for name in names[1:]},
+            },
             verbose=False,
         )
 
 
-def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str], num_styles: int = 0) -> None:
+def _finish_graph(
+    path: Path, stats_size: int, metadata: dict[str, str], num_styles: int = 0, style_maps: bool = False
+) -> None:
     """Give the optional inputs default values and add the metadata."""
     import onnx
     from onnx import numpy_helper
@@ -254,7 +276,9 @@ def _finish_graph(path: Path, stats_size: int, metadata: dict[str, str], num_sty
     graph = model.graph
     defaults = {"norm_stats": np.zeros((1, stats_size), np.float32), "use_norm_stats": np.zeros((1,), np.float32)}
     if num_styles:  # the first style at full strength
-        defaults |= {"style_weights": np.eye(1, num_styles, dtype=np.float32), "strength": np.ones((1,), np.float32)}
+        first = np.eye(1, num_styles, dtype=np.float32)
+        defaults["style_weights"] = first[..., None, None] if style_maps else first
+        defaults["strength"] = np.ones((1,), np.float32)
     # Inputs backed by an initializer of the same name are optional (ONNX IR >= 4).
     graph.initializer.extend([numpy_helper.from_array(value, name) for name, value in defaults.items()])
     del graph.value_info[:]  # intermediate shapes: onnxruntime infers them again
@@ -283,11 +307,14 @@ def verify(
     """
 
     session = _session(path)
+    # Optional inputs (backed by a default) are listed among the overridable initializers.
+    inputs = [*session.get_inputs(), *session.get_overridable_initializers()]
+    maps = any(x.name == "style_weights" and len(x.shape) == 4 for x in inputs)
     gen = torch.Generator().manual_seed(0)
     errors: dict[str, float] = {}
     for i, (n, h, w) in enumerate(sizes):
         image = torch.rand(n, 3, h, w, generator=gen)
-        condition = verify_condition(net.num_styles, i, gen)
+        condition = verify_condition(net.num_styles, i, gen, maps)
         with torch.no_grad():
             expected = net(image, **condition).numpy()
         feed = {"image": image.numpy(), **{k: v.numpy() for k, v in condition.items()}}
@@ -302,19 +329,18 @@ def verify(
     return errors
 
 
-def verify_condition(num_styles: int, i: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def verify_condition(num_styles: int, i: int, gen: torch.Generator, maps: bool = False) -> dict[str, torch.Tensor]:
     """The conditional inputs of the ``i``-th verification: each style one-hot in turn at full strength,
-    every third check a random mixture at a random strength (none for an unconditional network)."""
+    every third check a random mixture at a random strength (none for an unconditional network). With
+    ``maps``, the weights are ``(1, S, 1, 1)`` maps, and the mixtures random ``(1, S, 5, 7)`` maps."""
     if num_styles == 0:
         return {}
     if i % 3 == 2:
-        return {
-            "style_weights": torch.rand(1, num_styles, generator=gen) + 0.1,
-            "strength": torch.rand(1, generator=gen),
-        }
+        shape = (1, num_styles, 5, 7) if maps else (1, num_styles)
+        return {"style_weights": torch.rand(*shape, generator=gen) + 0.1, "strength": torch.rand(1, generator=gen)}
     one_hot = torch.zeros(1, num_styles)
     one_hot[0, (i - i // 3) % num_styles] = 1.0
-    return {"style_weights": one_hot, "strength": torch.ones(1)}
+    return {"style_weights": one_hot[..., None, None] if maps else one_hot, "strength": torch.ones(1)}
 
 
 def check_finite_weights(net: nn.Module, source: str | Path) -> None:
@@ -368,6 +394,7 @@ def export_onnx(
     check: bool = True,
     calibration_images: Sequence[str | Path] | None = None,
     averaged: bool = True,
+    style_maps: bool = False,
 ) -> ExportReport:
     """Export a checkpoint to ONNX, verify it against PyTorch, and write it atomically.
 
@@ -381,6 +408,8 @@ def export_onnx(
         calibration_images: photos for int8 calibration (default: the embedded sample photos).
         averaged: the moving average of the weights of a run with ``trainer.ema_decay`` (else the
             trained weights); without one, the weights.
+        style_maps: a conditional network's ``style_weights`` input as a per-pixel map (masks: one
+            style here, another there, in one pass), at some cost per pixel (docs/benchmarks.md).
 
     Raises:
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
@@ -388,7 +417,9 @@ def export_onnx(
     _check_settings(precision, opset)  # before the checkpoint is read
     check_output(output, checkpoint)
     net, hparams = load_network(checkpoint, averaged)
-    return export_network(net, hparams, output, precision, opset, check, calibration_images, source=checkpoint)
+    return export_network(
+        net, hparams, output, precision, opset, check, calibration_images, source=checkpoint, style_maps=style_maps
+    )
 
 
 def export_network(
@@ -400,6 +431,7 @@ def export_network(
     check: bool = True,
     calibration_images: Sequence[str | Path] | None = None,
     source: str | Path | None = None,
+    style_maps: bool = False,
 ) -> ExportReport:
     """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata.
 
@@ -411,7 +443,7 @@ def export_network(
     source = source if source is not None else output
     net = net.eval()
     check_finite_weights(net, source)  # even with check=False: such a network only outputs NaN
-    stats_net = StatsTransformerNet(net, half=precision == "fp16")
+    stats_net = StatsTransformerNet(net, half=precision == "fp16", style_maps=style_maps)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images, source)
@@ -434,7 +466,9 @@ def _export(
         fp32_path = Path(tmp) / "model.onnx"
         _torch_export(stats_net, fp32_path, opset)
         metadata = _metadata(hparams, precision, stats_net.stats_size)
-        _finish_graph(fp32_path, stats_net.stats_size, metadata, net.num_styles)
+        if stats_net.style_maps:
+            metadata[STYLE_MAPS_KEY] = "true"
+        _finish_graph(fp32_path, stats_net.stats_size, metadata, net.num_styles, stats_net.style_maps)
         final = fp32_path
         if precision == "int8":
             final = Path(tmp) / "int8.onnx"

@@ -30,32 +30,49 @@ from torch import nn
 
 
 def style_mixing(style_weights: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-    """The ``(N, S + 1)`` rows mixed into each conditional norm: ``strength`` times the style weights
-    (normalised to sum to 1), then ``1 - strength`` for the identity row.
+    """The rows mixed into each conditional norm: ``strength`` times the style weights (normalised to
+    sum to 1), then ``1 - strength`` for the identity row.
 
     Args:
-        style_weights: ``(S,)`` or ``(N, S)`` non-negative weights, not all zero.
+        style_weights: ``(S,)`` or ``(N, S)`` non-negative weights, not all zero; or ``(N, S, H, W)``
+            per-pixel weights (style maps: one style here, another there), normalised at every pixel.
         strength: a scalar, ``(1,)`` or ``(N,)`` strength in [0, 1].
+
+    Returns:
+        ``(N, S + 1)``, or ``(N, S + 1, H, W)`` for style maps.
     """
-    weights = style_weights if style_weights.ndim == 2 else style_weights.unsqueeze(0)
+    weights = style_weights if style_weights.ndim != 1 else style_weights.unsqueeze(0)
     weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-8)
-    s = strength.reshape(-1, 1).to(weights.dtype)
+    s = strength.reshape(-1, *([1] * (weights.ndim - 1))).to(weights.dtype)
     n = max(weights.shape[0], s.shape[0])  # one strength for all samples, or one style mix for all
-    return torch.cat([(s * weights).expand(n, -1), (1 - s).expand(n, 1)], dim=1)
+    scaled = (s * weights).expand(n, *weights.shape[1:])
+    return torch.cat([scaled, (1 - s).expand(n, 1, *weights.shape[2:])], dim=1)
+
+
+def style_affine(
+    mixing: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, size: tuple[int, int] | torch.Size
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scale ``mixing @ weight`` and shift ``mixing @ bias`` of a conditional norm, float32.
+
+    ``weight`` and ``bias`` are ``(K, C)``, one row per style. ``mixing`` ``(N, K)`` gives ``(N, C, 1, 1)``;
+    a per-pixel ``(N, K, h, w)`` mixing is resized (bilinear) to the layer's ``size`` first and gives
+    ``(N, C, H, W)``.
+    """
+    weight, bias = weight.float(), bias.float()
+    if mixing.ndim == 2:
+        c = weight.shape[1]
+        return (mixing.float() @ weight).reshape(-1, c, 1, 1), (mixing.float() @ bias).reshape(-1, c, 1, 1)
+    maps = F.interpolate(mixing.float(), size=tuple(size), mode="bilinear", align_corners=False)
+    return torch.einsum("nkhw,kc->nchw", maps, weight), torch.einsum("nkhw,kc->nchw", maps, bias)
 
 
 def conditional_instance_norm(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mixing: torch.Tensor, eps: float = 1e-5
 ) -> torch.Tensor:
-    """Instance norm of ``x`` ``(N, C, H, W)``, then the scale ``mixing @ weight`` and shift ``mixing @ bias``.
-
-    ``weight`` and ``bias`` are ``(K, C)``, one row per style; ``mixing`` is ``(N, K)`` or ``(1, K)``.
-    """
-    c = x.shape[1]
+    """Instance norm of ``x`` ``(N, C, H, W)``, then the scale and shift of :func:`style_affine`."""
     normalised = F.instance_norm(x, eps=eps)
-    scale = (mixing.to(weight.dtype) @ weight).to(x.dtype).reshape(-1, c, 1, 1)
-    shift = (mixing.to(bias.dtype) @ bias).to(x.dtype).reshape(-1, c, 1, 1)
-    return normalised * scale + shift
+    scale, shift = style_affine(mixing, weight, bias, x.shape[-2:])
+    return normalised * scale.to(x.dtype) + shift.to(x.dtype)
 
 
 class Conditioned(nn.Module):
@@ -165,10 +182,9 @@ class StyleNetwork(nn.Module):
         device = next(self.parameters()).device
         if style_weights is None:
             style_weights = F.one_hot(torch.tensor(0, device=device), self.num_styles).float()
-        if style_weights.shape[-1] != self.num_styles:
-            raise ValueError(
-                f"style_weights has {style_weights.shape[-1]} weights, the network {self.num_styles} styles"
-            )
+        count = style_weights.shape[1] if style_weights.ndim == 4 else style_weights.shape[-1]
+        if count != self.num_styles:
+            raise ValueError(f"style_weights has {count} weights, the network {self.num_styles} styles")
         strength = torch.as_tensor(1.0 if strength is None else strength, dtype=torch.float32, device=device)
         return style_mixing(style_weights.float(), strength)
 
@@ -180,8 +196,9 @@ class StyleNetwork(nn.Module):
     ) -> torch.Tensor:
         """Stylize an RGB [0, 1] batch ``(N, 3, H, W)``; returns the same shape, in [0, 1].
 
-        Conditional networks also take ``style_weights`` (``(S,)`` or ``(N, S)``) and ``strength``
-        (a number or ``(N,)``); see :func:`style_mixing`.
+        Conditional networks also take ``style_weights`` (``(S,)`` or ``(N, S)``, or per-pixel style
+        maps ``(N, S, h, w)`` of any size, stretched over the image) and ``strength`` (a number or
+        ``(N,)``); see :func:`style_mixing`.
         """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(image.shape)}")
@@ -199,6 +216,9 @@ class StyleNetwork(nn.Module):
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
         else:
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
+        if mixing is not None and mixing.ndim == 4:  # style maps: the image's size, padded as it is
+            mixing = F.interpolate(mixing, size=(h, w), mode="bilinear", align_corners=False)
+            mixing = F.pad(mixing, (0, x.shape[-1] - w, 0, x.shape[-2] - h), mode="replicate")
         y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)
         return torch.sigmoid(y[:, :, :h, :w])
 

@@ -15,6 +15,7 @@ FORMAT_VERSION = 1  # the newest model format this fastnst reads (fastnst.nn.exp
 FORMAT_KEY = "fastnst.format"
 STYLE_NAME_KEY = "fastnst.style_name"
 STYLE_NAMES_KEY = "fastnst.style_names"  # conditional networks: a JSON list, one name per style_weights entry
+STYLE_MAPS_KEY = "fastnst.style_maps"  # "true": style_weights is a per-pixel (1, S, h, w) map (export --style-maps)
 STRENGTH_KEY = "fastnst.strength"  # "true": the strength input was trained (model.strength=true)
 _MAX_NAME = 64  # characters of a style name kept in output file names
 
