@@ -242,6 +242,12 @@ def _add_infer(sub: Any) -> None:
         default=1.0,
         help="0..1: a model's trained-in strength (lighter strokes) if it has one, else a blend with the photo",
     )
+    p.add_argument(
+        "--mask",
+        action="append",
+        metavar="FILE:STYLE",
+        help="a model exported with --style-maps: STYLE where FILE is white, over --style (repeatable, in order)",
+    )
     p.add_argument("--sheet", action="store_true", help="write one picture of every style (or strength) per photo")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     p.add_argument(

@@ -15,6 +15,7 @@ and size: the median of 3 timed runs (5 in the full run, which adds Johnson's ne
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -30,6 +31,7 @@ from torch import nn
 
 from fastnst.nn.export import export_network, load_network
 from fastnst.nn.transformer_net import build_network
+from fastnst.runtime.masks import map_size
 from fastnst.runtime.stylizer import providers_for
 
 NETWORKS = {name: tuple(model_settings(name).values()) for name in MODELS}  # conf/model/*.yaml
@@ -92,6 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, help="timed runs per method and size (default 5; --quick: 3)")
     p.add_argument("--peer", type=Path, default=PEER, help="the peer ONNX model (skipped if absent)")
     p.add_argument("--conditional", type=int, metavar="N", help="also time each network with N styles and a strength")
+    p.add_argument("--style-maps", action="store_true", help="with --conditional: also the style-maps export (masks)")
 
 
 def build_networks(args: argparse.Namespace) -> dict[str, tuple[nn.Module, dict]]:
@@ -108,6 +111,9 @@ def build_networks(args: argparse.Namespace) -> dict[str, tuple[nn.Module, dict]
             styles = [{"name": f"style{i}"} for i in range(args.conditional)]
             conditional = build_network(architecture, width, blocks, num_styles=args.conditional).eval()
             nets[f"{name}+{args.conditional}"] = (conditional, {**hp, "styles": styles, "strength": True})
+            if args.style_maps:  # the same network taking per-pixel style maps (masks)
+                maps = {**hp, "styles": styles, "strength": True, "style_maps": True}
+                nets[f"{name}+{args.conditional} maps"] = (copy.deepcopy(conditional), maps)
     return nets
 
 
@@ -125,19 +131,28 @@ def network_methods(
     methods: dict[str, Callable[[np.ndarray], Any]] = {f"{name} torch eager fp32": run_eager}
     for precision in precisions:
         path = tmp / f"{name}_{precision}.onnx"
-        export_network(net.cpu(), hp, path, precision=precision, check=False)
+        maps = bool(hp.get("style_maps"))
+        export_network(
+            net.cpu(), {k: v for k, v in hp.items() if k != "style_maps"}, path, precision, check=False, style_maps=maps
+        )
         net.to(device)
         sess = session(path, ort_device)
-        feeds = conditional_feeds(hp)
-        methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess, f=feeds: s.run(["stylized"], {"image": x, **f})
+        methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess, h=hp: s.run(
+            ["stylized"], {"image": x, **conditional_feeds(h, x.shape[2:])}
+        )
     return methods
 
 
-def conditional_feeds(hp: dict) -> dict[str, np.ndarray]:
-    """The inputs a Stylizer feeds a conditional model (one-hot first style, strength 0.5); {} otherwise."""
+def conditional_feeds(hp: dict, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The inputs a Stylizer feeds a conditional model (one-hot first style, strength 0.5; a style-maps
+    model a map of the first two styles, left and right, at a quarter of the image ``size``); {} otherwise."""
     if not hp.get("styles"):
         return {}
     weights = np.eye(1, len(hp["styles"]), dtype=np.float32)
+    if hp.get("style_maps"):
+        h, w = map_size(*size)
+        weights = np.repeat(np.repeat(weights[..., None, None], h, axis=2), w, axis=3)
+        weights[:, :2, :, w // 2 :] = weights[:, 1::-1, :, w // 2 :]
     return {"style_weights": weights, "strength": np.array([0.5], np.float32)}
 
 

@@ -123,6 +123,11 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tiny_conditional_checkpoin
         (tmp_path / "photos" / name).write_bytes((sample / name).read_bytes())
     (tmp_path / "photo.jpg").write_bytes((sample / "chelsea.jpg").read_bytes())
     _make_clip(tmp_path / "clip.mp4")
+    from PIL import Image
+
+    sky = np.zeros((400, 600), np.uint8)  # stretched over the photo: white on its top third
+    sky[:130] = 255
+    Image.fromarray(sky).save(tmp_path / "sky.png")
     monkeypatch.chdir(tmp_path)
     lines = [line for line in readme_lines("fastnst ") if line.split()[1] in ("export", "infer")]
     assert len(lines) >= 7
@@ -135,7 +140,7 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tiny_conditional_checkpoin
     expected += ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
     expected += ["stylized.jpg"]
     expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
-    expected += ["clip_smooth.mp4"]
+    expected += ["clip_smooth.mp4", "three_styles_maps.onnx", "photo_masked.jpg"]
     expected += ["three_styles.onnx", "photo_wave.jpg", "photo_mix.jpg", "photo_three_styles_sheet.jpg"]
     for name in expected:
         assert (tmp_path / name).is_file(), name

@@ -97,3 +97,98 @@ def test_style_maps_need_a_several_style_network(tmp_path):
     with pytest.raises(ExportError, match="style maps need a conditional network"):
         export_network(light(), {"style_name": "one"}, tmp_path / "x.onnx", style_maps=True)
     assert not (tmp_path / "x.onnx").exists()
+
+
+# -- masks: style maps built from images (no torch), the Stylizer and fastnst infer --mask ----------
+
+
+def test_style_map_known_values():
+    from fastnst.runtime.masks import style_map
+
+    mask = np.array([[0.0, 1.0], [0.5, 1.0]], np.float32)
+    got = style_map({"a": 1.0}, [(mask, {"b": 0.5, "c": 0.5})], ["a", "b", "c"], (2, 2))
+    expected = np.array([[[1.0, 0.0], [0.5, 0.0]], [[0.0, 0.5], [0.25, 0.5]], [[0.0, 0.5], [0.25, 0.5]]])
+    np.testing.assert_allclose(got[0], expected, atol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)  # a mixture at every pixel
+    later = style_map(
+        {"a": 1.0}, [(mask, {"b": 1.0}), (np.ones((2, 2), np.float32), {"c": 1.0})], ["a", "b", "c"], (2, 2)
+    )
+    np.testing.assert_allclose(later[0, 2], 1.0)  # masks are laid in order: the last one covers all
+
+
+@pytest.mark.parametrize("spec", ["sky.png", "sky.png:", ":wave"])
+def test_a_mask_needs_file_and_style(spec: str):
+    from fastnst.runtime.masks import parse_mask_spec
+
+    with pytest.raises(ValueError, match="expected FILE:STYLE"):
+        parse_mask_spec(spec)
+    assert parse_mask_spec("C:/photos/sky.png:wave=0.5,udnie=0.5") == ("C:/photos/sky.png", "wave=0.5,udnie=0.5")
+
+
+def _left_half(h: int = 40, w: int = 56) -> np.ndarray:
+    mask = np.zeros((h, w), np.float32)
+    mask[:, : w // 2] = 1.0
+    return mask
+
+
+def test_stylizer_masks_give_the_map_the_network_gets(exported_maps):
+    from fastnst.runtime.masks import map_size, style_map
+    from fastnst.runtime.stylizer import Stylizer
+
+    net, path = exported_maps
+    photo = np.random.default_rng(0).random((40, 56, 3)).astype(np.float32)
+    stylizer = Stylizer(path, style="a", masks=[(_left_half(), "b")], margin=0)
+    got = stylizer(photo)
+    weights = style_map({"a": 1.0}, [(_left_half(), {"b": 1.0})], STYLES, map_size(40, 56))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(photo).permute(2, 0, 1)[None], torch.from_numpy(weights)).numpy()
+    assert np.abs(got - expected[0].transpose(1, 2, 0)).max() < 1e-4
+    assert stylizer.style == "a_b"
+
+
+def test_stylizer_masks_in_tiles_keep_each_style_on_its_side(exported_maps):
+    from fastnst.runtime.stylizer import Stylizer
+
+    _, path = exported_maps
+    photo = np.random.default_rng(1).random((96, 600, 3)).astype(np.float32)
+    tiled = Stylizer(path, style="a", masks=[(_left_half(96, 600), "b")], tile_size=512, overlap=128)
+    both = tiled.stylize_arrays([photo])[0]
+    assert both.tiles == 2
+    only_a, only_b = (Stylizer(path, style=s, tile_size=512, overlap=128).stylize_arrays([photo])[0] for s in "ab")
+    left, right = (slice(None), slice(0, 200)), (slice(None), slice(400, 600))
+    assert (
+        np.abs(both.image[left] - only_b.image[left]).mean()
+        < 0.6 * np.abs(both.image[left] - only_a.image[left]).mean()
+    )
+    assert (
+        np.abs(both.image[right] - only_a.image[right]).mean()
+        < 0.6 * np.abs(both.image[right] - only_b.image[right]).mean()
+    )
+
+
+def test_masks_need_a_style_maps_model(tmp_path):
+    from fastnst.runtime.stylizer import ModelError, Stylizer
+
+    with pytest.raises(ModelError, match=r"takes no style maps.*--style-maps"):
+        Stylizer("wave", masks=[(_left_half(), "wave")])
+
+
+def test_cli_infer_mask(exported_maps, tmp_path):
+    from conftest import cli
+    from PIL import Image
+
+    _, path = exported_maps
+    Image.fromarray((np.random.default_rng(2).random((40, 56, 3)) * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray((_left_half() * 255).astype(np.uint8)).save(tmp_path / "left.png")
+    code, _, err = cli(
+        "infer", tmp_path / "p.png", "--model", path, "--style", "a", "--mask", f"{tmp_path / 'left.png'}:b"
+    )
+    assert code == 0, err
+    assert (tmp_path / "p_a_b.png").is_file()
+    for mask, message in [
+        (f"{tmp_path / 'nope.png'}:b", "no such file"),
+        (f"{tmp_path / 'left.png'}:z", "'z' is not a style"),
+    ]:
+        code, _, err = cli("infer", tmp_path / "p.png", "--model", path, "--mask", mask, "-o", tmp_path / "x.png")
+        assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists()

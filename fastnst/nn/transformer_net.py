@@ -63,7 +63,9 @@ def style_affine(
         c = weight.shape[1]
         return (mixing.float() @ weight).reshape(-1, c, 1, 1), (mixing.float() @ bias).reshape(-1, c, 1, 1)
     maps = F.interpolate(mixing.float(), size=tuple(size), mode="bilinear", align_corners=False)
-    return torch.einsum("nkhw,kc->nchw", maps, weight), torch.einsum("nkhw,kc->nchw", maps, bias)
+    # A 1x1 convolution mixes the rows at every pixel (faster in onnxruntime than the same einsum).
+    k, c = weight.shape
+    return F.conv2d(maps, weight.t().reshape(c, k, 1, 1)), F.conv2d(maps, bias.t().reshape(c, k, 1, 1))
 
 
 def conditional_instance_norm(
@@ -216,9 +218,7 @@ class StyleNetwork(nn.Module):
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
         else:
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
-        if mixing is not None and mixing.ndim == 4:  # style maps: the image's size, padded as it is
-            mixing = F.interpolate(mixing, size=(h, w), mode="bilinear", align_corners=False)
-            mixing = F.pad(mixing, (0, x.shape[-1] - w, 0, x.shape[-2] - h), mode="replicate")
+        # Style maps are stretched over each layer's features as they are (the pad to 4 moves them < 4 px).
         y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)
         return torch.sigmoid(y[:, :, :h, :w])
 

@@ -44,6 +44,7 @@ from fastnst.runtime.imageio import (
     set_max_image_pixels,
     to_uint8,
 )
+from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.temporal import SmoothedStats
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
@@ -174,6 +175,15 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
     if args.max_size is not None and args.max_size < 1:
         raise FastNSTError(f"--max-size {args.max_size}: expected a positive number of pixels (the long side)")
+    for spec in args.mask or []:
+        try:
+            path, _ = parse_mask_spec(spec)
+        except ValueError as e:
+            raise FastNSTError(str(e)) from None
+        if not Path(path).expanduser().is_file():
+            raise FastNSTError(f"--mask {spec}: {path}: no such file")
+    if args.mask and args.sheet:
+        raise FastNSTError("--mask and --sheet: a sheet shows each style on its own; leave one out")
     if args.smooth_stats is not None and not 0.0 <= args.smooth_stats < 1.0:
         raise FastNSTError(f"--smooth-stats {args.smooth_stats}: expected a momentum from 0 up to (not including) 1")
     if args.tile_size is not None and args.tile_size < 4 * _OVERLAP:
@@ -430,12 +440,22 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
     return 1 if run.errors else 0
 
 
+def _stylizer(args: argparse.Namespace) -> Stylizer:
+    """The model with the command line's style, masks, device and sizes."""
+    return Stylizer(
+        args.model,
+        style=args.style,
+        device=args.device,
+        max_size=args.max_size,
+        tile_size=args.tile_size,
+        masks=args.mask,
+    )
+
+
 def _prepare(args: argparse.Namespace) -> InferRun:
     """Settings, model, inputs and planned outputs, all checked before any work."""
     _check_settings(args)
-    stylizer = Stylizer(
-        args.model, style=args.style, device=args.device, max_size=args.max_size, tile_size=args.tile_size
-    )
+    stylizer = _stylizer(args)
     jobs, skipped = _earlier_outputs(expand_inputs(args.inputs), stylizer.style)
     if not jobs:
         return InferRun(stylizer, args, [], [], skipped)
@@ -521,9 +541,7 @@ def run_stream(args: argparse.Namespace) -> int:
     if target is not None and not args.overwrite and os.path.lexists(target):
         print(f"skipped <stdin>: {target} exists (--overwrite replaces it)")
         return 0
-    stylizer = Stylizer(
-        args.model, style=args.style, device=args.device, max_size=args.max_size, tile_size=args.tile_size
-    )
+    stylizer = _stylizer(args)
     try:
         name, opened = _stream_source(args)
     except ImageError as e:

@@ -26,9 +26,11 @@ from PIL import Image
 
 from fastnst.errors import FastNSTError, one_line
 from fastnst.runtime.imageio import fit_long_side, to_float, to_uint8
+from fastnst.runtime.masks import crop_map, load_mask, map_size, pad_map, parse_mask_spec, style_map
 from fastnst.runtime.onnx_contract import (
     FORMAT_KEY,
     STRENGTH_KEY,
+    STYLE_MAPS_KEY,
     STYLE_NAME_KEY,
     format_problem,
     parse_style_mix,
@@ -220,6 +222,9 @@ class Stylizer:
         style: for a model of several styles (:attr:`style_names`): one of them (``"wave"``), a
             mixture (``"wave=0.7,udnie=0.3"`` or ``{"wave": 0.7, "udnie": 0.3}``, normalised to sum
             to 1); ``None``: the first style.
+        masks: for a model exported with ``--style-maps``: ``(mask, style)`` pairs laid over ``style``
+            in order, each mask (an image file, PIL image or array; white = its style) stretched
+            over the image; ``"sky.png:wave"`` strings are accepted too. One pass, whatever the count.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         max_size: downscale inputs so their long side is at most this (``None``: keep the size).
         tile_size: largest side processed in one pass; larger images are tiled. ``None`` (the
@@ -249,6 +254,7 @@ class Stylizer:
         model: str | Path,
         style: str | Mapping[str, float] | None = None,
         device: str = "auto",
+        masks: Sequence[str | tuple[Any, str | Mapping[str, float]]] | None = None,
         max_size: int | None = None,
         tile_size: int | None = None,
         overlap: int = 128,
@@ -270,6 +276,7 @@ class Stylizer:
         try:
             self.style_names = style_names(self.metadata)  # [] for a one-style model
             self.style_mix = self._choose(style)
+            self.mask_layers = self._masks(masks or [])
         except ValueError as e:
             raise ModelError(f"{self.path}: {e}") from None
         self.providers = self.session.get_providers()
@@ -321,6 +328,27 @@ class Stylizer:
             return {}
         return parse_style_mix(style if style is not None else self.style_names[0], self.style_names)
 
+    def _masks(self, masks: Sequence[str | tuple[Any, str | Mapping[str, float]]]) -> list[tuple[np.ndarray, dict]]:
+        """``(mask array, {style: weight})`` per mask, checked: the model must take style maps."""
+        if masks and not self.style_maps:
+            raise ValueError("this model takes no style maps (masks); export it with fastnst export --style-maps")
+        layers = []
+        for item in masks:
+            mask, style = parse_mask_spec(item) if isinstance(item, str) else item
+            layers.append((load_mask(mask), parse_style_mix(style, self.style_names)))
+        return layers
+
+    @property
+    def style_maps(self) -> bool:
+        """Whether the model takes per-pixel style weights (exported with ``--style-maps``), for masks."""
+        return self.conditional and self.metadata.get(STYLE_MAPS_KEY) == "true"
+
+    def _map(self, height: int, width: int) -> np.ndarray | None:
+        """The style map of an image of this size (``None`` without masks)."""
+        if not self.mask_layers:
+            return None
+        return style_map(self.style_mix, self.mask_layers, self.style_names, map_size(height, width))
+
     @property
     def conditional(self) -> bool:
         """Whether the model takes ``style_weights`` (a model of several styles, or trained with a strength)."""
@@ -340,19 +368,30 @@ class Stylizer:
         The metadata is data from a file that anyone can write: it never becomes a path as it is.
         """
         name = "+".join(self.style_mix) if self.style_mix else self.metadata.get(STYLE_NAME_KEY, "")
+        for _, mix in self.mask_layers:  # masks: their styles too (udnie_wave: wave over udnie)
+            name += "_" + "+".join(mix)
         return safe_name(name, fallback=self.path.stem)
 
-    def _conditions(self, strength: float) -> dict[str, np.ndarray]:
-        """The conditional inputs of a pass ({} for a one-style model)."""
+    def _conditions(self, strength: float, weights_map: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The conditional inputs of a pass ({} for a one-style model); ``weights_map``: the pass's
+        style map (masks), as its image is padded by the margin."""
         if not self.conditional:
             return {}
-        weights = np.array([[self.style_mix.get(n, 0.0) for n in self.style_names]], np.float32)
+        if weights_map is not None:
+            weights = pad_map(weights_map, self.margin).astype(np.float32)
+        else:
+            weights = np.array([[self.style_mix.get(n, 0.0) for n in self.style_names]], np.float32)
+            weights = weights[..., None, None] if self.style_maps else weights
         return {"style_weights": weights, "strength": np.array([strength], np.float32)}
 
     # -- running the graph --
 
     def _run(
-        self, batch: np.ndarray, stats: np.ndarray | None = None, strength: float = 1.0
+        self,
+        batch: np.ndarray,
+        stats: np.ndarray | None = None,
+        strength: float = 1.0,
+        weights_map: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(N, H, W, 3)`` float -> stylized ``(N, H, W, 3)`` and the instance-norm statistics."""
         h, w = batch.shape[1:3]
@@ -364,7 +403,7 @@ class Stylizer:
         pad_h, pad_w = max(0, MIN_SIDE - h - 2 * m), max(0, MIN_SIDE - w - 2 * m)
         if pad_h or pad_w:  # the graph needs H, W >= 8
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
-        feeds: dict[str, Any] = {"image": x, **self._conditions(strength)}
+        feeds: dict[str, Any] = {"image": x, **self._conditions(strength, weights_map)}
         if stats is not None:
             feeds["norm_stats"] = stats.astype(np.float32)
             feeds["use_norm_stats"] = np.ones(1, np.float32)
@@ -386,7 +425,8 @@ class Stylizer:
         """Tiles normalised alike: with ``stats`` if given, else with the statistics of the whole image
         computed at a lower resolution (returned either way, as :meth:`stylize_frame` returns them)."""
         h, w = image.shape[:2]
-        _, computed = self._run(fit_long_side(image, self.stats_size)[None], stats, strength)
+        whole = self._map(h, w)  # masks: each tile gets its part of the map
+        _, computed = self._run(fit_long_side(image, self.stats_size)[None], stats, strength, whole)
         shared = computed if stats is None else stats
         tile, overlap = self.tile_size, self.overlap
         rows, cols = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
@@ -394,7 +434,8 @@ class Stylizer:
         weight = np.zeros((h, w, 1), np.float32)
         for i, (y0, y1) in enumerate(rows):
             for j, (x0, x1) in enumerate(cols):
-                piece, _ = self._run(image[None, y0:y1, x0:x1], shared, strength)
+                part = None if whole is None else crop_map(whole, y0, y1, x0, x1)
+                piece, _ = self._run(image[None, y0:y1, x0:x1], shared, strength, part)
                 # Ramps only where a neighbour overlaps: the length of the actual overlap.
                 wy = _feather(rows, i)
                 wx = _feather(cols, j)
@@ -430,7 +471,7 @@ class Stylizer:
         photo = fit_long_side(to_float(image), self.max_size)
         start = time.perf_counter()
         if self.fits(*photo.shape[:2]):
-            out, computed = self._run(photo[None], norm_stats, trained)
+            out, computed = self._run(photo[None], norm_stats, trained, self._map(*photo.shape[:2]))
             stylized, tiles = out[0], 1
         else:
             stylized, tiles, computed = self._stylize_tiled(photo, trained, norm_stats)
@@ -450,7 +491,7 @@ class Stylizer:
         photos = [fit_long_side(to_float(im), self.max_size) for im in images]
         if len({p.shape for p in photos}) == 1 and self.fits(*photos[0].shape[:2], count=len(photos)):
             start = time.perf_counter()
-            stylized, _ = self._run(np.stack(photos), strength=trained)
+            stylized, _ = self._run(np.stack(photos), strength=trained, weights_map=self._map(*photos[0].shape[:2]))
             per = (time.perf_counter() - start) / len(photos)
             return [
                 Result(self._finish(s, p, strength, preserve_colors), per, 1)
