@@ -109,7 +109,7 @@ def build_networks(args: argparse.Namespace) -> dict[str, tuple[nn.Module, dict]
         nets[name] = (build_network(architecture, width, blocks).eval(), hp)
         if args.conditional:
             styles = [{"name": f"style{i}"} for i in range(args.conditional)]
-            conditional = build_network(architecture, width, blocks, num_styles=args.conditional).eval()
+            conditional = build_network(architecture, width, blocks, args.conditional, gated_strength=True).eval()
             nets[f"{name}+{args.conditional}"] = (conditional, {**hp, "styles": styles, "strength": True})
             if args.style_maps:  # the same network taking per-pixel style maps (masks)
                 maps = {**hp, "styles": styles, "strength": True, "style_maps": True}

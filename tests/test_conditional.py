@@ -759,3 +759,28 @@ def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypa
         torch.testing.assert_close(by_name[key], value, rtol=0, atol=1e-6, msg=key)
     with pytest.raises(FastNSTError, match=r"init=nothing: nothing: no such checkpoint file.*\(two_styles\)"):
         _train(compose, tmp_path / "bad", [*TINY, "style=the_scream", "init=nothing"])
+
+
+def test_gated_output_known_values():
+    from fastnst.nn.transformer_net import gated_output
+
+    image = torch.tensor([[[[0.5, 0.0, 1.0]]]]).expand(1, 3, 1, 3)
+    change = torch.full((1, 3, 1, 3), 2.0)
+    got = gated_output(image, change, torch.tensor([[0.5]]))
+    assert got[0, 0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1.0)), abs=1e-6)  # sigmoid(0 + 0.5 * 2)
+    torch.testing.assert_close(gated_output(image, change, torch.tensor([[0.0]])), image, rtol=0, atol=1 / 509)
+    per_pixel = gated_output(image, change, torch.tensor([[[[0.0, 0.5, 1.0]]]]))  # a (1, 1, 1, 3) strength map
+    assert per_pixel[0, 0, 0, 0].item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_trained_strength_network_gives_the_photo_back_at_strength_zero():
+    torch.manual_seed(0)
+    net = build_network("light", width=0.25, num_residual_blocks=1, num_styles=2, gated_strength=True).eval()
+    image = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        photo = net(image, torch.tensor([[0.3, 0.7]]), 0.0)
+        styled = net(image, torch.tensor([[0.3, 0.7]]), 1.0)
+    torch.testing.assert_close(photo, image.clamp(1 / 510, 1 - 1 / 510), rtol=0, atol=1e-5)
+    assert (styled - image).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="gated_strength needs a conditional network"):
+        build_network("light", gated_strength=True)

@@ -196,6 +196,7 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
             width=hparams.get("width", 1.0),
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
             num_styles=len(hparams.get("styles") or []),
+            gated_strength=bool(hparams.get("strength")),
         )
         source = state["state_dict"] if averaged else state.get("current_model_state", state["state_dict"])
         weights = {k.removeprefix("net."): v for k, v in source.items() if k.startswith("net.")}

@@ -174,6 +174,9 @@ class StyleNetwork(nn.Module):
     residuals: CondSequential
     decoder: CondSequential
     num_styles: int = 0
+    # A trained strength (model.strength=true): the output is the photo plus the strength times the
+    # network's change, in logit space, so that strength 0 gives the photo back exactly (see stylize).
+    gated_strength: bool = False
 
     def mixing(self, style_weights: torch.Tensor | None, strength: torch.Tensor | float | None) -> torch.Tensor | None:
         """The conditional norms' mixing for these inputs (defaults: the first style, strength 1)."""
@@ -219,8 +222,24 @@ class StyleNetwork(nn.Module):
         else:
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
         # Style maps are stretched over each layer's features as they are (the pad to 4 moves them < 4 px).
-        y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)
-        return torch.sigmoid(y[:, :, :h, :w])
+        y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)[:, :, :h, :w]
+        if not self.gated_strength or mixing is None:
+            return torch.sigmoid(y)
+        return gated_output(image, y, 1 - mixing[:, -1:])
+
+
+def gated_output(image: torch.Tensor, change: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(logit(image) + strength * change)``: the photo at strength 0 (within 1/510, where the
+    photo is clamped off 0 and 1 for its logit), the network's own output ``sigmoid(logit(image) + change)``
+    at 1. ``strength`` is ``(N, 1)`` or a per-pixel ``(N, 1, h, w)`` map, stretched over the image."""
+    h, w = image.shape[-2:]
+    if strength.ndim == 2:
+        strength = strength[..., None, None]
+    else:
+        strength = F.interpolate(strength.float(), size=(h, w), mode="bilinear", align_corners=False)
+    photo = image.float().clamp(1 / 510, 1 - 1 / 510)
+    logit = torch.log(photo) - torch.log1p(-photo)
+    return torch.sigmoid(logit + strength.float() * change.float()).to(change.dtype)
 
 
 class TransformerNet(StyleNetwork):
@@ -318,12 +337,21 @@ ARCHITECTURES = {"johnson": TransformerNet, "light": LightTransformerNet}
 
 
 def build_network(
-    architecture: str = "johnson", width: float = 1.0, num_residual_blocks: int = 5, num_styles: int = 0
+    architecture: str = "johnson",
+    width: float = 1.0,
+    num_residual_blocks: int = 5,
+    num_styles: int = 0,
+    gated_strength: bool = False,
 ) -> StyleNetwork:
-    """The style network named ``architecture`` (``johnson`` or ``light``); conditional if ``num_styles``."""
+    """The style network named ``architecture`` (``johnson`` or ``light``); conditional if ``num_styles``;
+    with ``gated_strength`` (a trained strength) its output is :func:`gated_output`."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](width=width, num_residual_blocks=num_residual_blocks, num_styles=num_styles)
+    if gated_strength and not num_styles:
+        raise ValueError("gated_strength needs a conditional network (num_styles >= 1)")
+    net = ARCHITECTURES[architecture](width=width, num_residual_blocks=num_residual_blocks, num_styles=num_styles)
+    net.gated_strength = gated_strength
+    return net
 
 
 def conditional_norms(net: nn.Module) -> list[ConditionalInstanceNorm2d]:

@@ -377,7 +377,11 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     styles = [dict(s) for s in hparams["styles"]]
     if not hparams.get("init"):
         net = build_network(
-            hparams["architecture"], hparams["width"], hparams["num_residual_blocks"], num_styles=len(styles)
+            hparams["architecture"],
+            hparams["width"],
+            hparams["num_residual_blocks"],
+            num_styles=len(styles),
+            gated_strength=bool(hparams.get("strength")),
         )
         return net, hparams, list(range(len(styles)))
     base, base_hparams = load_base(hparams["init"])
@@ -385,7 +389,8 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
         styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
     net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"])
-    shape = {k: base_hparams[k] for k in ("architecture", "width", "num_residual_blocks") if k in base_hparams}
+    keys = ("architecture", "width", "num_residual_blocks", "strength")
+    shape = {k: base_hparams[k] for k in keys if k in base_hparams}
     changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
     if changed:
         log.info("init=%s: the base's network shape is used (%s)", hparams["init"], changed)
