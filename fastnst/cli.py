@@ -220,19 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_infer(sub: Any) -> None:
-    """``fastnst infer``."""
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    """``fastnst infer``'s choice of style, strength, masks, colours and video smoothing."""
     from fastnst.runtime.temporal import MOMENTUM
 
-    p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
-    )
-    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
-    p.add_argument(
-        "-o", "--output", type=Path, help="output file (one input), folder, or - for stdout (default: next to inputs)"
-    )
-    p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
     p.add_argument(
         "--style", help="a style of a several-style model, or a mixture: wave=0.7,udnie=0.3 (default: its first)"
     )
@@ -259,6 +250,20 @@ def _add_infer(sub: Any) -> None:
         help=f"videos: normalise each frame with instance-norm statistics averaged over the frames before it "
         f"(momentum in [0, 1); {MOMENTUM} if given alone). Measured in docs/quality.md",
     )
+
+
+def _add_infer(sub: Any) -> None:
+    """``fastnst infer``."""
+    p = sub.add_parser("infer", help="stylize images, folders, globs or videos with an ONNX model")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
+    )
+    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
+    p.add_argument(
+        "-o", "--output", type=Path, help="output file (one input), folder, or - for stdout (default: next to inputs)"
+    )
+    p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
+    _add_style_options(p)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument(

@@ -178,13 +178,7 @@ def build_trainer(
     """
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
-    callbacks = _callbacks(run_dir, checkpoint_every_n_steps, log_every_n_steps)
-    if logger:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    if ema_decay is not None:
-        # Lightning's moving average: checkpoints hold it as the weights (the trained ones under
-        # current_model_state, from which a resumed run goes on), and validation runs it.
-        callbacks.append(MovingAverage(decay=ema_decay))
+    callbacks = _callbacks(run_dir, checkpoint_every_n_steps, log_every_n_steps, logger, ema_decay)
     return pl.Trainer(
         default_root_dir=str(run_dir),
         accelerator=accelerator,
@@ -214,10 +208,18 @@ def _tensorboard_logger(run_dir: Path) -> TensorBoardLogger:
     return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
 
 
-def _callbacks(run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: int) -> list[Callback]:
-    """Stop on a signal, keep checkpoints, report skipped images, log progress lines."""
+def _callbacks(
+    run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: int, logger: bool, ema_decay: float | None
+) -> list[Callback]:
+    """Stop on a signal, keep checkpoints, report skipped images, log progress lines (and the learning
+    rate with a logger, the moving average of the weights with ``ema_decay``)."""
     from fastnst.training.interrupt import GracefulInterrupt
 
+    extra: list[Callback] = [LearningRateMonitor(logging_interval="step")] if logger else []
+    if ema_decay is not None:
+        # Lightning's moving average: checkpoints hold it as the weights (the trained ones under
+        # current_model_state, from which a resumed run goes on), and validation runs it.
+        extra.append(MovingAverage(decay=ema_decay))
     return [
         GracefulInterrupt(),
         # every_n_train_steps checkpoints keep the full training state; last.ckpt is the one to resume.
@@ -231,6 +233,7 @@ def _callbacks(run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: 
         ),
         SkippedImages(run_dir),
         ProgressLog(log_every_n_steps),
+        *extra,
     ]
 
 
