@@ -243,12 +243,14 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     p.add_argument(
         "--smooth-stats",
+        action="store_true",
+        help="videos: normalise each frame with instance-norm statistics averaged over the frames before it",
+    )
+    p.add_argument(
+        "--smooth-momentum",
         type=float,
-        nargs="?",
-        const=MOMENTUM,
-        metavar="MOMENTUM",
-        help=f"videos: normalise each frame with instance-norm statistics averaged over the frames before it "
-        f"(momentum in [0, 1); {MOMENTUM} if given alone). Measured in docs/quality.md",
+        default=MOMENTUM,
+        help=f"with --smooth-stats: weight of the average per frame, in [0, 1) (default {MOMENTUM})",
     )
 
 

@@ -739,7 +739,7 @@ def test_eval_judges_the_chosen_style_of_a_several_style_model(tiny_conditional_
     assert rc != 0 and "'zz' is not a style of this model" in err and len(err.strip().splitlines()) == 1
 
 
-def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypatch):
+def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypatch, tiny_checkpoint):
     """save_base writes the network and settings alone; a base in the package's bases folder is taken by name,
     and trains a new style as its checkpoint would."""
     import fastnst.styles
@@ -757,6 +757,8 @@ def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypa
     by_file = _state(_train(compose, tmp_path / "file", _init_overrides(base_run)) / "last.ckpt")
     for key, value in by_file.items():
         torch.testing.assert_close(by_name[key], value, rtol=0, atol=1e-6, msg=key)
+    with pytest.raises(FastNSTError, match="a one-style network; a base is a conditional one"):
+        save_base(tiny_checkpoint, bases / "one.ckpt")
     with pytest.raises(FastNSTError, match=r"init=nothing: nothing: no such checkpoint file.*\(two_styles\)"):
         _train(compose, tmp_path / "bad", [*TINY, "style=the_scream", "init=nothing"])
 

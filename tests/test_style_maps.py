@@ -192,3 +192,36 @@ def test_cli_infer_mask(exported_maps, tmp_path):
         code, _, err = cli("infer", tmp_path / "p.png", "--model", path, "--mask", mask, "-o", tmp_path / "x.png")
         assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_load_mask_luminance_alpha_and_shapes(tmp_path):
+    from PIL import Image
+
+    from fastnst.runtime.imageio import ImageError
+    from fastnst.runtime.masks import load_mask
+
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[0, :, 3] = 255  # top row opaque white, bottom row transparent white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    np.testing.assert_allclose(load_mask(tmp_path / "cut.png"), [[1.0, 1.0], [0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(load_mask(rgba), [[1.0, 1.0], [0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(load_mask(np.array([[0, 255]], np.uint8)), [[0.0, 1.0]])
+    red = np.zeros((1, 1, 3), np.float32)
+    red[..., 0] = 1.0
+    np.testing.assert_allclose(load_mask(red), [[0.299]], atol=1e-6)
+    with pytest.raises(ImageError, match=r"mask of shape \(2, 2, 2\)"):
+        load_mask(np.zeros((2, 2, 2)))
+    with pytest.raises(ImageError, match=r"nope\.png"):
+        load_mask(tmp_path / "nope.png")
+
+
+@pytest.mark.parametrize("precision", ["fp16", pytest.param("int8", marks=pytest.mark.slow)])
+def test_style_maps_export_in_other_precisions_verifies(precision, tmp_path):
+    from fastnst.nn.export import export_network
+
+    net = light(num_styles=len(STYLES))
+    report = export_network(
+        net, {**_hparams(STYLES), "style_name": "abc"}, tmp_path / "m.onnx", precision, style_maps=True
+    )
+    assert report.path.is_file() and report.max_abs_error > 0  # verified against PyTorch, maps included

@@ -30,7 +30,7 @@ def test_smooth_stats_known_values() -> None:
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5])
 def test_momentum_out_of_range_is_refused(momentum: float) -> None:
-    with pytest.raises(ValueError, match=f"momentum={momentum}"):
+    with pytest.raises(ValueError, match=f"momentum={momentum}: expected a momentum"):
         smooth_stats(None, np.zeros(3, np.float32), momentum)
     with pytest.raises(ValueError, match="momentum"):
         SmoothedStats(Stylizer("wave"), momentum)
@@ -133,7 +133,7 @@ def test_eval_video_measures_smoothed_statistics_and_judges_frames(tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
-    [("--smooth-stats", "1", "--smooth-stats 1.0: expected a momentum"), ("--judge-frames", "0", "--judge-frames 0")],
+    [("--smooth-stats", "1", "--smooth-stats=1.0: expected a momentum"), ("--judge-frames", "0", "--judge-frames 0")],
 )
 def test_eval_video_bad_settings_are_one_line(flag: str, value: str, message: str, capsys) -> None:
     from fastnst.cli import main
@@ -157,5 +157,6 @@ def test_infer_video_with_smoothed_statistics(tmp_path: Path) -> None:
     # against 11.4 for per-frame statistics (measured): the output is the smoothed one.
     to_smoothed = mean_abs_diff(written, [smoothed(f) for f in source])
     assert to_smoothed < 0.7 * mean_abs_diff(written, [stylizer(f) for f in source])
-    code, _, err = cli("infer", clip, "--model", "wave", "--smooth-stats", "1.5", "-o", tmp_path / "x.mp4")
-    assert code != 0 and "--smooth-stats 1.5" in err and not (tmp_path / "x.mp4").exists()
+    args = ["--smooth-stats", "--smooth-momentum", "1.5", "-o", tmp_path / "x.mp4"]
+    code, _, err = cli("infer", clip, "--model", "wave", *args)
+    assert code != 0 and "--smooth-momentum=1.5" in err and not (tmp_path / "x.mp4").exists()

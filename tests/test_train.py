@@ -230,6 +230,10 @@ def test_ema_weights_are_exported_and_a_resumed_run_matches(run_training, tmp_pa
     plain = load_ckpt(run_training(tmp_path / "plain", ["trainer.max_steps=4"]) / "last.ckpt")
     for key, value in plain["state_dict"].items():  # the trained weights are those of a run without EMA
         torch.testing.assert_close(a["current_model_state"][key], value, rtol=0, atol=1e-6, msg=key)
+    # Resumed without trainer.ema_decay, the trained weights go on (not their average): as the plain run.
+    off = run_training(tmp_path / "off", ["trainer.max_steps=4", f"ckpt_path={half / 'last.ckpt'}"])
+    for key, value in plain["state_dict"].items():
+        torch.testing.assert_close(load_ckpt(off / "last.ckpt")["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
     averaged, trained = load_network(full / "last.ckpt")[0], load_network(full / "last.ckpt", averaged=False)[0]
     nets = [dict(n.state_dict()) for n in (averaged, trained)]
     assert any(not torch.equal(nets[0][k], nets[1][k]) for k in nets[0])

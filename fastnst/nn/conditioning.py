@@ -142,9 +142,13 @@ def save_base(checkpoint: str | Path, output: str | Path) -> Path:
     from fastnst.atomic import atomic_write
     from fastnst.nn.export import load_network
 
-    net, hparams = load_network(checkpoint)
-    state = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams}
     output = Path(output)
+    if output.resolve() == Path(checkpoint).resolve():
+        raise FastNSTError(f"-o {output}: is the checkpoint being read; choose another file")
+    net, hparams = load_network(checkpoint)
+    if not net.num_styles:
+        raise FastNSTError(f"{checkpoint}: a one-style network; a base is a conditional one (style=[a,b,...])")
+    state = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams}
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(output) as f:
         torch.save(state, f)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, help="with --video: only the first N frames (default: all)")
     p.add_argument("--max-size", type=int, help="with --video: shrink frames to this long side (default: keep)")
     p.add_argument(
-        "--smooth-stats", type=float, nargs="+", metavar="MOMENTUM",
-        help="with --video: also measure each model with instance-norm statistics smoothed over frames",
+        "--smooth-stats", type=float, nargs="*", metavar="MOMENTUM",
+        help="with --video: also measure each model with instance-norm statistics smoothed over frames "
+        "(infer --smooth-stats), at these momenta (default 0.9)",
     )  # fmt: skip
     p.add_argument(
         "--judge-frames", type=int, default=8,
@@ -220,7 +222,10 @@ def _video_models(args: argparse.Namespace) -> dict[str, Any]:
     names, methods = _plan_methods(args)
     if any(kind != "model" for kind, _ in methods):
         raise EvalError("--video judges --model only: --images holds no video frames")
-    return {name: Stylizer(path, device=args.device) for name, (_, path) in zip(names, methods, strict=True)}
+    return {
+        name: Stylizer(path, style=args.model_style, device=args.device)
+        for name, (_, path) in zip(names, methods, strict=True)
+    }
 
 
 def _check_video_settings(args: argparse.Namespace) -> None:
@@ -228,45 +233,55 @@ def _check_video_settings(args: argparse.Namespace) -> None:
         raise EvalError(f"--frames {args.frames}: the warping error needs at least 2 frames")
     if args.max_size is not None and args.max_size < 16:
         raise EvalError(f"--max-size {args.max_size}: expected at least 16 pixels")
+    from fastnst.runtime.temporal import MOMENTUM, check_momentum
+
+    if args.smooth_stats == []:  # given alone
+        args.smooth_stats = [MOMENTUM]
     for m in args.smooth_stats or []:
-        if not 0.0 <= m < 1.0:
-            raise EvalError(f"--smooth-stats {m}: expected a momentum from 0 up to (not including) 1")
+        try:
+            check_momentum(m, "--smooth-stats")
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     if args.judge_frames < 1:
         raise EvalError(f"--judge-frames {args.judge_frames}: expected at least 1")
     if not args.video.is_file():
         raise EvalError(f"--video {args.video}: no such file")
 
 
-def _video_outputs(args: argparse.Namespace, frames: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Each ``--model``'s stylized frames: per frame, and with each ``--smooth-stats`` momentum."""
+def _video_outputs(
+    args: argparse.Namespace, frames: list[np.ndarray], kept: dict[str, dict[int, np.ndarray]]
+) -> Iterator[tuple[str, list[np.ndarray]]]:
+    """Each ``--model``'s stylized frames, per frame and with each ``--smooth-stats`` momentum, one
+    variant at a time; the frames the judge samples are kept in ``kept`` (by variant, by index)."""
+    from fastnst.runtime.flicker import sampled
     from fastnst.runtime.temporal import SmoothedStats
 
     stylizers = _video_models(args)
     variants = [(name, st, m) for name, st in stylizers.items() for m in [None, *(args.smooth_stats or [])]]
-    outputs: dict[str, list[np.ndarray]] = {}
+    picks = sampled(len(frames), args.judge_frames) if args.style is not None else []
     with Progress(len(variants) * len(frames), "stylizing frames", enabled=not args.quiet, unit="frame") as bar:
         for name, stylizer, momentum in variants:
             stylize = stylizer if momentum is None else SmoothedStats(stylizer, momentum)
             key = name if momentum is None else f"{name}~smooth{momentum:g}"
-            outputs[key] = []
+            out = []
             for frame in frames:
-                outputs[key].append(stylize(frame))
+                out.append(stylize(frame))
                 bar.update(note=key)
-    return outputs
+            kept[key] = {i: out[i] for i in picks}
+            yield key, out
 
 
-def _judge_frames(args: argparse.Namespace, frames: list[np.ndarray], outputs: dict, report: dict) -> None:
-    """The judge's mean figures over ``--judge-frames`` frames spread over the clip, added to each model."""
+def _judge_frames(args: argparse.Namespace, frames: list[np.ndarray], kept: dict, report: dict) -> None:
+    """The judge's mean figures over the sampled frames (``kept``), added to each model's entry."""
     from fastnst.nn.evaluate import Judge
-    from fastnst.runtime.flicker import JUDGED, sampled
+    from fastnst.runtime.flicker import JUDGED
     from fastnst.styles import resolve_style_image
 
     judge = Judge(resolve_style_image(args.style))
-    picks = sampled(len(frames), args.judge_frames)
-    for name, stylized in outputs.items():
-        scores = [judge.score(stylized[i], frames[i]) for i in picks]
+    for name, stylized in kept.items():
+        scores = [judge.score(image, frames[i]) for i, image in stylized.items()]
         report["models"][name].update({m: float(np.mean([getattr(s, m) for s in scores])) for m in JUDGED})
-    report["judged_frames"] = picks
+    report["judged_frames"] = sorted(next(iter(kept.values())))
     report["style"] = str(args.style)
 
 
@@ -279,10 +294,10 @@ def run_flicker(args: argparse.Namespace) -> int:
 
     _check_video_settings(args)
     frames = read_frames(args.video, args.frames, args.max_size)
-    outputs = _video_outputs(args, frames)
-    report = flicker_report(args.video, frames, outputs)
+    kept: dict[str, dict[int, np.ndarray]] = {}
+    report = flicker_report(args.video, frames, _video_outputs(args, frames, kept))
     if args.style is not None:
-        _judge_frames(args, frames, outputs, report)
+        _judge_frames(args, frames, kept, report)
     with atomic_write(args.output / "flicker.json") as f:
         f.write(json.dumps(report, indent=2).encode())
     print(format_report(report))

@@ -53,7 +53,7 @@ from fastnst.nn.transformer_net import (
     style_affine,
 )
 from fastnst.overwrite import refuse_overwrite
-from fastnst.runtime.onnx_contract import FORMAT_KEY, FORMAT_VERSION, STYLE_MAPS_KEY, STYLE_NAMES_KEY
+from fastnst.runtime.onnx_contract import FORMAT_KEY, STYLE_MAPS_KEY, STYLE_NAMES_KEY
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
             width=hparams.get("width", 1.0),
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
             num_styles=len(hparams.get("styles") or []),
-            gated_strength=bool(hparams.get("strength")),
+            gated_strength=hparams.get("output") == "gated",  # strength runs since the gated output
         )
         source = state["state_dict"] if averaged else state.get("current_model_state", state["state_dict"])
         weights = {k.removeprefix("net."): v for k, v in source.items() if k.startswith("net.")}
@@ -213,7 +213,7 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
     meta.setdefault("fastnst.architecture", "johnson")  # checkpoints from before the light network
     meta.update(
         {
-            FORMAT_KEY: str(FORMAT_VERSION),
+            FORMAT_KEY: "1",  # 2 only for --style-maps exports (see _export)
             "fastnst.version": __version__,
             "fastnst.precision": precision,
             "fastnst.norm_stats_size": str(stats_size),
@@ -467,8 +467,9 @@ def _export(
         fp32_path = Path(tmp) / "model.onnx"
         _torch_export(stats_net, fp32_path, opset)
         metadata = _metadata(hparams, precision, stats_net.stats_size)
-        if stats_net.style_maps:
+        if stats_net.style_maps:  # a rank-4 style_weights: format 2, which older fastnst refuses by name
             metadata[STYLE_MAPS_KEY] = "true"
+            metadata[FORMAT_KEY] = "2"
         _finish_graph(fp32_path, stats_net.stats_size, metadata, net.num_styles, stats_net.style_maps)
         final = fp32_path
         if precision == "int8":

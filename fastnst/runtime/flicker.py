@@ -13,7 +13,7 @@ No torch; OpenCV (``opencv-python-headless``) and PyAV are imported only when us
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,11 @@ def sampled(count: int, samples: int) -> list[int]:
     return sorted({round(i * (count - 1) / max(samples - 1, 1)) for i in range(samples)})
 
 
-def flicker_report(video: Path, frames: list[np.ndarray], outputs: dict[str, Sequence[np.ndarray]]) -> dict[str, Any]:
-    """The warping error of each model's stylized ``frames`` (by model name) and the floor."""
+def flicker_report(
+    video: Path, frames: list[np.ndarray], outputs: Iterable[tuple[str, Sequence[np.ndarray]]]
+) -> dict[str, Any]:
+    """The warping error of each model's stylized ``frames`` and the floor. ``outputs`` gives
+    ``(model name, its frames)`` one model at a time (a generator keeps one model's frames in memory)."""
     flows = pair_flows(frames)
     floor = warping_error(frames, frames, flows)
     report: dict[str, Any] = {
@@ -175,7 +178,7 @@ def flicker_report(video: Path, frames: list[np.ndarray], outputs: dict[str, Seq
         "input_warping_error": floor,
         "models": {},
     }
-    for name, stylized in outputs.items():
+    for name, stylized in outputs:
         error = warping_error(frames, stylized, flows)
         report["models"][name] = {"warping_error": error, "x_input": error / floor if floor else None}
     return report

@@ -46,7 +46,7 @@ from fastnst.runtime.imageio import (
 )
 from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
-from fastnst.runtime.temporal import SmoothedStats
+from fastnst.runtime.temporal import SmoothedStats, check_momentum
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
@@ -184,8 +184,10 @@ def _check_settings(args: argparse.Namespace) -> None:
             raise FastNSTError(f"--mask {spec}: {path}: no such file")
     if args.mask and args.sheet:
         raise FastNSTError("--mask and --sheet: a sheet shows each style on its own; leave one out")
-    if args.smooth_stats is not None and not 0.0 <= args.smooth_stats < 1.0:
-        raise FastNSTError(f"--smooth-stats {args.smooth_stats}: expected a momentum from 0 up to (not including) 1")
+    try:
+        check_momentum(args.smooth_momentum, "--smooth-momentum")
+    except ValueError as e:
+        raise FastNSTError(str(e)) from None
     if args.tile_size is not None and args.tile_size < 4 * _OVERLAP:
         raise FastNSTError(
             f"--tile-size {args.tile_size}: must be at least {4 * _OVERLAP} px (4 x the {_OVERLAP}-px tile overlap)"
@@ -347,10 +349,13 @@ class InferRun:
 
     def _frame_function(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         """Batches of frames in, stylized frames out: per frame, or with smoothed statistics (one per clip)."""
-        if self.args.smooth_stats is None:
+        if not self.args.smooth_stats:
             return self._frames
         smoothed = SmoothedStats(
-            self.stylizer, self.args.smooth_stats, strength=self.args.strength, preserve_colors=self.args.preserve_color
+            self.stylizer,
+            self.args.smooth_momentum,
+            strength=self.args.strength,
+            preserve_colors=self.args.preserve_color,
         )
         return lambda frames: [smoothed(f) for f in frames]
 

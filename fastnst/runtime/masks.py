@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fastnst.runtime.imageio import ImageError, open_rgb
+from fastnst.runtime.imageio import ImageError
 
 MASK_SCALE = 4  # maps are made at a quarter of the image size: the network's coarsest layers' resolution
 
@@ -32,18 +32,32 @@ def parse_mask_spec(spec: str) -> tuple[str, str]:
 
 
 def load_mask(mask: str | Path | Image.Image | np.ndarray) -> np.ndarray:
-    """A mask as float32 ``(H, W)`` in [0, 1] (white 1): an image file, a PIL image, or an array
-    (uint8, or float in [0, 1]; colour is taken as its luminance)."""
+    """A mask as float32 ``(H, W)`` in [0, 1], white 1: an image file, a PIL image, or an array (uint8,
+    or float in [0, 1]). Colour counts by its luminance; a transparent pixel counts as black (an
+    alpha channel multiplies the luminance), so a cut-out drawn as transparency works too.
+
+    Raises:
+        ImageError: an unreadable file, or an array that is not ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+    """
     if isinstance(mask, (str, Path)):
-        mask = open_rgb(mask)
+        path = Path(mask).expanduser()
+        try:
+            with Image.open(path) as opened:
+                mask = opened.copy()
+        except (OSError, ValueError) as e:
+            raise ImageError(f"mask {path}: not a readable image ({' '.join(str(e).split())})") from None
     if isinstance(mask, Image.Image):
-        return np.asarray(mask.convert("L"), np.float32) / 255.0
+        alpha = np.asarray(mask.getchannel("A"), np.float32) / 255.0 if "A" in mask.getbands() else 1.0
+        return np.asarray(mask.convert("L"), np.float32) / 255.0 * alpha
     array = np.asarray(mask)
-    if array.ndim == 3:
-        array = array @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as PIL's "L"
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        alpha = array[..., 3] if array.shape[-1] == 4 else None
+        scale = 255.0 if array.dtype == np.uint8 else 1.0
+        luma = (array[..., :3].astype(np.float32) / scale) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip(luma * (1.0 if alpha is None else alpha.astype(np.float32) / scale), 0.0, 1.0)
     if array.ndim != 2:
-        raise ImageError(f"mask of shape {np.asarray(mask).shape}: expected (H, W) or (H, W, 3)")
-    scale = 255.0 if np.asarray(mask).dtype == np.uint8 else 1.0
+        raise ImageError(f"mask of shape {array.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
+    scale = 255.0 if array.dtype == np.uint8 else 1.0
     return np.clip(array.astype(np.float32) / scale, 0.0, 1.0)
 
 

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 
-FORMAT_VERSION = 1  # the newest model format this fastnst reads (fastnst.nn.export writes it)
+FORMAT_VERSION = 2  # the newest model format this fastnst reads (1, and 2 for --style-maps exports)
 FORMAT_KEY = "fastnst.format"
 STYLE_NAME_KEY = "fastnst.style_name"
 STYLE_NAMES_KEY = "fastnst.style_names"  # conditional networks: a JSON list, one name per style_weights entry

@@ -222,9 +222,6 @@ class Stylizer:
         style: for a model of several styles (:attr:`style_names`): one of them (``"wave"``), a
             mixture (``"wave=0.7,udnie=0.3"`` or ``{"wave": 0.7, "udnie": 0.3}``, normalised to sum
             to 1); ``None``: the first style.
-        masks: for a model exported with ``--style-maps``: ``(mask, style)`` pairs laid over ``style``
-            in order, each mask (an image file, PIL image or array; white = its style) stretched
-            over the image; ``"sky.png:wave"`` strings are accepted too. One pass, whatever the count.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         max_size: downscale inputs so their long side is at most this (``None``: keep the size).
         tile_size: largest side processed in one pass; larger images are tiled. ``None`` (the
@@ -244,6 +241,9 @@ class Stylizer:
             the network's own edge effects (a model can learn a band a few pixels wide along
             one border) fall outside the picture (a mirrored border leaves a line at the mirror
             axis instead). A multiple of 4 keeps the sampling grid.
+        masks: for a model exported with ``--style-maps``: ``(mask, style)`` pairs laid over ``style``
+            in order, each mask (an image file, PIL image or array; white = its style) stretched
+            over the image; ``"sky.png:wave"`` strings are accepted too. One pass, whatever the count.
 
     Call it with a PIL image (returns a PIL image) or an ``(H, W, 3)`` array (returns the
     same dtype: uint8, or float in [0, 1]).
@@ -254,13 +254,13 @@ class Stylizer:
         model: str | Path,
         style: str | Mapping[str, float] | None = None,
         device: str = "auto",
-        masks: Sequence[str | tuple[Any, str | Mapping[str, float]]] | None = None,
         max_size: int | None = None,
         tile_size: int | None = None,
         overlap: int = 128,
         stats_size: int = 1024,
         margin: int = 16,
         memory_budget: int | None = None,
+        masks: Sequence[str | tuple[Any, str | Mapping[str, float]]] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -426,7 +426,8 @@ class Stylizer:
         computed at a lower resolution (returned either way, as :meth:`stylize_frame` returns them)."""
         h, w = image.shape[:2]
         whole = self._map(h, w)  # masks: each tile gets its part of the map
-        _, computed = self._run(fit_long_side(image, self.stats_size)[None], stats, strength, whole)
+        low = fit_long_side(image, self.stats_size)
+        _, computed = self._run(low[None], stats, strength, self._map(*low.shape[:2]))
         shared = computed if stats is None else stats
         tile, overlap = self.tile_size, self.overlap
         rows, cols = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)

@@ -22,11 +22,16 @@ MOMENTUM = 0.9  # weight of the running average per frame: a time constant of ab
 CUT = 0.5  # relative change of the statistics (see stats_change) taken for a scene cut
 
 
+def check_momentum(momentum: float, what: str = "momentum") -> None:
+    """Refuse a momentum outside [0, 1) (1 would never take a new frame in), naming ``what``."""
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"{what}={momentum}: expected a momentum from 0 up to (not including) 1")
+
+
 def smooth_stats(running: np.ndarray | None, frame: np.ndarray, momentum: float) -> np.ndarray:
     """The running average after one more frame: ``momentum * running + (1 - momentum) * frame``
     (``frame`` itself when there is no average yet). A new array; neither input is changed."""
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum={momentum}: expected a value in [0, 1)")
+    check_momentum(momentum)
     if running is None:
         return np.array(frame, dtype=np.float32, copy=True)
     return (momentum * running + (1.0 - momentum) * frame).astype(np.float32)
@@ -64,7 +69,7 @@ class SmoothedStats:
         strength: float = 1.0,
         preserve_colors: bool = False,
     ) -> None:
-        smooth_stats(None, np.zeros(1, np.float32), momentum)  # checks momentum before any frame
+        check_momentum(momentum)
         if cut is not None and cut <= 0:
             raise ValueError(f"cut={cut}: expected a positive relative change (or None)")
         self.stylizer, self.momentum, self.cut = stylizer, momentum, cut

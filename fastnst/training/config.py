@@ -231,7 +231,8 @@ class TrainConfig:
     )
     init: str | None = setting(
         None,
-        "a conditional checkpoint to start from: its styles are kept and this run's style is added",
+        "a conditional checkpoint, or a shipped base's name (fastnst styles lists them), to start from: "
+        "its styles are kept and this run's style is added",
         to=_to("init", "module"),
     )
 

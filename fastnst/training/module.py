@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import MISSING
 
 from fastnst.atomic import atomic_write
@@ -353,9 +354,24 @@ class StyleTransferModule(pl.LightningModule):
                 "resuming with changed settings: %s",
                 ", ".join(f"{k} {saved[k]!r} -> {self.hparams[k]!r}" for k in changed),
             )
+        if "current_model_state" in checkpoint and self._resuming_without_average():
+            # A run with trainer.ema_decay resumed without it: go on from the trained weights, which the
+            # optimizer state belongs to (state_dict holds their moving average).
+            log.warning(
+                "resuming a run with trainer.ema_decay without it: its trained weights go on, not their average"
+            )
+            checkpoint["state_dict"] = checkpoint.pop("current_model_state")
         for key in ("state_dict", "current_model_state"):
             if key in checkpoint:
                 checkpoint[key] = self._with_loss_network(checkpoint[key])
+
+    def _resuming_without_average(self) -> bool:
+        """Whether a Trainer is restoring this module with no moving average of the weights attached."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached: load_from_checkpoint (the average, as saved, is the network)
+            return False
+        return not any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
 
     def _with_loss_network(self, saved: dict[str, Any]) -> dict[str, Any]:
         """A saved state as the module loads it: the loss network we built ourselves put back, so that
@@ -383,13 +399,15 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
             num_styles=len(styles),
             gated_strength=bool(hparams.get("strength")),
         )
-        return net, hparams, list(range(len(styles)))
+        # Recorded so that checkpoints of strength runs from before the gated output load as trained.
+        saved = {**hparams, "output": "gated"} if hparams.get("strength") else hparams
+        return net, saved, list(range(len(styles)))
     base, base_hparams = load_base(hparams["init"])
     base_styles = base_hparams.get("styles") or []
     if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
         styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
     net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"])
-    keys = ("architecture", "width", "num_residual_blocks", "strength")
+    keys = ("architecture", "width", "num_residual_blocks", "strength", "output")
     shape = {k: base_hparams[k] for k in keys if k in base_hparams}
     changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
     if changed:

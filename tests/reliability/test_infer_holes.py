@@ -160,7 +160,7 @@ def test_a_newer_model_format_is_refused_naming_both_versions(tmp_path):
         Stylizer(model, device="cpu")
     message = str(info.value)
     assert "\n" not in message and str(model) in message
-    assert "format 3" in message and "up to 1" in message and "upgrade" in message
+    assert "format 3" in message and "up to 2" in message and "upgrade" in message
     photo(tmp_path / "photo.png")
     proc = infer("photo.png", "--model", model, "-o", "out.png", cwd=tmp_path)
     assert proc.returncode == 2
