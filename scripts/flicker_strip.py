@@ -37,13 +37,14 @@ def differences(frames_in: list[np.ndarray], frames_out: list[np.ndarray]) -> li
     return images
 
 
-def stylized(model: str, frames: list[np.ndarray], momentum: float | None) -> list[np.ndarray]:
-    """The model's frames: per frame, or with smoothed statistics (warmed up on the frames before the strip)."""
+def stylized(model: str, frames: list[np.ndarray], start: int, momentum: float | None) -> list[np.ndarray]:
+    """The model's frames from ``start`` on: per frame, or with smoothed statistics (these run over the
+    frames before the strip too, as they would in the video)."""
     stylizer = Stylizer(model)
     if momentum is None:
-        return [stylizer(f) for f in frames]
+        return [stylizer(f) for f in frames[start:]]
     smoothed = SmoothedStats(stylizer, momentum)
-    return [smoothed(f) for f in frames]
+    return [smoothed(f) for f in frames][start:]
 
 
 def strip(rows: list[tuple[str, list[np.ndarray]]]) -> Image.Image:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.append((f"{labels[0]} smoothed {args.smooth_stats:g}", args.model[0], args.smooth_stats))
     rows: list[tuple[str, list[np.ndarray]]] = [("input", shown)]
     for label, model, momentum in runs:
-        out = stylized(model, frames, momentum)[args.start :]
+        out = stylized(model, frames, args.start, momentum)
         rows += [(label, out), (f"{label}: difference x{GAIN:g}", differences(shown, out))]
     save_image(np.asarray(strip(rows)), args.output)
     print(f"wrote {args.output}")
