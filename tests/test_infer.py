@@ -301,7 +301,9 @@ def test_tiles_blend_back_to_the_image(tiny_onnx, monkeypatch, size):
     """With an identity model, the feathered tiles (weights normalised) give the image back."""
     st = Stylizer(tiny_onnx, device="cpu", tile_size=256, overlap=64)
     monkeypatch.setattr(
-        st, "_run", lambda batch, stats=None, strength=1.0: (batch.copy(), np.zeros((len(batch), 2), np.float32))
+        st,
+        "_run",
+        lambda batch, stats=None, strength=1.0, weights_map=None: (batch.copy(), np.zeros((len(batch), 2), np.float32)),
     )
     w, h = size
     random = np.random.default_rng(1).random((h, w, 3)).astype(np.float32)
@@ -319,9 +321,9 @@ def test_tiles_get_the_whole_image_statistics(sharp_onnx, monkeypatch):
     calls = []
     run = st._run
 
-    def spy(batch, stats=None, strength=1.0):
+    def spy(batch, stats=None, strength=1.0, weights_map=None):
         calls.append((batch.shape, None if stats is None else stats.copy()))
-        return run(batch, stats, strength)
+        return run(batch, stats, strength, weights_map)
 
     monkeypatch.setattr(st, "_run", spy)
     result = st.stylize_arrays([image])[0]
@@ -344,7 +346,9 @@ def tiling(sharp_onnx):
             st = Stylizer(sharp_onnx, device="cpu", tile_size=256, overlap=64, stats_size=1024)
             tiled = st.stylize_arrays([image])[0]
             run_with_stats = st._run
-            st._run = lambda batch, stats=None, strength=1.0: run_with_stats(batch)  # each tile normalised on its own
+            st._run = lambda batch, stats=None, strength=1.0, weights_map=None: run_with_stats(
+                batch
+            )  # tile's own stats
             naive = st.stylize_arrays([image])[0]
             st._run = run_with_stats
             cache[width, height] = {
@@ -580,9 +584,9 @@ def test_cli_batch_size(tiny_onnx, tmp_path, monkeypatch):
     batches: list[int] = []
     run = Stylizer._run
 
-    def spy(self, batch, stats=None, strength=1.0):
+    def spy(self, batch, stats=None, strength=1.0, weights_map=None):
         batches.append(len(batch))
-        return run(self, batch, stats, strength)
+        return run(self, batch, stats, strength, weights_map)
 
     monkeypatch.setattr(Stylizer, "_run", spy)
     assert run_cli("--model", tiny_onnx, src, "-o", tmp_path / "b2", "--batch-size", "2", "-q") == 0
