@@ -51,6 +51,7 @@ def test_gallery_grid_of_photos_and_styles(tmp_path):
             assert np.abs(cell - photo).mean() > 10, f"cell ({row}, {col}) is not stylized"
 
 
+@pytest.mark.slow  # two script runs, each judging at 512 px: about 50 s
 def test_compare_optimize_judges_model_and_optimization(tmp_path, vgg_weights_file):
     model, photo = MODELS[0], sample_photos_dir() / "chelsea.jpg"
     out = tmp_path / "quality"
