@@ -41,14 +41,19 @@ def resolve_base(value: str | Path) -> Path:
     Raises:
         StyleError: naming the value and the shipped bases when nothing matches.
     """
+    return _file_or_shipped(value, shipped_bases(), "checkpoint file", "a shipped base network")
+
+
+def _file_or_shipped(value: str | Path, shipped: dict[str, Path], file_kind: str, shipped_kind: str) -> Path:
+    """An existing file (it wins over a name, so one's own file can always be given by path), else the
+    shipped item of that name; else a one-line StyleError listing the shipped names."""
     path = Path(value).expanduser()
     if path.is_file():
         return path
-    shipped = shipped_bases()
     if str(value) in shipped:
         return shipped[str(value)]
     names = ", ".join(shipped) or "none in this version"
-    raise StyleError(f"{value}: no such checkpoint file, and not a shipped base network ({names})")
+    raise StyleError(f"{value}: no such {file_kind}, and not {shipped_kind} ({names})")
 
 
 def builtin_styles() -> dict[str, Path]:
@@ -75,13 +80,7 @@ def resolve_model(value: str | Path) -> Path:
     Raises:
         StyleError: naming the value and the shipped styles when nothing matches.
     """
-    path = Path(value).expanduser()
-    if path.is_file():
-        return path
-    shipped = shipped_models()
-    if str(value) in shipped:
-        return shipped[str(value)]
-    raise StyleError(f"{value}: no such model file, and not a shipped style ({', '.join(shipped)})")
+    return _file_or_shipped(value, shipped_models(), "model file", "a shipped style")
 
 
 def resolve_style_image(value: str | Path) -> Path:
