@@ -23,17 +23,22 @@ TRAIN_EXTRA = {"torch", "lightning", "hydra", "omegaconf", "tensorboard", "onnx"
 
 def _cmd_styles(args: argparse.Namespace) -> int:
     """List the shipped style models (judge figures, file sizes) and the built-in paintings."""
-    from fastnst.styles import builtin_styles, shipped_bases, shipped_model_figures, shipped_models
+    from fastnst.styles import (
+        builtin_styles,
+        shipped_bases,
+        shipped_model_figures,
+        shipped_models,
+        shipped_video_models,
+    )
 
     figures = shipped_model_figures()
     print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
     print(f"  {'name':16s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
-    for name, path in shipped_models().items():
-        f = {"content": float("nan"), "style_gram": float("nan"), "style_stats": float("nan"), **figures.get(name, {})}
-        print(
-            f"  {name:16s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
-            f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}"
-        )
+    _print_models(shipped_models(), figures)
+    video = shipped_video_models()
+    if video:
+        print("stability-trained for video (infer uses NAME_stable for a video of NAME; flicker: docs/quality.md):")
+        _print_models(video, figures)
     print("built-in paintings (train style=NAME, fastnst optimize --style NAME):")
     for name, path in builtin_styles().items():
         print(f"  {name:16s} {path}")
@@ -42,6 +47,16 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     for name, path in bases.items():
         print(f"  {name:16s} {path}")
     return 0
+
+
+def _print_models(models: dict[str, Any], figures: dict[str, dict[str, Any]]) -> None:
+    """One line per model: judge figures, file size and painting (models.json)."""
+    for name, path in models.items():
+        f = {"content": float("nan"), "style_gram": float("nan"), "style_stats": float("nan"), **figures.get(name, {})}
+        print(
+            f"  {name:16s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
+            f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}"
+        )
 
 
 def _cmd_train(overrides: list[str]) -> int:
@@ -245,6 +260,11 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
         "--smooth-stats",
         action="store_true",
         help="videos: normalise each frame with instance-norm statistics averaged over the frames before it",
+    )
+    p.add_argument(
+        "--no-stable",
+        action="store_true",
+        help="videos: use a shipped style's per-frame network, not its stability-trained one (STYLE_stable)",
     )
     p.add_argument(
         "--smooth-momentum",

@@ -66,6 +66,25 @@ def shipped_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(models_dir().glob("*.onnx"))}
 
 
+# A shipped style's stability-trained network (for video) is addressed as ``<style>_stable``.
+STABLE_SUFFIX = "_stable"
+
+
+def shipped_video_models() -> dict[str, Path]:
+    """``{"wave_stable": .../video/wave.onnx, ...}``: the shipped styles' stability-trained networks, which
+    ``fastnst infer`` uses for videos in place of the per-frame photo network of the same style."""
+    folder = models_dir() / "video"
+    return {p.stem + STABLE_SUFFIX: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+
+
+def video_model(value: str | Path) -> Path | None:
+    """The stability-trained network to use for videos when ``value`` names a shipped style that has one
+    (``wave`` -> ``wave_stable``); None for files, other names, and styles without one."""
+    if Path(value).expanduser().is_file():
+        return None  # one's own file is used as it is
+    return shipped_video_models().get(f"{value}{STABLE_SUFFIX}")
+
+
 def shipped_model_figures() -> dict[str, dict[str, Any]]:
     """``{name: {"painting": ..., "content": ..., "style_gram": ..., "style_stats": ...}}`` from models.json."""
     figures = json.loads((models_dir() / "models.json").read_text())
@@ -80,7 +99,7 @@ def resolve_model(value: str | Path) -> Path:
     Raises:
         StyleError: naming the value and the shipped styles when nothing matches.
     """
-    return _file_or_shipped(value, shipped_models(), "model file", "a shipped style")
+    return _file_or_shipped(value, {**shipped_models(), **shipped_video_models()}, "model file", "a shipped style")
 
 
 def resolve_style_image(value: str | Path) -> Path:

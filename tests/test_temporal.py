@@ -160,3 +160,51 @@ def test_infer_video_with_smoothed_statistics(tmp_path: Path) -> None:
     args = ["--smooth-stats", "--smooth-momentum", "1.5", "-o", tmp_path / "x.mp4"]
     code, _, err = cli("infer", clip, "--model", "wave", *args)
     assert code != 0 and "--smooth-momentum=1.5" in err and not (tmp_path / "x.mp4").exists()
+
+
+@pytest.fixture
+def video_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A models folder whose wave has a stability-trained network for video (here udnie's file, so the
+    two are told apart by their pictures)."""
+    import shutil
+
+    import fastnst.styles as styles
+
+    shipped = styles.shipped_models()
+    folder = tmp_path / "models"
+    (folder / "video").mkdir(parents=True)
+    shutil.copy(shipped["wave"], folder / "wave.onnx")
+    shutil.copy(shipped["udnie"], folder / "video" / "wave.onnx")
+    monkeypatch.setattr(styles, "models_dir", lambda: folder)
+    return folder
+
+
+def test_a_shipped_style_uses_its_stable_network_for_videos(tmp_path: Path, video_variant: Path) -> None:
+    from conftest import cli
+    from test_video import make_clip, mean_abs_diff, read_video
+
+    from fastnst.styles import resolve_model, video_model
+
+    assert video_model("wave") == video_variant / "video" / "wave.onnx"
+    assert resolve_model("wave_stable") == video_variant / "video" / "wave.onnx"
+    assert video_model("udnie") is None and video_model(video_variant / "wave.onnx") is None  # files as given
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    photo = Path(asset("content/chicago.jpg"))
+    code, out, err = cli("infer", clip, photo, "--model", "wave", "--max-size", "256", "-o", tmp_path / "out", "--json")
+    assert code == 0, err
+    assert "videos: wave_stable" in err
+    source, written = read_video(clip)["frames"], read_video(tmp_path / "out" / "clip_wave.mp4")["frames"]
+    stable, per_frame = Stylizer(video_variant / "video" / "wave.onnx"), Stylizer(video_variant / "wave.onnx")
+    assert mean_abs_diff(written, [stable(f) for f in source]) < 0.5 * mean_abs_diff(
+        written, [per_frame(f) for f in source]
+    )
+    report = json.loads(out)
+    (video,) = [r for r in report["outputs"] if r["input"] == str(clip)]
+    (image,) = [r for r in report["outputs"] if r["input"] == str(photo)]
+    assert video["model"] == str(video_variant / "video" / "wave.onnx") and "model" not in image
+    code, _, err = cli("infer", clip, "--model", "wave", "--no-stable", "-o", tmp_path / "plain.mp4")
+    assert code == 0 and "wave_stable" not in err
+    written = read_video(tmp_path / "plain.mp4")["frames"]
+    assert mean_abs_diff(written, [per_frame(f) for f in source]) < 0.5 * mean_abs_diff(
+        written, [stable(f) for f in source]
+    )

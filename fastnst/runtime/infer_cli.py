@@ -48,6 +48,7 @@ from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.temporal import SmoothedStats, check_momentum
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
+from fastnst.styles import STABLE_SUFFIX, video_model
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
 _OVERLAP = 128  # Stylizer's default overlap between tiles: a tile must be at least 4 times larger
@@ -261,8 +262,10 @@ class InferRun:
         jobs: list[Job],
         outputs: list[Path],
         skipped: list[dict[str, str]] | None = None,
+        video_stylizer: Stylizer | None = None,
     ):
         self.stylizer, self.args, self.jobs, self.outputs = stylizer, args, jobs, outputs
+        self.video_stylizer = video_stylizer or stylizer  # a shipped style's stability-trained network
         self.records: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
         self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
@@ -344,7 +347,7 @@ class InferRun:
             self._finished(src)
 
     def _frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        results = self.stylizer.stylize_arrays(frames, self.args.strength, self.args.preserve_color)
+        results = self.video_stylizer.stylize_arrays(frames, self.args.strength, self.args.preserve_color)
         return [to_uint8(r.image) for r in results]
 
     def _frame_function(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
@@ -352,7 +355,7 @@ class InferRun:
         if not self.args.smooth_stats:
             return self._frames
         smoothed = SmoothedStats(
-            self.stylizer,
+            self.video_stylizer,
             self.args.smooth_momentum,
             strength=self.args.strength,
             preserve_colors=self.args.preserve_color,
@@ -373,6 +376,8 @@ class InferRun:
         )
         record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
         record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))
+        if self.video_stylizer is not self.stylizer:
+            record["model"] = str(self.video_stylizer.path)
         shortfall = report.shortfall()
         if shortfall is not None:
             record["warning"] = shortfall
@@ -445,10 +450,10 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
     return 1 if run.errors else 0
 
 
-def _stylizer(args: argparse.Namespace) -> Stylizer:
-    """The model with the command line's style, masks, device and sizes."""
+def _stylizer(args: argparse.Namespace, model: Path | None = None) -> Stylizer:
+    """The model (``--model``, unless another is given) with the command line's style, masks, device and sizes."""
     return Stylizer(
-        args.model,
+        model or args.model,
         style=args.style,
         device=args.device,
         max_size=args.max_size,
@@ -468,7 +473,19 @@ def _prepare(args: argparse.Namespace) -> InferRun:
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
     outputs = plan_outputs(jobs, args.output, stylizer.style)
     check_outputs(jobs, outputs, args.output)
-    return InferRun(stylizer, args, jobs, outputs, skipped)
+    return InferRun(stylizer, args, jobs, outputs, skipped, _video_stylizer(args, jobs))
+
+
+def _video_stylizer(args: argparse.Namespace, jobs: list[Job]) -> Stylizer | None:
+    """For videos, a shipped style's stability-trained network (``wave`` -> ``wave_stable``), unless
+    ``--no-stable``; None when there is no video among the inputs or no such network."""
+    stable = None if args.no_stable else video_model(args.model)
+    if stable is None or not any(is_video(src) for src, _ in jobs):
+        return None
+    if not args.quiet:
+        note = f"the stability-trained network of {args.model} (--no-stable: per frame)"
+        print(f"videos: {args.model}{STABLE_SUFFIX}, {note}", file=sys.stderr)
+    return _stylizer(args, stable)
 
 
 def _earlier_outputs(jobs: list[Job], style: str) -> tuple[list[Job], list[dict[str, str]]]:
