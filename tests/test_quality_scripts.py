@@ -98,3 +98,38 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
     assert {(r["name"], r["step"]) for r in rows} == {(n, s) for n in ("ema", "ema~raw") for s in ("2", "3")}
     by = {(r["name"], r["step"]): r for r in rows}
     assert by[("ema", "3")]["style_gram"] != by[("ema~raw", "3")]["style_gram"]  # two different networks
+
+
+@pytest.fixture(scope="module")
+def tiny_conditional_onnx(tiny_conditional_checkpoint, tmp_path_factory):
+    from fastnst.nn.export import export_onnx
+
+    return export_onnx(tiny_conditional_checkpoint, tmp_path_factory.mktemp("cond") / "three.onnx").path
+
+
+@pytest.mark.slow  # 10 judged pictures at 512 px: about a minute
+def test_strength_series_judges_trained_strength_and_blend(tmp_path, tiny_conditional_onnx):
+    photo = sample_photos_dir() / "coffee.jpg"
+    out = run_script("strength_series.py", "--model", str(tiny_conditional_onnx), "--style", "wave",
+                     "--content", str(photo), "-o", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "series.json").read_text())
+    assert set(report) == {"wave"} and set(report["wave"]) == {"trained", "blend"}
+    # strength 0 is the photo by construction (gated output), in both series
+    assert report["wave"]["trained"]["0"]["content"] < 1e-3 and report["wave"]["blend"]["0"]["content"] < 1e-3
+    assert report["wave"]["trained"]["1"] == report["wave"]["blend"]["1"]  # strength 1: the same picture
+    with Image.open(tmp_path / "wave.png") as sheet:
+        assert sheet.width > 9 * sheet.height / 2  # one row of ten pictures
+    assert "wave: strength" in out
+
+
+@pytest.mark.slow  # 10 judged pictures at 512 px: about a minute
+def test_mixture_series_moves_from_one_painting_to_the_other(tmp_path, tiny_conditional_onnx):
+    photo = sample_photos_dir() / "coffee.jpg"
+    out = run_script("mixture_series.py", "--model", str(tiny_conditional_onnx), "--styles", "wave", "udnie",
+                     "--content", str(photo), "-o", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "mixture.json").read_text())
+    assert list(report) == ["0", "0.25", "0.5", "0.75", "1"]
+    assert all(set(r) == {"content", "style_gram_wave", "style_gram_udnie"} for r in report.values())
+    with Image.open(tmp_path / "wave+udnie.png") as sheet:
+        assert sheet.width > 5 * sheet.height  # the photo and five pictures in one row
+    assert "wave -> udnie" in out
