@@ -33,7 +33,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
 
     figures = shipped_model_figures()
     print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
-    print(f"  {'name':16s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
+    print(f"  {'name':20s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
     _print_models(shipped_models(), figures)
     video = shipped_video_models()
     if video:
@@ -54,9 +54,15 @@ def _print_models(models: dict[str, Any], figures: dict[str, dict[str, Any]]) ->
     for name, path in models.items():
         f = {"content": float("nan"), "style_gram": float("nan"), "style_stats": float("nan"), **figures.get(name, {})}
         print(
-            f"  {name:16s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
-            f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}"
+            f"  {name:20s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
+            f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}{_flicker(f)}"
         )
+
+
+def _flicker(figures: dict[str, Any]) -> str:
+    """``; flicker 0.60x bikes, 0.50x bigbuckbunny`` for a stability-trained model, else nothing."""
+    ratios = figures.get("flicker", {})
+    return "; flicker " + ", ".join(f"{r:.2f}x {clip}" for clip, r in ratios.items()) if ratios else ""
 
 
 def _cmd_train(overrides: list[str]) -> int:

@@ -9,9 +9,10 @@ from PIL import Image
 
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import Stylizer
-from fastnst.styles import shipped_models
+from fastnst.styles import shipped_models, shipped_video_models
 
 MODELS = sorted(shipped_models().values())
+VIDEO = sorted(shipped_video_models().values())  # video/<style>.onnx: stability-trained, fp32
 
 
 def test_six_styles_are_shipped():
@@ -21,11 +22,17 @@ def test_six_styles_are_shipped():
     assert set(names) <= built_in  # each one is a built-in preset: its painting ships with fastnst
 
 
-@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_video_models_are_stability_trained_styles_that_ship():
+    assert VIDEO and {m.stem for m in VIDEO} <= {m.stem for m in MODELS}
+    for model in VIDEO:
+        assert float(Stylizer(model).metadata["fastnst.temporal_weight"]) > 0, model
+
+
+@pytest.mark.parametrize("model", MODELS + VIDEO, ids=[m.stem for m in MODELS] + [f"{m.stem}_stable" for m in VIDEO])
 def test_shipped_model_stylizes(model):
     stylizer = Stylizer(model, device="cpu")
     assert stylizer.style == model.stem
-    assert stylizer.metadata["fastnst.precision"] == "fp16"
+    assert stylizer.metadata["fastnst.precision"] == ("fp32" if model in VIDEO else "fp16")
     photo = Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB")
     out = np.asarray(stylizer(photo), np.float32) / 255
     assert out.shape == np.asarray(photo).shape and np.isfinite(out).all()
@@ -34,7 +41,8 @@ def test_shipped_model_stylizes(model):
     assert np.abs(out - src).mean() > 0.1
     gx_out, gx_src = np.abs(np.diff(out.mean(2), axis=1)), np.abs(np.diff(src.mean(2), axis=1))
     assert np.corrcoef(gx_out.ravel(), gx_src.ravel())[0, 1] > 0.2
-    assert (REPO / "checkpoints" / "README.md").read_text().count(f"`{model.name}`") >= 1  # documented
+    documented = model.name if model in MODELS else f"video/{model.name}"
+    assert (REPO / "checkpoints" / "README.md").read_text().count(f"`{documented}`") >= 1
 
 
 def border_steps(image: np.ndarray, strip: int = 8) -> dict[str, float]:
@@ -49,7 +57,7 @@ def border_steps(image: np.ndarray, strip: int = 8) -> dict[str, float]:
     return {side: abs(float(a.mean() - b.mean())) for side, (a, b) in pairs.items()}
 
 
-@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+@pytest.mark.parametrize("model", MODELS + VIDEO, ids=[m.stem for m in MODELS] + [f"{m.stem}_stable" for m in VIDEO])
 def test_no_band_along_the_borders(model):
     """No border artefact: on a featureless photo (a smooth random colour field, alike everywhere), the
     outer strip of each side looks like the strip next to it.
