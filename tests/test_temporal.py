@@ -151,10 +151,10 @@ def test_infer_video_with_smoothed_statistics(tmp_path: Path) -> None:
     code, _, err = cli("infer", clip, "--model", "wave", "--smooth-stats", "--quiet", "-o", tmp_path / "out.mp4")
     assert code == 0, err
     source, written = read_video(clip)["frames"], read_video(tmp_path / "out.mp4")["frames"]
-    stylizer = Stylizer("wave")
+    stylizer = Stylizer("wave_stable")  # videos of a shipped style go through its stability-trained network
     smoothed = SmoothedStats(stylizer)
-    # The H.264 round trip of wave's fine texture leaves about 5.8 (0-255) against the smoothed frames,
-    # against 11.4 for per-frame statistics (measured): the output is the smoothed one.
+    # The H.264 round trip of wave's fine texture leaves about 4.7 (0-255) against the smoothed frames,
+    # against 9.4 for per-frame statistics (measured): the output is the smoothed one.
     to_smoothed = mean_abs_diff(written, [smoothed(f) for f in source])
     assert to_smoothed < 0.7 * mean_abs_diff(written, [stylizer(f) for f in source])
     args = ["--smooth-stats", "--smooth-momentum", "1.5", "-o", tmp_path / "x.mp4"]
