@@ -49,7 +49,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_models(models: dict[str, Any], figures: dict[str, dict[str, Any]]) -> None:
+def _print_models(models: dict[str, Path], figures: dict[str, dict[str, Any]]) -> None:
     """One line per model: judge figures, file size and painting (models.json)."""
     for name, path in models.items():
         f = {"content": float("nan"), "style_gram": float("nan"), "style_stats": float("nan"), **figures.get(name, {})}

@@ -346,9 +346,8 @@ def tiling(sharp_onnx):
             st = Stylizer(sharp_onnx, device="cpu", tile_size=256, overlap=64, stats_size=1024)
             tiled = st.stylize_arrays([image])[0]
             run_with_stats = st._run
-            st._run = lambda batch, stats=None, strength=1.0, weights_map=None: run_with_stats(
-                batch
-            )  # tile's own stats
+            # each tile normalised with its own statistics
+            st._run = lambda batch, stats=None, strength=1.0, weights_map=None: run_with_stats(batch)
             naive = st.stylize_arrays([image])[0]
             st._run = run_with_stats
             cache[width, height] = {
