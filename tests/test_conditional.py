@@ -763,16 +763,18 @@ def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypa
         _train(compose, tmp_path / "bad", [*TINY, "style=the_scream", "init=nothing"])
 
 
-def test_gated_output_known_values():
-    from fastnst.nn.transformer_net import gated_output
+def test_strength_output_known_values():
+    from fastnst.nn.transformer_net import strength_output
 
     image = torch.tensor([[[[0.5, 0.0, 1.0]]]]).expand(1, 3, 1, 3)
-    change = torch.full((1, 3, 1, 3), 2.0)
-    got = gated_output(image, change, torch.tensor([[0.5]]))
-    assert got[0, 0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1.0)), abs=1e-6)  # sigmoid(0 + 0.5 * 2)
-    torch.testing.assert_close(gated_output(image, change, torch.tensor([[0.0]])), image, rtol=0, atol=1 / 509)
-    per_pixel = gated_output(image, change, torch.tensor([[[[0.0, 0.5, 1.0]]]]))  # a (1, 1, 1, 3) strength map
+    y = torch.full((1, 3, 1, 3), 2.0)
+    got = strength_output(image, y, torch.tensor([[0.5]]))
+    assert got[0, 0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1.0)), abs=1e-6)  # sigmoid(0.5 * 0 + 0.5 * 2)
+    torch.testing.assert_close(strength_output(image, y, torch.tensor([[0.0]])), image, rtol=0, atol=1 / 509)
+    torch.testing.assert_close(strength_output(image, y, torch.tensor([[1.0]])), torch.sigmoid(y))  # the network's own
+    per_pixel = strength_output(image, y, torch.tensor([[[[0.0, 0.5, 1.0]]]]))  # a (1, 1, 1, 3) strength map
     assert per_pixel[0, 0, 0, 0].item() == pytest.approx(0.5, abs=1e-6)
+    assert per_pixel[0, 0, 0, 2].item() == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-6)
 
 
 def test_a_trained_strength_network_gives_the_photo_back_at_strength_zero():
@@ -786,3 +788,17 @@ def test_a_trained_strength_network_gives_the_photo_back_at_strength_zero():
     assert (styled - image).abs().mean() > 0.01
     with pytest.raises(ValueError, match="gated_strength needs a conditional network"):
         build_network("light", gated_strength=True)
+
+
+def test_a_strength_checkpoint_records_its_output_and_a_retired_one_is_refused(tiny_conditional_checkpoint, tmp_path):
+    from fastnst.nn.export import ExportError, export_onnx
+    from fastnst.nn.transformer_net import STRENGTH_OUTPUT
+
+    state = torch.load(tiny_conditional_checkpoint, map_location="cpu", weights_only=True)
+    assert state["hyper_parameters"]["output"] == STRENGTH_OUTPUT
+    state["hyper_parameters"]["output"] = "gated"  # sigmoid(logit(photo) + strength * change), retired
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    with pytest.raises(ExportError, match=r"old.ckpt: output='gated', a trained-strength network with a retired"):
+        export_onnx(old, tmp_path / "old.onnx")
+    assert not (tmp_path / "old.onnx").exists()

@@ -114,7 +114,7 @@ def test_strength_series_judges_trained_strength_and_blend(tmp_path, tiny_condit
                      "--content", str(photo), "-o", str(tmp_path))  # fmt: skip
     report = json.loads((tmp_path / "series.json").read_text())
     assert set(report) == {"wave"} and set(report["wave"]) == {"trained", "blend"}
-    # strength 0 is the photo by construction (gated output), in both series
+    # strength 0 is the photo by construction (strength_output), in both series
     assert report["wave"]["trained"]["0"]["content"] < 1e-3 and report["wave"]["blend"]["0"]["content"] < 1e-3
     assert report["wave"]["trained"]["1"] == report["wave"]["blend"]["1"]  # strength 1: the same picture
     with Image.open(tmp_path / "wave.png") as sheet:

@@ -46,6 +46,7 @@ from torch import nn
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
 from fastnst.nn.transformer_net import (
+    STRENGTH_OUTPUT,
     ConditionalInstanceNorm2d,
     Conditioned,
     StyleNetwork,
@@ -196,14 +197,27 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
             width=hparams.get("width", 1.0),
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
             num_styles=len(hparams.get("styles") or []),
-            gated_strength=hparams.get("output") == "gated",  # strength runs since the gated output
+            gated_strength=_strength_output(hparams, path),
         )
         source = state["state_dict"] if averaged else state.get("current_model_state", state["state_dict"])
         weights = {k.removeprefix("net."): v for k, v in source.items() if k.startswith("net.")}
         net.load_state_dict(weights)
+    except FastNSTError:
+        raise
     except Exception as e:
         raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
     return net.eval(), hparams
+
+
+def _strength_output(hparams: dict[str, Any], path: Path) -> bool:
+    """Whether a checkpoint's network has a trained strength's output (:func:`strength_output`)."""
+    output = hparams.get("output")
+    if output is None or output == STRENGTH_OUTPUT:
+        return output is not None
+    raise ExportError(
+        f"{path}: output={output!r}, a trained-strength network with a retired output that this version does "
+        f"not build; retrain it (model.strength=true)"
+    )
 
 
 def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:

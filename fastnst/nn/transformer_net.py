@@ -174,8 +174,8 @@ class StyleNetwork(nn.Module):
     residuals: CondSequential
     decoder: CondSequential
     num_styles: int = 0
-    # A trained strength (model.strength=true): the output is the photo plus the strength times the
-    # network's change, in logit space, so that strength 0 gives the photo back exactly (see stylize).
+    # A trained strength (model.strength=true): the output moves from the photo (strength 0, exactly)
+    # to the network's own output (strength 1) in logit space; see strength_output.
     gated_strength: bool = False
 
     def mixing(self, style_weights: torch.Tensor | None, strength: torch.Tensor | float | None) -> torch.Tensor | None:
@@ -225,13 +225,24 @@ class StyleNetwork(nn.Module):
         y = self.decoder(self.residuals(self.encoder(x, mixing), mixing), mixing)[:, :, :h, :w]
         if not self.gated_strength or mixing is None:
             return torch.sigmoid(y)
-        return gated_output(image, y, 1 - mixing[:, -1:])
+        return strength_output(image, y, 1 - mixing[:, -1:])
 
 
-def gated_output(image: torch.Tensor, change: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-    """``sigmoid(logit(image) + strength * change)``: the photo at strength 0 (within 1/510, where the
-    photo is clamped off 0 and 1 for its logit), the network's own output ``sigmoid(logit(image) + change)``
-    at 1. ``strength`` is ``(N, 1)`` or a per-pixel ``(N, 1, h, w)`` map, stretched over the image."""
+# The ``output`` setting saved by runs with a trained strength. Runs of 2026-11/12 saved "gated" for
+# sigmoid(logit(photo) + strength * change), retired for the pixel checker it trained (strength_output).
+STRENGTH_OUTPUT = "logit_blend"
+
+
+def strength_output(image: torch.Tensor, y: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """``sigmoid((1 - strength) * logit(image) + strength * y)``: the photo at strength 0 (within 1/510,
+    where the photo is clamped off 0 and 1 for its logit), the network's own output ``sigmoid(y)`` at 1.
+
+    The network is conditioned on the strength too, so in between it draws lighter strokes rather
+    than fading: ``y`` can be anything. At strength 1 nothing of the photo is added, so the network
+    is as free as one without a strength (adding the photo's logit there, ``sigmoid(logit + change)``,
+    left a pixel checker: the cheapest texture the pixel-shuffle decoder could lay over the photo).
+    ``strength`` is ``(N, 1)`` or a per-pixel ``(N, 1, h, w)`` map, stretched over the image.
+    """
     h, w = image.shape[-2:]
     if strength.ndim == 2:
         strength = strength[..., None, None]
@@ -239,7 +250,8 @@ def gated_output(image: torch.Tensor, change: torch.Tensor, strength: torch.Tens
         strength = F.interpolate(strength.float(), size=(h, w), mode="bilinear", align_corners=False)
     photo = image.float().clamp(1 / 510, 1 - 1 / 510)
     logit = torch.log(photo) - torch.log1p(-photo)
-    return torch.sigmoid(logit + strength.float() * change.float()).to(change.dtype)
+    s = strength.float()
+    return torch.sigmoid((1 - s) * logit + s * y.float()).to(y.dtype)
 
 
 class TransformerNet(StyleNetwork):
@@ -344,7 +356,7 @@ def build_network(
     gated_strength: bool = False,
 ) -> StyleNetwork:
     """The style network named ``architecture`` (``johnson`` or ``light``); conditional if ``num_styles``;
-    with ``gated_strength`` (a trained strength) its output is :func:`gated_output`."""
+    with ``gated_strength`` (a trained strength) its output is :func:`strength_output`."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
     if gated_strength and not num_styles:

@@ -23,7 +23,7 @@ from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_g
 from fastnst.nn.images import load_image, to_pil
 from fastnst.nn.losses import NOISE as STABILITY_NOISE
 from fastnst.nn.losses import PerceptualLoss, identity_loss, random_warps, stability_loss, warp
-from fastnst.nn.transformer_net import StyleNetwork, build_network, conditional_norms
+from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_network, conditional_norms
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
@@ -399,8 +399,8 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
             num_styles=len(styles),
             gated_strength=bool(hparams.get("strength")),
         )
-        # Recorded so that checkpoints of strength runs from before the gated output load as trained.
-        saved = {**hparams, "output": "gated"} if hparams.get("strength") else hparams
+        # Recorded so that checkpoints of strength runs with another output are told apart when loaded.
+        saved = {**hparams, "output": STRENGTH_OUTPUT} if hparams.get("strength") else hparams
         return net, saved, list(range(len(styles)))
     base, base_hparams = load_base(hparams["init"])
     base_styles = base_hparams.get("styles") or []
