@@ -8,9 +8,11 @@ Trains one recipe (the overrides after ``--``, as for ``train.py``) in a subproc
 ``--threads`` CPU threads, keeping a checkpoint every ``--every`` steps. Each checkpoint is
 exported to ONNX and judged by ``fastnst eval`` on the ``--content`` photos as soon as it is written
 (a minute's polling), while the run goes on; each style of a several-style run is judged apart. The training minutes
-of a checkpoint are its file time since the run started (wall clock, so run nothing heavy beside
-it). Prints one row per checkpoint and appends them to ``<output>/curves.csv``; rerunning a name
-resumes its training (``ckpt_path=last``) and judges only checkpoints not judged yet.
+of a checkpoint are the training time it records (Lightning's ``Timer``: carried over when resumed,
+the pauses between sessions left out; run nothing heavy beside it). Checkpoints from before the
+timer fall back to their file time since the run first started. Prints one row per checkpoint and
+appends them to ``<output>/curves.csv``; rerunning a name resumes its training (``ckpt_path=last``)
+and judges only checkpoints not judged yet.
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ def styles_of(run: Path) -> list[tuple[str | None, str]]:
     return [(None, str(cfg.style.image))]
 
 
+def training_minutes(ckpt: Path, started: float) -> float:
+    """The training minutes a checkpoint records (its ``Timer`` state), else its file time since ``started``."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    timer = state.get("callbacks", {}).get("Timer")
+    if timer is not None:
+        return timer["time_elapsed"]["train"] / 60
+    return (ckpt.stat().st_mtime - started) / 60
+
+
 def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
     """Export one checkpoint and judge it: the summary figures, by label (``<name>@<style>`` for each
     style of a conditional run). A run with ``trainer.ema_decay`` is judged twice: its moving average
@@ -138,11 +149,12 @@ def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], fina
     for step, ckpt in checkpoints(run_dir, args.steps if final else None):
         if (args.name, step) in done or (not final and time.time() - ckpt.stat().st_mtime < SETTLE_SECONDS):
             continue
+        minutes = training_minutes(ckpt, started)
         for label, figures in judge(args, ckpt, env).items():
             row = {
                 "name": label,
                 "step": step,
-                "minutes": round((ckpt.stat().st_mtime - started) / 60, 1),
+                "minutes": round(minutes, 1),
                 **{k: round(figures[k], 4) for k in ("content", "style_gram", "style_stats")},
                 "overrides": " ".join(args.overrides),
             }

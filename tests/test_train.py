@@ -82,13 +82,20 @@ def test_training_run_writes_checkpoints_logs_previews_config(run_training, tmp_
 def test_resume_restores_weights_optimizer_and_data_position_exactly(run_training, tmp_path):
     full = run_training(tmp_path / "full", ["trainer.max_steps=4"])
     half = run_training(tmp_path / "half", ["trainer.max_steps=2"])
-    resumed = run_training(tmp_path / "resumed", ["trainer.max_steps=4", f"ckpt_path={half / 'last.ckpt'}"])
+    # The training time so far is in the checkpoint (learning curves plot it); a resumed run counts on
+    # from it. Set to 1000 s here so that a run counting from zero cannot pass.
+    state = load_ckpt(half / "last.ckpt")
+    assert state["callbacks"]["Timer"]["time_elapsed"]["train"] > 0
+    state["callbacks"]["Timer"]["time_elapsed"]["train"] = 1000.0
+    torch.save(state, half / "timed.ckpt")
+    resumed = run_training(tmp_path / "resumed", ["trainer.max_steps=4", f"ckpt_path={half / 'timed.ckpt'}"])
     a, b = load_ckpt(full / "last.ckpt"), load_ckpt(resumed / "last.ckpt")
     assert a["global_step"] == b["global_step"] == 4
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
     for key, value in a["optimizer_states"][0]["state"][0].items():
         torch.testing.assert_close(b["optimizer_states"][0]["state"][0][key], value, rtol=0, atol=1e-6)
+    assert 1000 < b["callbacks"]["Timer"]["time_elapsed"]["train"] < 1600
     # A run that resumed at step 2 and one that did not differ if the data order was not restored:
     # check that the test can tell them apart.
     other_seed = run_training(tmp_path / "seed1", ["trainer.max_steps=4", "seed=1"])

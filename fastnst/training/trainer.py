@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -211,8 +211,8 @@ def _tensorboard_logger(run_dir: Path) -> TensorBoardLogger:
 def _callbacks(
     run_dir: Path, checkpoint_every_n_steps: int, log_every_n_steps: int, logger: bool, ema_decay: float | None
 ) -> list[Callback]:
-    """Stop on a signal, keep checkpoints, report skipped images, log progress lines (and the learning
-    rate with a logger, the moving average of the weights with ``ema_decay``)."""
+    """Stop on a signal, keep checkpoints, report skipped images, log progress lines, time the training
+    (and log the learning rate with a logger, keep the moving average of the weights with ``ema_decay``)."""
     from fastnst.training.interrupt import GracefulInterrupt
 
     extra: list[Callback] = [LearningRateMonitor(logging_interval="step")] if logger else []
@@ -233,6 +233,9 @@ def _callbacks(
         ),
         SkippedImages(run_dir),
         ProgressLog(log_every_n_steps),
+        # The training time so far, kept in every checkpoint and carried over on resume: what a
+        # learning curve plots (scripts/learning_curve.py), pauses between sessions left out.
+        Timer(),
         *extra,
     ]
 
