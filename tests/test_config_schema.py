@@ -104,6 +104,7 @@ def test_schema_defaults_fill_a_key_the_presets_leave_out(compose):
         ("loss.vgg_convention=bgr", "loss.vgg_convention=bgr: expected one of caffe, torchvision"),
         ("seed=4294967296", "seed=4294967296: must be a whole number from 0 to 4294967295"),
         ("trainer.channels_last=1", "trainer.channels_last=1: expected auto, true or false"),
+        ("loss.stability_motion=wobbly", "loss.stability_motion=wobbly: expected one of global, layered"),
     ],
 )
 def test_ranges_and_choices_come_from_the_schema(compose, override, expected):

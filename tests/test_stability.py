@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY, load_train_script
 
-from fastnst.nn.losses import random_warps, stability_loss, warp
+from fastnst.nn.losses import (
+    layered_warp,
+    object_masks,
+    object_warps,
+    random_warps,
+    stability_loss,
+    warp,
+)
 
 
 def _shift(pixels: float, width: int) -> torch.Tensor:
@@ -40,6 +48,38 @@ def test_random_warps_are_small_and_reproducible():
     assert ((linear - torch.eye(2)).abs() <= 0.05).all()  # within 1 degree and 2% zoom of the identity
 
 
+def test_object_masks_are_ellipses_of_the_set_sizes_and_reproducible():
+    a = object_masks(64, 40, 60, torch.Generator().manual_seed(2))
+    assert a.shape == (64, 1, 40, 60) and torch.equal(a, object_masks(64, 40, 60, torch.Generator().manual_seed(2)))
+    assert set(a.unique().tolist()) == {0.0, 1.0}
+    area = a.mean(dim=(1, 2, 3))  # pi * half-axes, clipped by the border where the ellipse reaches it
+    assert area.min() > 0.5 * math.pi * 0.15**2 and area.max() < math.pi * 0.35**2
+    assert area.std() > 0.03  # sizes vary
+
+
+def test_object_warps_add_a_bounded_shift_to_the_background_motion():
+    background = random_warps(64, torch.Generator().manual_seed(1))
+    objects = object_warps(background, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(objects[:, :, :2], background[:, :, :2], rtol=0, atol=0)  # same rotation and zoom
+    extra = (objects - background)[:, :, 2]
+    assert (extra.abs() <= 0.08 + 1e-6).all() and extra.abs().max() > 0.04  # up to 4% of the size
+
+
+def test_layered_warp_moves_the_object_over_the_still_background():
+    image = torch.rand(1, 3, 16, 32)
+    mask = torch.zeros(1, 1, 16, 32)
+    mask[..., 4:12, 10:20] = 1  # the object, moved 3 px left: at columns 7..16 in the view
+    still = torch.eye(2, 3)[None]
+    moved, valid = layered_warp(image, still, _shift(3, 32), mask)
+    torch.testing.assert_close(moved[..., 4:12, 7:17], image[..., 4:12, 10:20], rtol=0, atol=1e-6)
+    torch.testing.assert_close(moved[..., :4, :], image[..., :4, :], rtol=0, atol=1e-6)  # above it: the background
+    torch.testing.assert_close(moved[..., 4:12, 17:], image[..., 4:12, 17:], rtol=0, atol=1e-6)  # uncovered: unchanged
+    assert valid.min() == 1  # nothing came from beyond the border
+    plain, plain_valid = layered_warp(image, _shift(3, 32), _shift(3, 32), mask)  # object moving with the camera
+    torch.testing.assert_close(plain, warp(image, _shift(3, 32))[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(plain_valid, warp(image, _shift(3, 32))[1], rtol=0, atol=1e-6)
+
+
 def test_stability_loss_known_values():
     second = torch.zeros(1, 3, 2, 2)
     first = torch.ones(1, 3, 2, 2)
@@ -67,3 +107,11 @@ def test_training_with_the_stability_term_logs_it_and_resumes_exactly(compose, t
     assert any(not torch.allclose(v, state(full)[k]) for k, v in state(half).items())
     events = list((full / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and b"train/stability" in b"".join(e.read_bytes() for e in events)
+
+
+def test_training_with_layered_motion_logs_the_stability_term(compose, tmp_path, vgg_weights_file):
+    run = _train(compose, tmp_path / "layered", [*TINY, "loss.temporal_weight=1", "loss.stability_motion=layered"])
+    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and b"train/stability" in b"".join(e.read_bytes() for e in events)
+    hparams = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hparams["stability_motion"] == "layered"

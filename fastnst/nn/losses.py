@@ -114,6 +114,10 @@ MAX_SHIFT = 0.02  # of the image size, each axis
 MAX_ANGLE = 1.0  # degrees
 MAX_ZOOM = 0.02  # relative
 NOISE = 0.01  # standard deviation, pixel values in [0, 1]
+# Layered motion (loss.stability_motion=layered): an object moves over the moving background, as the
+# bikes and riders of camera footage do, so that texture at moving edges is trained to stay put.
+MAX_OBJECT_SHIFT = 0.04  # the object's own motion on top of the background's, of the image size, each axis
+OBJECT_RADII = (0.15, 0.35)  # the object's half-axes, of the image size
 
 
 def random_warps(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -135,6 +139,41 @@ def warp(images: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch
     ones = torch.ones_like(images[:, :1])
     inside = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return warped, (inside > 0.999).to(images.dtype)
+
+
+def object_masks(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n, 1, height, width)`` masks of one random ellipse each (1 inside): the moving objects of
+    :func:`layered_warp`, centred anywhere in the middle half, half-axes within ``OBJECT_RADII``."""
+    u = torch.rand(n, 4, 1, 1, generator=generator)
+    centre_y, centre_x = 0.25 + 0.5 * u[:, 0], 0.25 + 0.5 * u[:, 1]
+    low, high = OBJECT_RADII
+    radius_y, radius_x = low + (high - low) * u[:, 2], low + (high - low) * u[:, 3]
+    y = (torch.arange(height) + 0.5)[:, None] / height
+    x = (torch.arange(width) + 0.5)[None, :] / width
+    inside = ((y - centre_y) / radius_y).square() + ((x - centre_x) / radius_x).square() <= 1
+    return inside.float()[:, None]
+
+
+def object_warps(background: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The objects' motions: each background warp ``(n, 2, 3)`` plus its own shift within ``MAX_OBJECT_SHIFT``."""
+    shift = (torch.rand(background.shape[0], 2, generator=generator) * 2 - 1) * MAX_OBJECT_SHIFT * 2
+    return background + F.pad(shift[:, :, None], (2, 0))
+
+
+def layered_warp(
+    images: torch.Tensor, background: torch.Tensor, objects: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` moved in two layers: the object inside ``masks`` ``(N, 1, H, W)`` through ``objects``,
+    the rest through ``background`` (``(N, 2, 3)`` warps each), the object drawn over the background.
+    Returns the moved images and the mask of the pixels that came from inside the image, as :func:`warp`.
+
+    The background layer keeps the object's own pixels where the object moved away (there is no
+    photo of what was behind it): the same pixels, moved the same way, in the view and in the target.
+    """
+    back, back_inside = warp(images, background)
+    front, front_inside = warp(images, objects)
+    over, _ = warp(masks.to(images.dtype), objects)
+    return back * (1 - over) + front * over, back_inside * (1 - over) + front_inside * over
 
 
 def stability_loss(second: torch.Tensor, first_warped: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

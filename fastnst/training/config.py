@@ -105,6 +105,13 @@ class LossConfig:
         to=_to("temporal_weight", "module"),
         min=0,
     )
+    stability_motion: str = setting(
+        "global",
+        "the stability term's motion: the camera's (global), or the camera's with an object moving over "
+        "the photo (layered: for texture at moving edges)",
+        to=_to("stability_motion", "module"),
+        choices=("global", "layered"),
+    )
     identity_weight: float = setting(
         10.0,
         "with a trained strength: weight of (1 - strength) x the pixel error to the photo (strength 0: the photo)",

@@ -9,6 +9,8 @@ checkpoint: a checkpoint holds the style network and the optimizer state only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,16 @@ from fastnst.errors import FastNSTError
 from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_gradients, trainable_rows
 from fastnst.nn.images import load_image, to_pil
 from fastnst.nn.losses import NOISE as STABILITY_NOISE
-from fastnst.nn.losses import PerceptualLoss, identity_loss, random_warps, stability_loss, warp
+from fastnst.nn.losses import (
+    PerceptualLoss,
+    identity_loss,
+    layered_warp,
+    object_masks,
+    object_warps,
+    random_warps,
+    stability_loss,
+    warp,
+)
 from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_network, conditional_norms
 from fastnst.nn.vgg import vgg19
 from fastnst.styles import resolve_style_image
@@ -173,12 +184,22 @@ class StyleTransferModule(pl.LightningModule):
         """Stylizing a slightly moved, noisy second view must equal moving the stylized photo
         (Wang et al., AAAI 2020: stability learned from still photos). The draws depend on the step only."""
         gen = torch.Generator().manual_seed(0x57AB1E * 1_000_003 + self.global_step)
-        theta = random_warps(content.shape[0], gen)
-        view, valid = warp(content, theta)
+        move = self._stability_motion(content, gen)
+        view, valid = move(content)
         noise = torch.randn(view.shape, generator=gen).to(view.device, view.dtype) * STABILITY_NOISE
         second = self._train_net((view + noise).clamp(0, 1), *inputs)
-        moved, _ = warp(output, theta)
+        moved, _ = move(output)
         return stability_loss(second, moved, valid)
+
+    def _stability_motion(self, content: torch.Tensor, gen: torch.Generator) -> Callable:
+        """The motion between the two views: a camera move (``global``), or a camera move with an
+        object moving over it (``layered``). Returns a function of the images to move."""
+        theta = random_warps(content.shape[0], gen)
+        if self.hparams.stability_motion == "global":
+            return partial(warp, theta=theta)
+        n, _, h, w = content.shape
+        masks = object_masks(n, h, w, gen).to(content.device)
+        return partial(layered_warp, background=theta, objects=object_warps(theta, gen), masks=masks)
 
     def _log_per_style(self, per_sample: torch.Tensor, bank_index: torch.Tensor, stage: str) -> None:
         """Each trained style's style loss (over its samples in this batch) as ``<stage>/style@<name>``."""
