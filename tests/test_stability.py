@@ -9,14 +9,7 @@ import pytest
 import torch
 from conftest import TINY, load_train_script
 
-from fastnst.nn.losses import (
-    layered_warp,
-    object_masks,
-    object_warps,
-    random_warps,
-    stability_loss,
-    warp,
-)
+from fastnst.nn.losses import layered_warp, object_masks, object_warps, random_warps, stability_loss, warp
 
 
 def _shift(pixels: float, width: int) -> torch.Tensor:
