@@ -21,6 +21,7 @@ def run_bench(*args: str, tmp_path) -> tuple[str, dict]:
     return proc.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.slow  # about 17 s; keeps the default run under 10 minutes
 def test_bench_train_toy(tmp_path, assets, vgg_weights_file):
     stdout, result = run_bench(
         "train", "--quick", "--image-size", "32", "--style-size", "64", "--steps", "1", "--warmup", "1",
@@ -34,6 +35,7 @@ def test_bench_train_toy(tmp_path, assets, vgg_weights_file):
     assert result["ratio"]["small"] > 0 and result["data_images_per_s"]
 
 
+@pytest.mark.slow  # about 17 s; keeps the default run under 10 minutes
 def test_bench_infer_toy(tmp_path):
     stdout, result = run_bench(
         "infer", "--network", "light", "--sizes", "256", "--precisions", "fp32", "--repeats", "1",

@@ -723,6 +723,7 @@ def test_conditional_norm_rows_get_the_scaled_learning_rate():
     assert len(single.configure_optimizers().param_groups) == 1
 
 
+@pytest.mark.slow  # about 30 s: judges three styles at 512 px; keeps the default run under 10 minutes
 def test_eval_judges_the_chosen_style_of_a_several_style_model(tiny_conditional_checkpoint, tmp_path):
     from fastnst.nn.export import export_onnx
 

@@ -70,6 +70,7 @@ def test_figures_move_the_right_way(judge, photo) -> None:
     assert painting.style_stats < as_photo.style_stats / 3
 
 
+@pytest.mark.slow  # about 15 s; keeps the default run under 10 minutes
 def test_stable_from_run_to_run_and_8bit_reload(judge, photo, vgg_weights_file, tmp_path) -> None:
     rng = np.random.default_rng(0)
     result = np.clip(np.asarray(photo, np.float32) / 255 + rng.normal(0, 0.1, (*photo.size[::-1], 3)), 0, 1)
@@ -87,6 +88,7 @@ def _write(folder, photos, transform) -> None:
         transform(Image.open(p).convert("RGB")).save(folder / f"{p.stem}.png")
 
 
+@pytest.mark.slow  # about 25 s; keeps the default run under 10 minutes
 def test_cli_compares_two_folders(tmp_path, capsys, vgg_weights_file) -> None:
     photos = PHOTOS[:2]
     _write(tmp_path / "same", photos, lambda im: im)
