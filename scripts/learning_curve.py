@@ -85,21 +85,19 @@ def styles_of(run: Path) -> list[tuple[str | None, str]]:
     return [(None, str(cfg.style.image))]
 
 
-def training_minutes(ckpt: Path, started: float) -> float:
+def training_minutes(ckpt: Path, state: dict, started: float) -> float:
     """The training minutes a checkpoint records (its ``Timer`` state), else its file time since ``started``."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
     timer = state.get("callbacks", {}).get("Timer")
     if timer is not None:
         return timer["time_elapsed"]["train"] / 60
     return (ckpt.stat().st_mtime - started) / 60
 
 
-def judge(args: argparse.Namespace, ckpt: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
+def judge(args: argparse.Namespace, ckpt: Path, state: dict, env: dict[str, str]) -> dict[str, dict[str, float]]:
     """Export one checkpoint and judge it: the summary figures, by label (``<name>@<style>`` for each
     style of a conditional run). A run with ``trainer.ema_decay`` is judged twice: its moving average
     (``<name>``, what export and the shipped models take) and its trained weights (``<name>~raw``)."""
     figures = {}
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
     for suffix, flags in [("", [])] + ([("~raw", ["--no-ema"])] if "current_model_state" in state else []):
         onnx = ckpt.with_name(f"{ckpt.stem}{suffix}.onnx")
         run_quiet("export", str(ckpt), "-o", str(onnx), *flags, env=env)
@@ -149,8 +147,9 @@ def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], fina
     for step, ckpt in checkpoints(run_dir, args.steps if final else None):
         if (args.name, step) in done or (not final and time.time() - ckpt.stat().st_mtime < SETTLE_SECONDS):
             continue
-        minutes = training_minutes(ckpt, started)
-        for label, figures in judge(args, ckpt, env).items():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        minutes = training_minutes(ckpt, state, started)
+        for label, figures in judge(args, ckpt, state, env).items():
             row = {
                 "name": label,
                 "step": step,

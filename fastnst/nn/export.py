@@ -212,8 +212,10 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
 def _strength_output(hparams: dict[str, Any], path: Path) -> bool:
     """Whether a checkpoint's network has a trained strength's output (:func:`strength_output`)."""
     output = hparams.get("output")
-    if output is None or output == STRENGTH_OUTPUT:
-        return output is not None
+    if output is None:  # no trained strength, or one from before the output was recorded (plain)
+        return False
+    if output == STRENGTH_OUTPUT:
+        return True
     raise ExportError(
         f"{path}: output={output!r}, a trained-strength network with a retired output that this version does "
         f"not build; retrain it (model.strength=true)"
