@@ -43,14 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--every", type=int, required=True, help="judge a checkpoint every N steps")
     p.add_argument("--content", nargs="+", required=True, help="photos to judge on (files or folders)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for training and judging")
+    p.add_argument("--judge-at-end", action="store_true", help="judge only after training ends (no CPU taken from it)")
     p.add_argument("-o", "--output", type=Path, default=Path("curves"))
     p.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     return p.parse_args(argv)
 
 
 def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Run (or resume) training in run_dir/run (run_2, ... when resumed); the start time is kept in
-    run_dir/started. Minutes are wall clock since the first start: a resumed curve counts the pause."""
+    """Run (or resume, from the newest last.ckpt) training under run_dir; the first start time is kept
+    in run_dir/started, the fallback clock for checkpoints written before the training timer."""
     started = run_dir / "started"
     lasts = sorted(run_dir.glob("run*/last.ckpt"), key=lambda p: p.stat().st_mtime)
     resume = [f"ckpt_path={lasts[-1]}"] if lasts else []
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     run_dir = (args.output / args.name).resolve()
     training = train(args, run_dir, env)
+    if args.judge_at_end:
+        training.wait()
     while training.poll() is None:  # judge each kept checkpoint while the run goes on
         judge_new(args, run_dir, env, final=False)
         time.sleep(POLL_SECONDS)

@@ -93,7 +93,7 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
     photo = sample_photos_dir() / "coffee.jpg"
     tiny = ["data=sample", "style.size=64", "data.image_size=32", "model=light", "trainer=cpu"]
     run_script("learning_curve.py", "--name", "ema", "--steps", "3", "--every", "2", "--content", str(photo),
-               "-o", str(tmp_path), "--", "style=wave", "trainer.ema_decay=0.5", *tiny)  # fmt: skip
+               "--judge-at-end", "-o", str(tmp_path), "--", "style=wave", "trainer.ema_decay=0.5", *tiny)  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "curves.csv").open()))
     assert {(r["name"], r["step"]) for r in rows} == {(n, s) for n in ("ema", "ema~raw") for s in ("2", "3")}
     by = {(r["name"], r["step"]): r for r in rows}
