@@ -73,15 +73,15 @@ def _cmd_train(overrides: list[str]) -> int:
 
 
 def _cmd_vgg(args: argparse.Namespace) -> int:
-    """Fetch the VGG19 weights into the torch hub cache (or write a compact fp16 copy)."""
-    from fastnst.nn.vgg import load_vgg19_state_dict, save_caffe_weights_fp16
+    """Fetch the VGG weights into the torch hub cache (or write a compact fp16 copy)."""
+    from fastnst.nn.vgg import load_vgg_state_dict, save_caffe_weights_fp16, state_architecture
 
     if args.fp16:
         out = save_caffe_weights_fp16(args.fp16, up_to=args.up_to, weights=args.weights)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16, up to {args.up_to})")
     else:
-        state = load_vgg19_state_dict(args.weights)
-        print(f"VGG19 weights ({args.weights}) ready: {len(state) // 2} conv layers")
+        state = load_vgg_state_dict(args.weights)
+        print(f"{state_architecture(state).upper()} weights ({args.weights}) ready: {len(state) // 2} conv layers")
     return 0
 
 
@@ -215,8 +215,10 @@ def _add_tools(sub: Any) -> None:
     p = sub.add_parser("styles", help="list the shipped style models and the built-in paintings")
     p.set_defaults(func=_cmd_styles)
 
-    p = sub.add_parser("vgg", help="download/convert the VGG19 loss-network weights, or write an fp16 copy")
-    p.add_argument("--weights", default="caffe", help="caffe (default), torchvision, or a file path")
+    p = sub.add_parser("vgg", help="download/convert the VGG loss-network weights, or write an fp16 copy")
+    p.add_argument(
+        "--weights", default="caffe", help="caffe (default, VGG19), torchvision (VGG19), vgg16, or a file path"
+    )
     p.add_argument("--fp16", type=Path, metavar="OUT", help="write an fp16 copy truncated after --up-to")
     p.add_argument("--up-to", default="relu5_1", help="deepest layer kept in the fp16 copy (default relu5_1)")
     p.set_defaults(func=_cmd_vgg)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, asset, load_train_script
 from omegaconf import open_dict
 
+from fastnst.errors import FastNSTError
 from fastnst.photos import DataError
 from fastnst.training import config
 from fastnst.training.config import (
@@ -200,3 +201,90 @@ def test_layer_weights_are_taken_as_given_not_merged_onto_the_defaults(compose):
     arguments = module_arguments(cfg, on_gpu=False)
     assert arguments["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0}
     assert arguments["content_layers"] == {"relu4_2": 1.0}
+
+
+# -- the loss network: VGG19, or VGG16 with loss.vgg_weights=vgg16 (loss=johnson) -----------------------
+
+VGG16_FILE = "weights/vgg16_features_to_relu4_3_caffe_fp16-16d60095.pth"
+# TINY without its switches of VGG19 style layers (relu3_4 and relu4_4 are no VGG16 layers, nor in loss=johnson).
+TINY_JOHNSON = [o for o in TINY if not o.startswith("loss.style_layers.")] + ["loss=johnson"]
+
+
+def test_the_johnson_preset_is_vgg16_with_johnsons_layers(compose):
+    cfg = compose(["data=sample", "loss=johnson"])
+    check_schema(cfg)
+    args = module_arguments(cfg, on_gpu=False)
+    assert args["vgg_weights"] == "vgg16" and args["content_weight"] == 1.0
+    assert args["content_layers"] == {"relu2_2": 1.0}
+    assert args["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+    check_schema(compose(["data=sample", "loss=johnson", "loss.vgg_weights=caffe"]))  # VGG19 has them too
+
+
+@pytest.mark.parametrize(
+    ("overrides", "layer"),
+    [
+        (["loss.vgg_weights=vgg16"], "style_layers.relu3_4"),  # loss=perceptual's VGG19 layers
+        (["loss=johnson", "+loss.content_layers.relu5_4=1"], "content_layers.relu5_4"),
+        (["loss=johnson", "+loss.style_layers.conv3_4=0"], "style_layers.conv3_4"),  # a name, whatever its weight
+    ],
+)
+def test_a_vgg19_only_layer_with_vgg16_weights_is_a_config_error(compose, overrides, layer):
+    with pytest.raises(ConfigError) as info:
+        check_schema(compose(["data=sample", *overrides]))
+    message = str(info.value)
+    assert message.startswith(f"loss.{layer}: no such VGG16 layer (loss.vgg_weights=vgg16); valid: conv1_1, ")
+    assert "\n" not in message
+    valid = message.split("valid: ")[1].split(", ")
+    assert valid[-2:] == ["relu5_3", "pool5"] and len(valid) == 31
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # At config time: vgg16 names the network.
+        (["loss.vgg_weights=vgg16"], "loss.style_layers.relu3_4: no such VGG16 layer"),
+        # At start-up: relu5_1 is a VGG16 layer, but the local VGG16 file stops after relu4_3.
+        (["loss=johnson", "+loss.style_layers.relu5_1=1"], "layer relu5_1 is missing from this VGG16 file"),
+        # At start-up: a file's keys tell its network (loss=perceptual's relu3_4 and relu4_4 are VGG19's).
+        (["loss.vgg_weights=FILE"], "unknown VGG16 layer(s) ['relu3_4', 'relu4_4']"),
+    ],
+)
+def test_a_layer_the_vgg16_weights_lack_stops_the_run_before_any_work(
+    compose, tmp_path, monkeypatch, overrides, expected
+):
+    import fastnst.nn.vgg
+    import fastnst.training.data
+    import fastnst.training.module
+
+    vgg16 = asset(VGG16_FILE)
+
+    def heavy(*args, **kwargs):
+        raise AssertionError("heavy work started before the settings were checked")
+
+    for where, name in ((fastnst.nn.vgg, "pretrained_vgg"), (fastnst.training.module, "pretrained_vgg")):
+        monkeypatch.setattr(where, name, heavy)
+    monkeypatch.setattr(fastnst.training.data, "find_images", heavy)
+    overrides = [o.replace("FILE", str(vgg16)) for o in overrides]
+    with pytest.raises(FastNSTError) as info:
+        load_train_script().train(compose(["data=sample", *overrides]), tmp_path / "run")
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+    if "file" in expected or "FILE" in overrides[0]:
+        assert message.startswith("loss.vgg_weights=") and str(vgg16) in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tiny_run_with_the_johnson_vgg16_loss_writes_a_checkpoint(compose, tmp_path):
+    asset(VGG16_FILE)  # found through $FASTNST_VGG_WEIGHTS, as loss.vgg_weights=vgg16 finds it
+    run = tmp_path / "run"
+    load_train_script().train(compose([*TINY_JOHNSON, "trainer.max_steps=2"]), run)
+    assert {"last.ckpt", "step=0000002.ckpt"} <= {p.name for p in run.iterdir()}
+    ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2
+    hp = ckpt["hyper_parameters"]
+    assert hp["vgg_weights"] == "vgg16"
+    assert hp["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+    assert not [k for k in ckpt["state_dict"] if k.startswith("perceptual.")], "VGG must not be saved"
+    module = StyleTransferModule.load_from_checkpoint(run / "last.ckpt", map_location="cpu")
+    out = module(torch.rand(1, 3, 32, 32))
+    assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()

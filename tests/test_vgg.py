@@ -20,20 +20,31 @@ from fastnst.nn.images import load_image
 from fastnst.nn.vgg import (
     CAFFE_PTH_NAME,
     LAYER_NAMES,
+    SOURCES,
+    VGG,
+    VGG16_PTH_NAME,
     VGG19,
     WEIGHTS_ENV,
     VGGWeightsError,
+    check_weights_serve,
+    conv_indices,
     download_caffe_weights,
     download_torchvision_weights,
     guess_convention,
     hub_checkpoint_dir,
+    layer_names,
     load_vgg19_state_dict,
+    load_vgg_state_dict,
+    pretrained_vgg,
     save_caffe_weights_fp16,
+    state_architecture,
     vgg19,
 )
 
 VGG19_WEIGHTS = "vgg19_features_caffe-d2188631.pth"
+VGG16_WEIGHTS = "vgg16_features_to_relu4_3_caffe_fp16-16d60095.pth"
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 
 
 @pytest.fixture(scope="module")
@@ -430,6 +441,9 @@ def test_download_caffe_weights_unreachable_raises(tmp_path: Path, torch_home: P
         ("x/vgg19-dcbb9e9d.pth", "torchvision"),
         ("foo_caffe.pth", "caffe"),
         ("/some/dir/VGG19_Features_CAFFE.pth", "caffe"),
+        ("vgg16", "caffe"),
+        ("x/vgg16_features_to_relu4_3_caffe_fp16-16d60095.pth", "caffe"),
+        ("x/vgg16-397923af.pth", "torchvision"),
     ],
 )
 def test_guess_convention(weights: str, expected: str) -> None:
@@ -475,3 +489,197 @@ def test_env_file_of_the_wrong_convention_is_refused(monkeypatch, vgg_weights_fi
     monkeypatch.setenv("FASTNST_VGG_WEIGHTS", str(vgg_weights_file))
     with pytest.raises(VGGWeightsError, match="holds caffe weights"):
         load_vgg19_state_dict("torchvision", download=False)
+
+
+# ---------------------------------------------------------------------------
+# VGG16 (configuration D): the original network of Johnson et al. and pytorch/examples
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vgg16_path() -> Path:
+    """The real VGG16 file (SOURCES.md): conv1_1..conv4_3, fp16, Caffe convention."""
+    return asset(f"weights/{VGG16_WEIGHTS}")
+
+
+@pytest.fixture(scope="module")
+def vgg16_state(vgg16_path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(vgg16_path, map_location="cpu", weights_only=True)
+
+
+def test_vgg16_layer_names() -> None:
+    names = layer_names("vgg16")
+    assert len(names) == 31 and len(set(names)) == 31
+    assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert names[-2:] == ["relu5_3", "pool5"]
+    assert [names.index(n) for n in ("conv3_1", "conv3_3", "conv4_1", "relu4_3", "conv5_1")] == [10, 14, 17, 22, 24]
+    assert conv_indices("vgg16") == VGG16_CONV_INDICES
+    assert "relu3_4" not in names and "relu5_4" not in names
+    # VGG19 is unchanged, and its names are those of LAYER_NAMES.
+    assert layer_names("vgg19") == layer_names() == LAYER_NAMES
+    assert conv_indices("vgg19") == CONV_INDICES
+    with pytest.raises(ValueError, match="vgg16, vgg19"):
+        layer_names("vgg11")
+
+
+def test_vgg16_network_layout_and_names() -> None:
+    model = VGG(["relu5_3"], architecture="vgg16")
+    assert model.architecture == "vgg16" and model.layer_names == layer_names("vgg16")
+    assert set(model.state_dict()) == {f"features.{i}.{p}" for i in VGG16_CONV_INDICES for p in ("weight", "bias")}
+    assert len(VGG(["relu4_3", "relu1_2"], architecture="vgg16").features) == 23
+    for index, name in enumerate(model.layer_names[: len(model.features)]):
+        assert isinstance(model.features[index], nn.MaxPool2d) == name.startswith("pool")
+        assert isinstance(model.features[index], nn.Conv2d) == name.startswith("conv")
+    # VGG19 stays the default, and the VGG19 class builds nothing else.
+    assert VGG(["relu1_1"]).architecture == VGG19(["relu1_1"]).architecture == "vgg19"
+    with pytest.raises(TypeError):
+        VGG19(["relu1_1"], architecture="vgg16")
+
+
+def test_vgg16_unknown_layer_lists_its_own_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown VGG16 layer\(s\) \['relu3_4'\]") as info:
+        VGG(["relu2_2", "relu3_4"], architecture="vgg16")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "relu4_3" in message and "relu5_3" in message and "relu5_4" not in message
+
+
+def test_vgg16_real_file_layout_and_known_values(vgg16_state: dict[str, torch.Tensor]) -> None:
+    """SOURCES.md's probes of the Keras VGG16 weights; Keras w[h, w, in, out] is torch weight[out, in, h, w]."""
+    kept = [i for i in VGG16_CONV_INDICES if i <= 21]
+    assert set(vgg16_state) == {f"features.{i}.{p}" for i in kept for p in ("weight", "bias")}
+    assert all(v.dtype == torch.float16 for v in vgg16_state.values())
+    assert vgg16_state["features.17.weight"].shape == (512, 256, 3, 3)
+    probes = [
+        ("features.0.weight", (0, 0, 0, 0), 0.42947057),  # block1_conv1 w[0,0,0,0]
+        ("features.0.bias", (25,), 0.7446502),  # block1_conv1 b[25]
+        ("features.2.weight", (63, 63, 2, 2), 0.016082443),  # block1_conv2 w[2,2,63,63]
+        ("features.5.bias", (1,), 0.06440781),  # block2_conv1 b[1]
+    ]
+    for key, index, expected in probes:
+        got = vgg16_state[key][index].float().item()
+        assert got == pytest.approx(expected, rel=1e-3), key
+
+
+def test_vgg16_loads_real_weights(vgg16_path: Path, vgg16_state: dict[str, torch.Tensor], photo: torch.Tensor) -> None:
+    # The named source (found through $FASTNST_VGG_WEIGHTS) and the file path give the same network.
+    named = pretrained_vgg(["relu4_3", "relu2_2"], weights="vgg16", download=False)
+    by_path = pretrained_vgg(["relu4_3", "relu2_2"], weights=str(vgg16_path))
+    for model in (named, by_path):
+        assert (model.architecture, model.convention) == ("vgg16", "caffe")
+        assert len(model.features) == layer_names("vgg16").index("relu4_3") + 1
+        assert all(p.dtype == torch.float32 and not p.requires_grad for p in model.parameters())
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, vgg16_state[key].float()), key
+
+    with torch.no_grad():
+        out = named(photo)
+        other = by_path(photo)
+    assert set(out) == {"relu4_3", "relu2_2"}
+    assert out["relu4_3"].shape == (1, 512, 8, 8)  # 512 channels, 1/8 of 64 px
+    assert out["relu2_2"].shape == (1, 128, 32, 32)
+    assert torch.isfinite(out["relu4_3"]).all()
+    assert (out["relu4_3"] > 0).float().mean() > 0.05 and out["relu4_3"].amax() > 10  # Caffe 0-255 scale
+    assert torch.equal(out["relu4_3"], other["relu4_3"])
+
+
+def test_vgg16_state_dict_is_float32_and_its_architecture_is_told_by_its_keys(
+    vgg16_path: Path, weights_path: Path, vgg16_state: dict[str, torch.Tensor]
+) -> None:
+    state = load_vgg_state_dict(str(vgg16_path))
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert state_architecture(state) == "vgg16"
+    assert state_architecture(torch.load(weights_path, map_location="cpu", weights_only=True)) == "vgg19"
+    # Up to conv3_3 (features.14) the two are the same network: the default decides.
+    common = {k: v for k, v in vgg16_state.items() if int(k.split(".")[1]) <= 14}
+    assert state_architecture(common) == "vgg19" and state_architecture(common, default="vgg16") == "vgg16"
+    with pytest.raises(VGGWeightsError, match="neither VGG16's nor VGG19's"):
+        state_architecture({"features.0.weight": 0, "features.3.weight": 0}, "odd.pth")
+
+
+@pytest.mark.parametrize("layer", ["relu3_4", "relu5_1"])
+def test_vgg16_truncated_file_refuses_missing_layers_in_one_line(vgg16_path: Path, layer: str) -> None:
+    """relu3_4 is VGG19's only; relu5_1 is VGG16's but lies beyond the file's relu4_3."""
+    with pytest.raises((ValueError, VGGWeightsError)) as info:
+        pretrained_vgg(["relu2_2", layer], weights=str(vgg16_path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(vgg16_path) in message and layer in message
+    if layer == "relu5_1":
+        assert isinstance(info.value, VGGWeightsError)
+        assert "deepest layer is pool4" in message  # the file reaches pool4, the layer after relu4_3
+    # The start-up check says the same from the keys alone.
+    with pytest.raises((ValueError, VGGWeightsError), match=layer):
+        check_weights_serve(str(vgg16_path), ["relu2_2", layer])
+    check_weights_serve(str(vgg16_path), ["relu4_3", "pool4"])  # what the file holds passes
+    assert pretrained_vgg(["pool4"], weights=str(vgg16_path)).layers == ["pool4"]
+
+
+def test_vgg19_builders_refuse_vgg16_weights(vgg16_path: Path) -> None:
+    """The judge and fastnst optimize stay on VGG19."""
+    for weights in (str(vgg16_path), "vgg16"):
+        with pytest.raises(VGGWeightsError, match="are VGG16, but this needs VGG19"):
+            vgg19(["relu2_2"], weights=weights)
+    with pytest.raises(VGGWeightsError, match="are VGG16"):
+        load_vgg19_state_dict(str(vgg16_path))
+
+
+def test_vgg16_found_in_env_folder_hub_cache_and_refused_under_another_name(
+    vgg16_path: Path, vgg16_state: dict[str, torch.Tensor], torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = {k: v.float() for k, v in vgg16_state.items()}
+    with pytest.raises(VGGWeightsError) as info:  # nothing local, no download
+        load_vgg_state_dict("vgg16", download=False)
+    assert VGG16_PTH_NAME in str(info.value) and "VGG16" in str(info.value)
+
+    cache = hub_checkpoint_dir()
+    cache.mkdir(parents=True)
+    shutil.copyfile(vgg16_path, cache / vgg16_path.name)
+    assert_state_equal(load_vgg_state_dict("vgg16", download=False), expected)
+
+    monkeypatch.setenv(WEIGHTS_ENV, str(vgg16_path.parent))  # the folder holds both networks' files
+    assert_state_equal(load_vgg_state_dict("vgg16", download=False), expected)
+    assert "features.16.weight" in load_vgg_state_dict("caffe", download=False)
+
+    monkeypatch.setenv(WEIGHTS_ENV, str(vgg16_path))
+    assert_state_equal(load_vgg_state_dict("vgg16", download=False), expected)
+    with pytest.raises(VGGWeightsError, match=r"holds vgg16 weights, but loss\.vgg_weights=caffe"):
+        load_vgg_state_dict("caffe", download=False)
+
+
+def test_download_vgg16_converts_the_keras_h5_into_the_hub_cache(
+    vgg16_state: dict[str, torch.Tensor], tmp_path: Path, torch_home: Path
+) -> None:
+    """The Keras VGG16 notop layout (block{b}_conv{c}) through the same download, md5 and conversion as
+    VGG19's: blocks 1-4 are the real weights, block 5 (not in the file) is seeded random."""
+    h5py = pytest.importorskip("h5py")
+    assert SOURCES["vgg16"].url.endswith("/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert SOURCES["vgg16"].md5 == "6d6bbae143d832006294945121d1f1fc"
+    generator = torch.Generator().manual_seed(0)
+    expected: dict[str, torch.Tensor] = {}
+    for index in VGG16_CONV_INDICES:
+        out_channels = 64 if index < 5 else 128 if index < 10 else 256 if index < 17 else 512
+        in_channels = 3 if index == 0 else out_channels // 2 if index in (5, 10, 17) else out_channels
+        for p, shape in (("weight", (out_channels, in_channels, 3, 3)), ("bias", (out_channels,))):
+            key = f"features.{index}.{p}"
+            expected[key] = vgg16_state[key].float() if key in vgg16_state else torch.randn(shape, generator=generator)
+    h5_path = tmp_path / "vgg16_notop.h5"
+    with h5py.File(h5_path, "w") as f:
+        for index, name in enumerate(layer_names("vgg16")):
+            if name.startswith("conv"):
+                group_name = f"block{name[4]}_conv{name[6]}"
+                group = f.create_group(group_name)
+                group.attrs["weight_names"] = [f"{group_name}/kernel:0".encode(), f"{group_name}/bias:0".encode()]
+                kernel = expected[f"features.{index}.weight"].permute(2, 3, 1, 0).contiguous()
+                group.create_dataset(f"{group_name}/kernel:0", data=kernel.numpy())
+                group.create_dataset(f"{group_name}/bias:0", data=expected[f"features.{index}.bias"].numpy())
+    md5 = hashlib.md5(h5_path.read_bytes()).hexdigest()
+
+    with pytest.raises(VGGWeightsError, match=r"VGG16 weights from .*md5"):
+        download_caffe_weights(url=h5_path.as_uri(), md5="0" * 32, progress=False, source="vgg16")
+    target = download_caffe_weights(url=h5_path.as_uri(), md5=md5, progress=False, source="vgg16")
+    assert target == hub_checkpoint_dir() / VGG16_PTH_NAME
+    assert sorted(p.name for p in target.parent.iterdir()) == [VGG16_PTH_NAME]
+    # The converted file is what loss.vgg_weights=vgg16 then finds, offline, with block 5 too.
+    assert_state_equal(load_vgg_state_dict("vgg16", download=False), expected)
+    assert pretrained_vgg(["relu5_3"], weights="vgg16", download=False).architecture == "vgg16"

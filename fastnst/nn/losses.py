@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.nn.vgg import VGG19
+from fastnst.nn.vgg import VGG
 
 
 def _float32(x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """Content + style + total-variation loss over a frozen VGG19.
+    """Content + style + total-variation loss over a frozen VGG (VGG19, or VGG16).
 
     Args:
         vgg: the loss network; it must return every content and style layer.
@@ -214,7 +214,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(
         self,
-        vgg: VGG19,
+        vgg: VGG,
         content_layers: Mapping[str, float],
         style_layers: Mapping[str, float],
         content_weight: float = 1.0,

@@ -32,6 +32,7 @@ from fastnst.errors import FastNSTError
 from fastnst.nn.export import PRECISIONS
 from fastnst.nn.optimize import Settings
 from fastnst.nn.transformer_net import ARCHITECTURES
+from fastnst.nn.vgg import layer_names, source_architecture
 from fastnst.schema import AUTO_OR_BOOL, KINDS, check_ranges, setting
 
 
@@ -81,7 +82,11 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    vgg_weights: str = setting("caffe", "caffe | torchvision | /path/to/weights.pth", to=_to("vgg_weights", "module"))
+    vgg_weights: str = setting(
+        "caffe",
+        "the loss network's weights: caffe (VGG19) | torchvision (VGG19) | vgg16 (VGG16, Caffe) | /path/to/weights.pth",
+        to=_to("vgg_weights", "module"),
+    )
     vgg_convention: str | None = setting(
         None,
         "input convention of a weights file: caffe | torchvision (null: from the name)",
@@ -287,8 +292,23 @@ def _dicts_as_given(schema: Any, values: dict[str, Any], given: dict[str, Any]) 
 
 
 def check_schema(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` (one line) for an unknown key, a value of the wrong type or out of range."""
-    typed_settings(cfg)
+    """Raise :class:`ConfigError` (one line) for an unknown key, a value of the wrong type or out of range,
+    or a loss layer that the loss network lacks."""
+    check_loss_layers(typed_settings(cfg)["loss"])
+
+
+def check_loss_layers(loss: dict[str, Any]) -> None:
+    """Every content and style layer is a layer of the VGG that ``loss.vgg_weights`` names (VGG16's
+    layers are not VGG19's: ``relu3_4`` is VGG19 only). A weights file's network is told by its keys
+    only, so here its layers are checked against VGG19's, which include VGG16's; the file itself is
+    checked at start-up (:func:`fastnst.training.trainer.validate_config`)."""
+    architecture = source_architecture(loss["vgg_weights"])
+    names = layer_names(architecture or "vgg19")
+    network = f"{architecture.upper()} layer (loss.vgg_weights={loss['vgg_weights']})" if architecture else "VGG layer"
+    for group in ("content_layers", "style_layers"):
+        for layer in loss[group]:
+            if layer not in names:
+                raise ConfigError(f"loss.{group}.{layer}: no such {network}; valid: {', '.join(names)}")
 
 
 def optimize_settings(cfg: DictConfig) -> Settings:

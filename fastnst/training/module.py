@@ -2,8 +2,8 @@
 
 It takes plain numbers and strings only and saves them with ``save_hyperparameters()``,
 so ``StyleTransferModule.load_from_checkpoint(path)`` works without Hydra. The frozen
-VGG19 loss network is built in :meth:`setup` for training and is never saved in a
-checkpoint: a checkpoint holds the style network and the optimizer state only.
+VGG loss network (VGG19, or VGG16 for VGG16 weights) is built in :meth:`setup` for training and
+is never saved in a checkpoint: a checkpoint holds the style network and the optimizer state only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from fastnst.nn.losses import (
     warp,
 )
 from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_network, conditional_norms
-from fastnst.nn.vgg import vgg19
+from fastnst.nn.vgg import pretrained_vgg
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
 
@@ -115,7 +115,7 @@ class StyleTransferModule(pl.LightningModule):
         if stage != "fit" or self.perceptual is not None:
             return
         hp = self.hparams
-        vgg = vgg19(
+        vgg = pretrained_vgg(
             layers=[*self.content_layers, *self.style_layers], weights=hp.vgg_weights, convention=hp.vgg_convention
         )
         perceptual = PerceptualLoss(

@@ -284,12 +284,9 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
 
 
 def _check_layers(loss: Any) -> None:
-    from fastnst.nn.vgg import LAYER_NAMES
-
+    """Layer weights; the names are the schema's (:func:`fastnst.training.config.check_loss_layers`)."""
     for group in ("content_layers", "style_layers"):
         for layer, weight in loss[group].items():
-            if layer not in LAYER_NAMES:
-                raise FastNSTError(f"loss.{group}.{layer}: no such VGG19 layer; valid: {', '.join(LAYER_NAMES)}")
             if not (weight >= 0 and math.isfinite(weight)):
                 raise FastNSTError(f"loss.{group}.{layer}={weight}: layer weights must be >= 0")
     if not any(loss.style_layers.values()):
@@ -418,10 +415,17 @@ def check_precision(precision: Any) -> None:
 
 
 def _check_vgg_weights(loss: Any) -> None:
-    from fastnst.nn.vgg import guess_convention
+    """The convention of a weights file, and that the local weights hold every layer in use (a file's
+    architecture comes from its keys; a truncated file lacks the deeper layers)."""
+    from fastnst.nn.vgg import SOURCES, VGGWeightsError, check_weights_serve, guess_convention
 
-    if loss.vgg_weights not in ("caffe", "torchvision") and loss.vgg_convention is None:
+    if loss.vgg_weights not in SOURCES and loss.vgg_convention is None:
         guess_convention(loss.vgg_weights)
+    layers = [name for group in ("content_layers", "style_layers") for name, w in loss[group].items() if w]
+    try:
+        check_weights_serve(loss.vgg_weights, layers)
+    except (ValueError, VGGWeightsError) as e:
+        raise FastNSTError(f"loss.vgg_weights={loss.vgg_weights}: {e}") from None
 
 
 def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = None) -> None:

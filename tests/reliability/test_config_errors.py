@@ -37,7 +37,8 @@ def test_bad_setting_is_one_line_before_heavy_work(compose, tmp_path, monkeypatc
         raise AssertionError("heavy work started before the settings were checked")
 
     monkeypatch.setattr(fastnst.nn.vgg, "vgg19", heavy)
-    monkeypatch.setattr(fastnst.training.module, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.nn.vgg, "pretrained_vgg", heavy)
+    monkeypatch.setattr(fastnst.training.module, "pretrained_vgg", heavy)
     monkeypatch.setattr(fastnst.training.data, "find_images", heavy)
     with pytest.raises(FastNSTError) as info:
         load_train_script().train(compose(["data=sample", override]), tmp_path / "run")

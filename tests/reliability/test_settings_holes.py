@@ -38,7 +38,8 @@ def refuse_heavy_work(monkeypatch):
         raise AssertionError("heavy work started before the settings were checked")
 
     monkeypatch.setattr(fastnst.nn.vgg, "vgg19", heavy)
-    monkeypatch.setattr(fastnst.training.module, "vgg19", heavy)
+    monkeypatch.setattr(fastnst.nn.vgg, "pretrained_vgg", heavy)
+    monkeypatch.setattr(fastnst.training.module, "pretrained_vgg", heavy)
     monkeypatch.setattr(fastnst.training.data, "find_images", heavy)
 
 
