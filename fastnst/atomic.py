@@ -22,7 +22,7 @@ def atomic_write(path: str | Path, fsync: bool = False) -> Iterator[BinaryIO]:
     tmp: str | None = None
     try:  # mkstemp inside the try: a signal right after it still removes the temporary file
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with open(fd, "wb") as f:  # the builtin takes fd in C: no signal lands between
             yield f
             f.flush()
             if fsync:

@@ -123,10 +123,13 @@ def open_regular(path: str | Path) -> BinaryIO:
             raise ImageError(f"{path}: {_kind(mode)}, not a regular file; only regular files are read")
         if nonblock:
             os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    # The builtin open is C code, so no signal handler runs between the file taking ``fd`` and its
+    # return. os.fdopen is Python: a Ctrl-C inside it, after the file object took ``fd``, closed the
+    # descriptor twice, and the second close's EBADF replaced the KeyboardInterrupt.
+    return open(fd, "rb")
 
 
 def open_rgb(path: str | Path, min_size: int | None = None) -> Image.Image:

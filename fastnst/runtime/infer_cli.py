@@ -246,6 +246,18 @@ def _stamp(path: Path) -> tuple[int, ...] | None:
 # -- the run ---------------------------------------------------------------------------------------
 
 
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM during whose handling ``error`` was raised, if any.
+
+    A library's cleanup can fail while a KeyboardInterrupt unwinds (a file closed twice gives EBADF);
+    its error then replaces the interrupt, which must still stop the run, not fail one input.
+    """
+    seen = error.__context__
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__context__
+    return seen
+
+
 def _for_input(src: Path, error: BaseException) -> FastNSTError:
     """A one-line error that names the input (model errors name only the model)."""
     text = str(error)
@@ -277,6 +289,10 @@ class InferRun:
         self.stamps = {dst: _stamp(dst) for dst in outputs}
 
     def fail(self, src: Path, error: BaseException) -> None:
+        """Record that ``src`` failed; an interrupt hidden behind ``error`` stops the run instead."""
+        interrupt = _interrupt_behind(error)
+        if interrupt is not None:
+            raise interrupt
         error = _for_input(src, error)
         self.errors.append({"input": str(src), "error": str(error)})
         tqdm.write(f"error: {error}", file=sys.stderr)  # one line per failed input, above any progress bar

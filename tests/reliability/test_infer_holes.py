@@ -253,6 +253,33 @@ def test_a_signal_mid_run_lists_what_was_written_and_leaves_no_temporary_file(tm
     assert f"{len(listed)} of {total}" in line and f"{total - len(listed)} not written" in line
 
 
+def test_an_interrupt_that_a_cleanup_error_replaced_still_stops_the_run(tmp_path, monkeypatch):
+    # Seen in CI: a SIGINT inside os.fdopen closed the file twice, and the EBADF of the second close
+    # replaced the KeyboardInterrupt, so one input "failed" and the run went on to the end.
+    from fastnst.runtime import infer_cli
+
+    for i in range(3):
+        photo(tmp_path / "in" / f"{i}.png")
+    real_open, calls = infer_cli.open_rgb, []
+
+    def open_rgb(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            try:
+                raise infer_cli.Interrupted(signal.SIGINT)
+            except KeyboardInterrupt:
+                raise OSError(9, "Bad file descriptor") from None  # from None still keeps the context
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(infer_cli, "open_rgb", open_rgb)
+    rc, _, err = cli("infer", tmp_path / "in", "--model", SHIPPED, "-o", tmp_path / "out", "--batch-size", "1", "-q")
+    assert rc == 130, err
+    assert not error_lines(err), err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["0_starry_night.png"]
+    (line,) = [line for line in nonblank(err) if "interrupted" in line]
+    assert "SIGINT" in line and "1 of 3" in line, line
+
+
 # -- 6. non-finite outputs ----------------------------------------------------------------------
 
 
