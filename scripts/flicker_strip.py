@@ -3,8 +3,8 @@
 frame-difference images (the stylized frame t minus the stylized frame t-1 warped onto it with the
 input's optical flow, amplified, occlusions black), the very differences the warping error averages.
 
-    python scripts/flicker_strip.py --video ../shared/assets/videos/bikes.mp4 --start 40 --count 5 \\
-        --max-size 320 --model wave --model wave_stable.onnx --smooth-stats 0.9 -o docs/flicker_bikes.jpg
+    python scripts/flicker_strip.py --video ../shared/assets/videos/bikes.mp4 --start 60 --count 4 --max-size 320 \\
+        --model wave --model wave_stable -o docs/flicker_bikes_wave.jpg
 
 Rows: the input frames, then per model its frames and, under them, their differences (the first
 column's difference is left blank: it has no frame before it in the strip).

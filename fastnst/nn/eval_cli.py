@@ -33,7 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # --style and --content are required for the image judge only; run_eval checks them (not --video).
     p.add_argument("--style", "-s", help="the style image (a file or a built-in style name)")
     p.add_argument("--content", "-c", nargs="+", help="photos: files or folders")
-    p.add_argument("--model", "-m", action=AddMethod, dest="model", help="an ONNX model to judge (repeatable)")
+    p.add_argument(
+        "--model",
+        "-m",
+        action=AddMethod,
+        dest="model",
+        help="a .onnx file, or a shipped style name (`fastnst styles`), to judge (repeatable)",
+    )
     p.add_argument(
         "--images", action=AddMethod, dest="images",
         help="a folder of already-stylized images named like the photos (repeatable)",
