@@ -94,16 +94,16 @@ class LossConfig:
         choices=("caffe", "torchvision"),
     )
     content_layers: dict[str, float] = setting(
-        {"relu2_2": 1.0}, "{vgg_layer: weight} of the content term (0: layer off)", to=_to("content_layers", "module")
+        {"relu4_2": 1.0}, "{vgg_layer: weight} of the content term (0: layer off)", to=_to("content_layers", "module")
     )
     style_layers: dict[str, float] = setting(
-        {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0},
+        {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0},
         "{vgg_layer: weight} of the style term (0: layer off)",
         to=_to("style_layers", "module"),
     )
-    content_weight: float = setting(1.0, "weight of the content term", to=_to("content_weight", "module"), min=0)
+    content_weight: float = setting(3.0, "weight of the content term", to=_to("content_weight", "module"), min=0)
     style_weight: float = setting(2.0, "weight of the style term", to=_to("style_weight", "module"), min=0)
-    tv_weight: float = setting(0.0, "weight of the total-variation term", to=_to("tv_weight", "module"), min=0)
+    tv_weight: float = setting(1.0, "weight of the total-variation term", to=_to("tv_weight", "module"), min=0)
     temporal_weight: float = setting(
         0.0,
         "weight of the stability term: stylizing a slightly moved, noisy copy must equal moving the result (video)",
