@@ -17,7 +17,7 @@ from fastnst.errors import FastNSTError
         ("loss.style_weight=-1", "loss.style_weight=-1: must be a number >= 0"),
         ("loss.content_weight=-0.5", "loss.content_weight=-0.5: must be a number >= 0"),
         ("+loss.style_layers.relu9_9=1", "loss.style_layers.relu9_9: no such VGG19 layer"),
-        ("loss.style_layers.relu2_2=-1", "loss.style_layers.relu2_2=-1: layer weights must be >= 0"),
+        ("loss.style_layers.relu2_1=-1", "loss.style_layers.relu2_1=-1: layer weights must be >= 0"),
         ("data.image_size=8", "data.image_size=8: must be a whole number of pixels >= 16"),
         ("data.batch_size=0", "data.batch_size=0: must be a whole number >= 1"),
         ("style.size=4", "style.size=4: must be a whole number of pixels >= 16"),

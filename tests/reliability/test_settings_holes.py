@@ -80,7 +80,7 @@ def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
         ("seed=abc", "seed=abc: expected a whole number"),
         ("seed=-1", "seed=-1: must be a whole number from 0 to 4294967295"),
         ("trainer.lr=abc", "trainer.lr=abc: expected a number"),
-        ("loss.style_layers.relu2_2=abc", "loss.style_layers.relu2_2=abc: expected a number"),
+        ("loss.style_layers.relu2_1=abc", "loss.style_layers.relu2_1=abc: expected a number"),
         ("+trainer.foo=1", "trainer.foo: no such setting; trainer has accelerator, accumulate_grad_batches,"),
         ("+trainer.max_step=1", "trainer.max_step: no such setting (did you mean trainer.max_steps?)"),
         ("+foo=1", "foo: no such setting; the top level has ckpt_path, data, export, init, loss, model, seed, style"),
