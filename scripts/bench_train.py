@@ -283,8 +283,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def deepest_layer(s: argparse.Namespace) -> str:
     """The deepest VGG19 layer the objective uses: where fastnst's loss network stops."""
-    names = list(LAYER_NAMES)
-    return max([*s.content_layers, *s.style_layers], key=names.index)
+    return max([*s.content_layers, *s.style_layers], key=LAYER_NAMES.index)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
