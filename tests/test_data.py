@@ -488,6 +488,37 @@ def test_dataset_int_key_is_center_crop(tmp_path: Path) -> None:
     torch.testing.assert_close(PhotoDataset([path2], 32)[0]["image"], expected2, atol=0, rtol=0)
 
 
+def test_dataset_short_side_crops_the_photo_at_that_scale(tmp_path: Path) -> None:
+    # short_side 64 on a 192x64 photo: no resize, so every crop is a 32-px window of the full photo,
+    # shifted both ways (without short_side the photo is shrunk to a 32-px strip first).
+    arr = noise_array(64, 192)
+    path = tmp_path / "wide.png"
+    Image.fromarray(arr).save(path)
+    full = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+    ds = PhotoDataset([path], image_size=32, short_side=64)
+    tops, lefts = set(), set()
+    for seed in range(20):
+        crop = ds[(0, seed)]["image"]
+        found = [(t, x) for t in range(33) for x in range(161) if torch.equal(crop, full[:, t : t + 32, x : x + 32])]
+        assert len(found) == 1, f"seed {seed}: not a window of the photo"
+        tops.add(found[0][0])
+        lefts.add(found[0][1])
+    assert len(tops) > 5 and len(lefts) > 5
+    torch.testing.assert_close(ds[0]["image"], full[:, 16:48, 80:112], atol=0, rtol=0)  # centre crop
+    # A larger photo is resized so its short side is 64, then cropped.
+    big = save_noise(tmp_path / "big.png", 300, 100)
+    assert PhotoDataset([big], image_size=32, short_side=64)[(0, 3)]["image"].shape == (3, 32, 32)
+
+
+def test_datamodule_short_side_smaller_than_the_crop_is_refused() -> None:
+    with pytest.raises(DataError, match=r"^data\.short_side=16: smaller than the crop, data\.image_size=32$"):
+        PhotoDataModule(root=None, image_size=32, short_side=16)
+    dm = PhotoDataModule(root=None, image_size=32, short_side=48, num_workers=0)
+    dm.setup()
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["image"].shape[-2:] == (32, 32)
+
+
 def _color_of(sample: dict) -> tuple[int, ...]:
     return tuple(round(v) for v in (sample["image"].mean((1, 2)) * 255).tolist())
 

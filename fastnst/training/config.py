@@ -135,8 +135,16 @@ class DataConfig:
     annotations: str | None = setting(None, "a COCO annotations JSON listing the photos", to=_to("annotations", "data"))
     image_size: int = setting(
         256,
-        "training crop (short side resized, then a random square crop)",
+        "training crop (a random square crop of the photo, its short side resized to short_side)",
         to=_to("image_size", "data", "module"),
+        min=16,
+        what="a whole number of pixels",
+    )
+    short_side: int | None = setting(
+        None,
+        "the photo's short side before the crop (null: image_size, the whole photo; larger: objects at the "
+        "scale they are stylized at)",
+        to=_to("short_side", "data"),
         min=16,
         what="a whole number of pixels",
     )

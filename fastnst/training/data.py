@@ -2,7 +2,9 @@
 
 * Images are found by a recursive scan of ``root``, or listed by a COCO annotations
   JSON (``images[].file_name``, relative to ``root``).
-* Training samples: short side resized to ``image_size``, random square crop.
+* Training samples: short side resized to ``short_side`` (default ``image_size``: the whole
+  photo), then a random ``image_size`` square crop. A ``short_side`` near the size photos are
+  stylized at shows the network objects at the scale it will meet them, at the cost of a crop.
 * The sample order is a deterministic, shuffled stream (a new permutation per pass
   over the data) indexed by the global sample position. Resuming from a checkpoint
   at step ``s`` restarts the stream at sample ``s * batch_size * accumulate``, so the
@@ -86,13 +88,14 @@ class PhotoDataset(Dataset):
     files: Sequence[Path]
     image_size: int
     random_crop: bool = True
+    short_side: int | None = None
     _bad: set[int] = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def _crop(self, img: Image.Image, seed: int | None) -> Image.Image:
-        img = resize_short_side(img, self.image_size)
+        img = resize_short_side(img, self.short_side or self.image_size)
         w, h = img.size
         s = self.image_size
         if seed is None or not self.random_crop:
@@ -133,7 +136,8 @@ class PhotoDataModule(pl.LightningDataModule):
         root: folder of training images (scanned recursively), or the image folder of ``annotations``;
             ``None`` trains on the photos embedded in the package (a demo, not a dataset).
         annotations: optional COCO annotations JSON listing the images (``images[].file_name``).
-        image_size: training crop size (short side resized to it, then a random square crop).
+        image_size: training crop size (a random square crop).
+        short_side: the photo's short side before the crop; ``None``: ``image_size`` (the whole photo).
         batch_size: images per batch and process.
         num_workers: DataLoader worker processes.
         val_images: folder or list of validation photos; ``None`` uses the embedded sample photos.
@@ -146,6 +150,7 @@ class PhotoDataModule(pl.LightningDataModule):
         root: str | None,
         annotations: str | None = None,
         image_size: int = 256,
+        short_side: int | None = None,
         batch_size: int = 4,
         num_workers: int = 4,
         val_images: str | list[str] | None = None,
@@ -158,12 +163,17 @@ class PhotoDataModule(pl.LightningDataModule):
 
         # The same ranges as a run's config (the schema), for a DataModule built in Python.
         settings = {"image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
-        check_ranges(DataConfig, {**settings, "num_val_images": num_val_images}, "data.", DataError)
+        check_ranges(
+            DataConfig, {**settings, "num_val_images": num_val_images, "short_side": short_side}, "data.", DataError
+        )
+        if short_side is not None and short_side < image_size:
+            raise DataError(f"data.short_side={short_side}: smaller than the crop, data.image_size={image_size}")
         # Shown in TensorBoard's hparams tab and saved in checkpoints (datamodule_hyper_parameters).
         self.save_hyperparameters()
         self.root = root if root is not None else str(sample_photos_dir())
         self.annotations = annotations
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.short_side = short_side
         self.val_images, self.num_val_images, self.seed = val_images, num_val_images, seed
         self.train_files: list[Path] = []
         self.val_files: list[Path] = []
@@ -205,10 +215,10 @@ class PhotoDataModule(pl.LightningDataModule):
             rank=trainer.global_rank,
             world_size=trainer.world_size,
         )
-        dataset = PhotoDataset(self.train_files, self.image_size)
+        dataset = PhotoDataset(self.train_files, self.image_size, short_side=self.short_side)
         return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        dataset = PhotoDataset(self.val_files, self.image_size, random_crop=False)
+        dataset = PhotoDataset(self.val_files, self.image_size, random_crop=False, short_side=self.short_side)
         # One batch: the preview grid shows every validation photo.
         return self._loader(dataset, len(self.val_files), shuffle=False)
