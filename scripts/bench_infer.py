@@ -10,6 +10,9 @@ one style). The methods take turns image by image, so background load falls on a
 and size: the median of 3 timed runs (5 in the full run, which adds Johnson's network).
 ``--conditional N`` adds each network as a conditional one of N styles with a strength input
 (``<network>+N``), fed one-hot style weights and a strength, to measure what the inputs cost.
+Each fp32 export is also timed through :class:`~fastnst.runtime.stylizer.Stylizer` on an 8-bit
+photo (``<network> Stylizer fp32``: its margin, conversions and the run), the path ``fastnst infer``
+takes and the figure the speed tiers are stated in.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from torch import nn
 from fastnst.nn.export import export_network, load_network
 from fastnst.nn.transformer_net import build_network
 from fastnst.runtime.masks import map_size
-from fastnst.runtime.stylizer import providers_for
+from fastnst.runtime.stylizer import Stylizer, providers_for
 
 NETWORKS = {name: tuple(model_settings(name).values()) for name in MODELS}  # conf/model/*.yaml
 SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}  # (H, W)
@@ -140,7 +143,21 @@ def network_methods(
         methods[f"{name} onnxruntime {precision}"] = lambda x, s=sess, h=hp: s.run(
             ["stylized"], {"image": x, **conditional_feeds(h, x.shape[2:])}
         )
+        if precision == "fp32" and not maps:
+            methods[f"{name} Stylizer fp32"] = stylizer_method(Stylizer(path, device=ort_device))
     return methods
+
+
+def stylizer_method(stylizer: Stylizer) -> Callable[[np.ndarray], Any]:
+    """Time ``stylizer`` on the 8-bit ``(H, W, 3)`` photo of the benchmark's input (made once per size)."""
+    photos: dict[tuple[int, ...], np.ndarray] = {}
+
+    def run(x: np.ndarray) -> Any:
+        if x.shape not in photos:
+            photos[x.shape] = np.ascontiguousarray((x[0].transpose(1, 2, 0) * 255).round().astype(np.uint8))
+        return stylizer(photos[x.shape])
+
+    return run
 
 
 def conditional_feeds(hp: dict, size: tuple[int, int]) -> dict[str, np.ndarray]:
