@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from fastnst.cli import main
-from fastnst.nn.evaluate import Judge, gram, judged_size, mean_cov, relative
+from fastnst.nn.evaluate import Judge, Row, gram, judged_size, mean_cov, relative, summarize
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.imageio import to_8bit_image
 from fastnst.styles import resolve_style_image
@@ -53,6 +54,27 @@ def test_photo_against_itself_has_no_content_loss(judge, photo) -> None:
     scores = judge.score(photo, photo)
     assert scores.content == 0.0
     assert scores.style_gram > 0.1 and scores.style_stats > 0.1  # a cat photo is not Starry Night
+
+
+def test_style_gram_is_the_mean_of_its_layers(judge, photo) -> None:
+    scores = judge.score(photo, photo)
+    assert list(scores.style_gram_layers) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert scores.style_gram == pytest.approx(sum(scores.style_gram_layers.values()) / 5, rel=1e-12)
+    assert len(set(scores.style_gram_layers.values())) == 5  # each layer measured on its own
+
+
+def test_summary_averages_each_layer_over_the_photos() -> None:
+    rows = [
+        Row("net", "a.jpg", 1.0, 2.0, 3.0, {"relu1_1": 1.0, "relu5_1": 3.0}),
+        Row("net", "b.jpg", 3.0, 4.0, 5.0, {"relu1_1": 2.0, "relu5_1": 6.0}),
+        Row("images", "a.jpg", 1.0, 1.0, 1.0),  # rows without layers (older code): no per-layer entry
+    ]
+    summary = summarize(rows)
+    assert summary["net"] == {
+        "content": 2.0, "style_gram": 3.0, "style_stats": 4.0, "photos": 2,
+        "style_gram_layers": {"relu1_1": 1.5, "relu5_1": 4.5},
+    }  # fmt: skip
+    assert "style_gram_layers" not in summary["images"]
 
 
 def test_style_image_has_no_style_loss(judge) -> None:
@@ -98,6 +120,7 @@ def test_cli_compares_two_folders(tmp_path, capsys, vgg_weights_file) -> None:
     assert main([*args, "--images", str(tmp_path / "same"), "--images", str(tmp_path / "gray"), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "gray / same:" in printed
+    assert re.search(r"^gray: style_gram by layer: relu1_1 [\d.e-]+ .* relu5_1 [\d.e-]+$", printed, re.MULTILINE)
     with open(out / "scores.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["method"], r["photo"]) for r in rows] == [
@@ -110,6 +133,8 @@ def test_cli_compares_two_folders(tmp_path, capsys, vgg_weights_file) -> None:
     assert all(float(r["content"]) > 0 for r in rows if r["method"] == "gray")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["summary"]["same"]["photos"] == 2 and summary["judge"]["size"] == 512
+    gray = summary["summary"]["gray"]
+    assert sum(gray["style_gram_layers"].values()) / 5 == pytest.approx(gray["style_gram"], rel=1e-9)
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.height > 2 * 192 and sheet.width > 4 * 100  # two rows; photo, style and two results
 

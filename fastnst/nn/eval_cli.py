@@ -171,7 +171,8 @@ def _judge_all(
                 else:
                     result = _open(result_in_folder(path, photo_path))
                 scores = judge.score(result, photo)
-                rows.append(Row(name, photo_path.name, scores.content, scores.style_gram, scores.style_stats))
+                row = (scores.content, scores.style_gram, scores.style_stats, scores.style_gram_layers)
+                rows.append(Row(name, photo_path.name, *row))
                 thumbs[name].append(result)
                 bar.update(note=f"{name}: {photo_path.name}")
     return rows, thumbs_photos, thumbs
@@ -190,6 +191,10 @@ def _print_report(report: dict[str, Any], names: list[str], output: Path, sheet:
             other = report["summary"][name]
             ratios = (f"{m} {other[m] / base[m]:.3f}x" if base[m] else f"{m} {other[m]:.4g} vs 0" for m in METRICS)
             print(f"{name} / {names[0]}: " + ", ".join(ratios))
+    for name, s in report["summary"].items():
+        if "style_gram_layers" in s:
+            layers = " ".join(f"{k} {v:.4g}" for k, v in s["style_gram_layers"].items())
+            print(f"{name}: style_gram by layer: {layers}")
     written = ["scores.csv", "summary.json"] + ([] if sheet is None else ["contact_sheet.png"])
     print(f"wrote {', '.join(str(output / w) for w in written)}")
 

@@ -9,7 +9,7 @@ in float32 (no autocast):
 * ``content``: content loss at ``relu4_2``: ``|F_result - F_photo|^2 / |F_photo|^2``.
 * ``style_gram``: Gram style loss over ``relu1_1 .. relu5_1``, each Gram normalised by the number
   of positions (``F F^T / HW``, so sizes compare), relative error ``|G_r - G_s|^2 / |G_s|^2``,
-  averaged over the five layers.
+  averaged over the five layers (each layer's figure is kept too: ``style_gram_layers``).
 * ``style_stats``: a second style distance that is not Gram-based: the per-layer channel means and
   covariances, ``|mu_r - mu_s|^2 / |mu_s|^2 + |S_r - S_s|^2 / |S_s|^2``, averaged over the layers.
 
@@ -23,8 +23,9 @@ import io
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,6 +78,7 @@ class Scores:
     content: float
     style_gram: float
     style_stats: float
+    style_gram_layers: dict[str, float] = field(default_factory=dict)  # style_gram is their mean
 
 
 class Judge:
@@ -109,13 +111,13 @@ class Judge:
         photo_features = self._features(to_judge_tensor(photo, size))
         features = self._features(to_judge_tensor(to_8bit_image(result), size))
         content = relative(features[CONTENT_LAYER].double(), photo_features[CONTENT_LAYER].double())
-        style_gram = statistics.fmean(relative(gram(features[k]), self.style_grams[k]) for k in STYLE_LAYERS)
+        gram_layers = {k: relative(gram(features[k]), self.style_grams[k]) for k in STYLE_LAYERS}
         style_stats = []
         for k in STYLE_LAYERS:
             mu, cov = mean_cov(features[k])
             mu_s, cov_s = self.style_stats[k]
             style_stats.append(relative(mu, mu_s) + relative(cov, cov_s))
-        return Scores(content, style_gram, statistics.fmean(style_stats))
+        return Scores(content, statistics.fmean(gram_layers.values()), statistics.fmean(style_stats), gram_layers)
 
 
 def _open(path: str | Path) -> Image.Image:
@@ -137,15 +139,21 @@ class Row:
     content: float
     style_gram: float
     style_stats: float
+    style_gram_layers: dict[str, float] = field(default_factory=dict)
 
 
-def summarize(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
-    """Per method: the mean of each metric and the number of photos."""
-    summary: dict[str, dict[str, float]] = {}
+def summarize(rows: Sequence[Row]) -> dict[str, dict[str, Any]]:
+    """Per method: the mean of each metric, the number of photos and the mean Gram distance per layer."""
+    summary: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(r.method for r in rows):
         mine = [r for r in rows if r.method == method]
         summary[method] = {m: statistics.fmean(getattr(r, m) for r in mine) for m in METRICS}
         summary[method]["photos"] = len(mine)
+        if all(r.style_gram_layers for r in mine):
+            layers = mine[0].style_gram_layers
+            summary[method]["style_gram_layers"] = {
+                k: statistics.fmean(r.style_gram_layers[k] for r in mine) for k in layers
+            }
     return summary
 
 
