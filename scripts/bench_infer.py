@@ -34,6 +34,7 @@ from torch import nn
 
 from fastnst.nn.export import export_network, load_network
 from fastnst.nn.transformer_net import build_network
+from fastnst.runtime.imageio import to_uint8
 from fastnst.runtime.masks import map_size
 from fastnst.runtime.stylizer import Stylizer, providers_for
 
@@ -154,7 +155,7 @@ def stylizer_method(stylizer: Stylizer) -> Callable[[np.ndarray], Any]:
 
     def run(x: np.ndarray) -> Any:
         if x.shape not in photos:
-            photos[x.shape] = np.ascontiguousarray((x[0].transpose(1, 2, 0) * 255).round().astype(np.uint8))
+            photos[x.shape] = np.ascontiguousarray(to_uint8(x[0].transpose(1, 2, 0)))
         return stylizer(photos[x.shape])
 
     return run

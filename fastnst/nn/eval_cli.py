@@ -155,6 +155,8 @@ def _judge_all(
     args: argparse.Namespace, names: list[str], methods: list[tuple[str, Path]], photos: list[Path], judge: Any
 ) -> tuple[list[Any], list[Image.Image], dict[str, list[Image.Image]]]:
     """Score every method on every photo: the rows, the photos and each method's results (for the sheet)."""
+    from dataclasses import asdict
+
     from fastnst.nn.evaluate import JUDGE_SIZE, Row
 
     stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE, args.model_style)
@@ -171,8 +173,7 @@ def _judge_all(
                 else:
                     result = _open(result_in_folder(path, photo_path))
                 scores = judge.score(result, photo)
-                row = (scores.content, scores.style_gram, scores.style_stats, scores.style_gram_layers)
-                rows.append(Row(name, photo_path.name, *row))
+                rows.append(Row(name, photo_path.name, **asdict(scores)))
                 thumbs[name].append(result)
                 bar.update(note=f"{name}: {photo_path.name}")
     return rows, thumbs_photos, thumbs
