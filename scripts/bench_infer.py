@@ -196,7 +196,7 @@ def time_methods(
         x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
         for method, fn in methods.items():
             fn(x)  # untimed: allocations, kernel selection, the thread pool waking
-            times[method][size] = [timed(lambda fn=fn: fn(x), device) for _ in range(repeats)]
+            times[method][size] = [timed(lambda fn=fn, x=x: fn(x), device) for _ in range(repeats)]
         print(f"  {size} done", flush=True)
     return times
 
