@@ -12,7 +12,8 @@ of a checkpoint are the training time it records (Lightning's ``Timer``: carried
 the pauses between sessions left out; run nothing heavy beside it). Checkpoints from before the
 timer fall back to their file time since the run first started. Prints one row per checkpoint and
 appends them to ``<output>/curves.csv``; rerunning a name resumes its training (``ckpt_path=last``)
-and judges only checkpoints not judged yet.
+and judges only checkpoints not judged yet. ``--judge-only`` judges what a run has kept so far
+(for instance a ``--judge-at-end`` run still training on another core) and trains nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--content", nargs="+", required=True, help="photos to judge on (files or folders)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for training and judging")
     p.add_argument("--judge-at-end", action="store_true", help="judge only after training ends (no CPU taken from it)")
+    p.add_argument("--judge-only", action="store_true", help="judge the checkpoints kept so far; train nothing")
     p.add_argument("-o", "--output", type=Path, default=Path("curves"))
     p.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     return p.parse_args(argv)
@@ -129,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     run_dir = (args.output / args.name).resolve()
+    if args.judge_only:  # e.g. beside a --judge-at-end run that is still training
+        if not (run_dir / "started").is_file():
+            raise SystemExit(f"{run_dir}: no run of that name to judge")
+        judge_new(args, run_dir, env, final=False)
+        return
     training = train(args, run_dir, env)
     if args.judge_at_end:
         training.wait()

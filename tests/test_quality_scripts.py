@@ -98,6 +98,24 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
     assert {(r["name"], r["step"]) for r in rows} == {(n, s) for n in ("ema", "ema~raw") for s in ("2", "3")}
     by = {(r["name"], r["step"]): r for r in rows}
     assert by[("ema", "3")]["style_gram"] != by[("ema~raw", "3")]["style_gram"]  # two different networks
+    # --judge-only judges what the run kept, trains nothing, and the judge gives the same figures again
+    (tmp_path / "curves.csv").unlink()
+    run_script("learning_curve.py", "--name", "ema", "--steps", "3", "--every", "2", "--content", str(photo),
+               "--judge-only", "-o", str(tmp_path), "--", "style=wave", "trainer.ema_decay=0.5", *tiny)  # fmt: skip
+    again = {(r["name"], r["step"]): r for r in csv.DictReader((tmp_path / "curves.csv").open())}
+    assert again.keys() == by.keys()
+    assert all(again[k]["style_gram"] == by[k]["style_gram"] for k in by)
+    assert not list(tmp_path.glob("ema/run_*"))  # no second training run
+
+
+def test_learning_curve_judge_only_needs_a_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "learning_curve.py"), "--name", "none", "--steps", "2", "--every", "1",
+         "--content", "x.jpg", "--judge-only", "-o", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == f"{tmp_path / 'none'}: no run of that name to judge"
 
 
 @pytest.fixture(scope="module")
