@@ -28,6 +28,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
         shipped_bases,
         shipped_model_figures,
         shipped_models,
+        shipped_quality_models,
         shipped_video_models,
     )
 
@@ -35,6 +36,10 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
     print(f"  {'name':20s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
     _print_models(shipped_models(), figures)
+    quality = shipped_quality_models()
+    if quality:
+        print("quality tier for photos (infer uses NAME_hq for a photo of NAME; about 3x the time; --fast: not):")
+        _print_models(quality, figures)
     video = shipped_video_models()
     if video:
         print("stability-trained for video (infer uses NAME_stable for a video of NAME; flicker: docs/quality.md):")
@@ -268,6 +273,11 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
         "--smooth-stats",
         action="store_true",
         help="videos: normalise each frame with instance-norm statistics averaged over the frames before it",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="photos: use a shipped style's real-time network, not its quality-tier one (STYLE_hq)",
     )
     p.add_argument(
         "--no-stable",

@@ -66,23 +66,52 @@ def shipped_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(models_dir().glob("*.onnx"))}
 
 
-# A shipped style's stability-trained network (for video) is addressed as ``<style>_stable``.
+# A shipped style's other networks live in folders of their own and are addressed as <style><suffix>:
+# video/ holds the stability-trained ones (``wave_stable``), which infer uses for videos, and quality/
+# the quality tier (``udnie_hq``: a larger network, about 3x the time), which infer uses for photos.
 STABLE_SUFFIX = "_stable"
+QUALITY_SUFFIX = "_hq"
+_VARIANT_FOLDERS = {STABLE_SUFFIX: "video", QUALITY_SUFFIX: "quality"}
+
+
+def _variant_models(suffix: str) -> dict[str, Path]:
+    folder = models_dir() / _VARIANT_FOLDERS[suffix]
+    return {p.stem + suffix: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
 
 
 def shipped_video_models() -> dict[str, Path]:
     """``{"wave_stable": .../video/wave.onnx, ...}``: the shipped styles' stability-trained networks, which
     ``fastnst infer`` uses for videos in place of the per-frame photo network of the same style."""
-    folder = models_dir() / "video"
-    return {p.stem + STABLE_SUFFIX: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+    return _variant_models(STABLE_SUFFIX)
+
+
+def shipped_quality_models() -> dict[str, Path]:
+    """``{"udnie_hq": .../quality/udnie.onnx, ...}``: the shipped styles' quality-tier networks, which
+    ``fastnst infer`` uses for photos in place of the real-time network of the same style."""
+    return _variant_models(QUALITY_SUFFIX)
+
+
+def shipped_variant_models() -> dict[str, Path]:
+    """Every shipped network outside the real-time ones, by name: the video and the quality-tier ones."""
+    return {**shipped_video_models(), **shipped_quality_models()}
+
+
+def _variant(value: str | Path, suffix: str) -> Path | None:
+    if Path(value).expanduser().is_file():
+        return None  # one's own file is used as it is
+    return _variant_models(suffix).get(f"{value}{suffix}")
 
 
 def video_model(value: str | Path) -> Path | None:
     """The stability-trained network to use for videos when ``value`` names a shipped style that has one
     (``wave`` -> ``wave_stable``); None for files, other names, and styles without one."""
-    if Path(value).expanduser().is_file():
-        return None  # one's own file is used as it is
-    return shipped_video_models().get(f"{value}{STABLE_SUFFIX}")
+    return _variant(value, STABLE_SUFFIX)
+
+
+def quality_model(value: str | Path) -> Path | None:
+    """The quality-tier network to use for photos when ``value`` names a shipped style that has one
+    (``udnie`` -> ``udnie_hq``); None for files, other names, and styles without one."""
+    return _variant(value, QUALITY_SUFFIX)
 
 
 def shipped_model_figures() -> dict[str, dict[str, Any]]:
@@ -99,7 +128,7 @@ def resolve_model(value: str | Path) -> Path:
     Raises:
         StyleError: naming the value and the shipped styles when nothing matches.
     """
-    return _file_or_shipped(value, {**shipped_models(), **shipped_video_models()}, "model file", "a shipped style")
+    return _file_or_shipped(value, {**shipped_models(), **shipped_variant_models()}, "model file", "a shipped style")
 
 
 def resolve_style_image(value: str | Path) -> Path:

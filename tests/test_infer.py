@@ -8,6 +8,7 @@ whose output depends strongly on the image: needed to see tiling errors and seam
 from __future__ import annotations
 
 import importlib.util
+import io
 import itertools
 import json
 import os
@@ -759,3 +760,52 @@ def test_cli_output_matches_pytorch(sharp_onnx, tmp_path):
     assert got.shape == expected.shape == (191, 257, 3)
     assert np.abs(got - expected).max() <= 1
     assert expected.std() > 10  # a sharp model: the comparison is not between two flat images
+
+
+@pytest.fixture
+def quality_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A models folder whose wave has a quality-tier network (here udnie's file, so the two are told
+    apart by their pictures)."""
+    import shutil
+
+    import fastnst.styles as styles
+
+    shipped = styles.shipped_models()
+    folder = tmp_path / "models"
+    (folder / "quality").mkdir(parents=True)
+    shutil.copy(shipped["wave"], folder / "wave.onnx")
+    shutil.copy(shipped["udnie"], folder / "quality" / "wave.onnx")
+    monkeypatch.setattr(styles, "models_dir", lambda: folder)
+    return folder
+
+
+def test_a_shipped_style_uses_its_quality_network_for_photos(
+    tmp_path: Path, quality_variant: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import cli as run_cli
+
+    from fastnst.styles import quality_model, resolve_model
+
+    hq, fast = quality_variant / "quality" / "wave.onnx", quality_variant / "wave.onnx"
+    assert quality_model("wave") == hq and resolve_model("wave_hq") == hq
+    assert quality_model("udnie") is None and quality_model(fast) is None  # other names, and files as given
+    photo = SAMPLES / "chelsea.jpg"
+    code, out, err = run_cli("infer", photo, "--model", "wave", "-o", tmp_path / "hq.png", "--json")
+    assert code == 0 and "photos: wave_hq" in err, err
+    (record,) = json.loads(out)["outputs"]
+    assert record["model"] == str(hq) and json.loads(out)["style"] == "wave"
+    code, out, err = run_cli("infer", photo, "--model", "wave", "--fast", "-o", tmp_path / "fast.png", "--json")
+    assert code == 0 and "wave_hq" not in err and "model" not in json.loads(out)["outputs"][0]
+    written = {k: np.asarray(Image.open(tmp_path / f"{k}.png"), np.float32) for k in ("hq", "fast")}
+    expected = {
+        k: np.asarray(Stylizer(m)(Image.open(photo).convert("RGB")), np.float32)
+        for k, m in [("hq", hq), ("fast", fast)]
+    }
+    assert np.abs(written["hq"] - expected["hq"]).mean() < 1 < np.abs(written["hq"] - expected["fast"]).mean()
+    assert np.abs(written["fast"] - expected["fast"]).mean() < 1 < np.abs(written["fast"] - expected["hq"]).mean()
+    # One image from standard input takes the quality network too.
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(photo.read_bytes())))
+    code, _, err = run_cli("infer", "-", "--model", "wave", "-o", tmp_path / "stream.png")
+    assert code == 0 and "photos: wave_hq" in err
+    streamed = np.asarray(Image.open(tmp_path / "stream.png"), np.float32)
+    assert np.abs(streamed - expected["hq"]).mean() < 1

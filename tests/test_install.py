@@ -26,7 +26,7 @@ from fastnst.styles import (
     resolve_model,
     shipped_model_figures,
     shipped_models,
-    shipped_video_models,
+    shipped_variant_models,
 )
 
 TRAIN_EXTRA = ["torch", "lightning", "hydra", "omegaconf", "tensorboard", "onnx", "onnxscript", "h5py"]
@@ -81,8 +81,8 @@ def test_wheel_holds_the_code_configs_and_models(wheel):
     assert configs <= names and "fastnst/conf/optimize.yaml" in names and "fastnst/conf/style/wave.yaml" in names
     models = {f"fastnst/assets/models/{name}.onnx" for name in shipped_models()}
     assert len(models) == 6 and models <= names and "fastnst/assets/models/models.json" in names
-    video = {f"fastnst/assets/models/{_file(name)}" for name in shipped_video_models()}
-    assert video <= names
+    variants = {f"fastnst/assets/models/{_file(name)}" for name in shipped_variant_models()}
+    assert variants <= names
     assert not any(n.startswith(("checkpoints/", "conf/", "tests/")) for n in names)
 
 
@@ -167,13 +167,13 @@ def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path):
 
 def _file(name: str) -> str:
     """A shipped model's file under fastnst/assets/models/: ``wave.onnx``, ``video/wave.onnx`` for wave_stable."""
-    return {**shipped_models(), **shipped_video_models()}[name].relative_to(models_dir()).as_posix()
+    return {**shipped_models(), **shipped_variant_models()}[name].relative_to(models_dir()).as_posix()
 
 
 def test_models_json_agrees_with_the_checkpoints_readme():
     """The judge figures of `fastnst styles` are the README's table, for every shipped model and no other."""
     figures = shipped_model_figures()
-    assert set(figures) == set(shipped_models()) | set(shipped_video_models())
+    assert set(figures) == set(shipped_models()) | set(shipped_variant_models())
     table = (REPO / "checkpoints" / "README.md").read_text()
     for name, f in figures.items():
         (row,) = [line for line in table.splitlines() if line.startswith(f"| `{_file(name)}` |")]
@@ -187,7 +187,7 @@ def test_fastnst_styles_lists_models_with_figures_and_sizes_and_the_paintings():
     lines = proc.stdout.splitlines()
     for name, f in shipped_model_figures().items():
         (line,) = [x for x in lines if x.split()[:1] == [name] and "kB" in x]
-        kb = {**shipped_models(), **shipped_video_models()}[name].stat().st_size / 1e3
+        kb = {**shipped_models(), **shipped_variant_models()}[name].stat().st_size / 1e3
         assert f"{f['content']:.3f}" in line and f"{f['style_stats']:.3f}" in line and f"{kb:.0f} kB" in line
     for name, path in builtin_styles().items():
         assert any(x.split() == [name, str(path)] for x in lines), name

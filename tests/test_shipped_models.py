@@ -9,10 +9,14 @@ from PIL import Image
 
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import Stylizer
-from fastnst.styles import shipped_models, shipped_video_models
+from fastnst.styles import shipped_models, shipped_quality_models, shipped_video_models
 
 MODELS = sorted(shipped_models().values())
 VIDEO = sorted(shipped_video_models().values())  # video/<style>.onnx: stability-trained, fp32
+QUALITY = sorted(shipped_quality_models().values())  # quality/<style>.onnx: the quality tier, fp32
+VARIANTS = VIDEO + QUALITY
+ALL = MODELS + VARIANTS
+IDS = [m.stem for m in MODELS] + [f"{m.stem}_stable" for m in VIDEO] + [f"{m.stem}_hq" for m in QUALITY]
 
 
 def test_six_styles_are_shipped():
@@ -28,11 +32,18 @@ def test_video_models_are_stability_trained_styles_that_ship():
         assert float(Stylizer(model).metadata["fastnst.temporal_weight"]) > 0, model
 
 
-@pytest.mark.parametrize("model", MODELS + VIDEO, ids=[m.stem for m in MODELS] + [f"{m.stem}_stable" for m in VIDEO])
+def test_quality_models_are_larger_networks_of_styles_that_ship():
+    assert {m.stem for m in QUALITY} <= {m.stem for m in MODELS}
+    for model in QUALITY:
+        real_time = Stylizer(model.parent.parent / model.name).metadata["fastnst.architecture"]
+        assert Stylizer(model).metadata["fastnst.architecture"] != real_time, model
+
+
+@pytest.mark.parametrize("model", ALL, ids=IDS)
 def test_shipped_model_stylizes(model):
     stylizer = Stylizer(model, device="cpu")
     assert stylizer.style == model.stem
-    assert stylizer.metadata["fastnst.precision"] == ("fp32" if model in VIDEO else "fp16")
+    assert stylizer.metadata["fastnst.precision"] == ("fp32" if model in VARIANTS else "fp16")
     photo = Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB")
     out = np.asarray(stylizer(photo), np.float32) / 255
     assert out.shape == np.asarray(photo).shape and np.isfinite(out).all()
@@ -41,7 +52,7 @@ def test_shipped_model_stylizes(model):
     assert np.abs(out - src).mean() > 0.1
     gx_out, gx_src = np.abs(np.diff(out.mean(2), axis=1)), np.abs(np.diff(src.mean(2), axis=1))
     assert np.corrcoef(gx_out.ravel(), gx_src.ravel())[0, 1] > 0.2
-    documented = model.name if model in MODELS else f"video/{model.name}"
+    documented = model.name if model in MODELS else f"{model.parent.name}/{model.name}"
     assert (REPO / "checkpoints" / "README.md").read_text().count(f"`{documented}`") >= 1
 
 
@@ -57,7 +68,7 @@ def border_steps(image: np.ndarray, strip: int = 8) -> dict[str, float]:
     return {side: abs(float(a.mean() - b.mean())) for side, (a, b) in pairs.items()}
 
 
-@pytest.mark.parametrize("model", MODELS + VIDEO, ids=[m.stem for m in MODELS] + [f"{m.stem}_stable" for m in VIDEO])
+@pytest.mark.parametrize("model", ALL, ids=IDS)
 def test_no_band_along_the_borders(model):
     """No border artefact: on a featureless photo (a smooth random colour field, alike everywhere), the
     outer strip of each side looks like the strip next to it.

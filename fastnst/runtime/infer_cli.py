@@ -48,7 +48,7 @@ from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.temporal import SmoothedStats, check_momentum
 from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
-from fastnst.styles import STABLE_SUFFIX, video_model
+from fastnst.styles import QUALITY_SUFFIX, STABLE_SUFFIX, quality_model, video_model
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
 _OVERLAP = 128  # Stylizer's default overlap between tiles: a tile must be at least 4 times larger
@@ -275,9 +275,11 @@ class InferRun:
         outputs: list[Path],
         skipped: list[dict[str, str]] | None = None,
         video_stylizer: Stylizer | None = None,
+        photo_stylizer: Stylizer | None = None,
     ):
         self.stylizer, self.args, self.jobs, self.outputs = stylizer, args, jobs, outputs
         self.video_stylizer = video_stylizer or stylizer  # a shipped style's stability-trained network
+        self.photo_stylizer = photo_stylizer or stylizer  # a shipped style's quality-tier network
         self.records: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
         self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
@@ -340,7 +342,9 @@ class InferRun:
     def _stylize(self, batch: list[Pending]) -> list[tuple[Path, Path, Any, dict[str, bytes]]]:
         """Results of a batch; if the batch fails, each input is tried alone, so a bad one fails alone."""
         try:
-            results = self.stylizer.stylize_arrays([b[2] for b in batch], self.args.strength, self.args.preserve_color)
+            results = self.photo_stylizer.stylize_arrays(
+                [b[2] for b in batch], self.args.strength, self.args.preserve_color
+            )
         except FastNSTError as e:
             if len(batch) == 1:
                 self.fail(batch[0][0], e)
@@ -359,6 +363,8 @@ class InferRun:
                 continue
             h, w = result.image.shape[:2]
             record = {"input": str(src), "output": str(dst), "width": w, "height": h}
+            if self.photo_stylizer is not self.stylizer:
+                record["model"] = str(self.photo_stylizer.path)
             self.records.append({**record, "seconds": round(result.seconds, 4), "tiles": result.tiles})
             self._finished(src)
 
@@ -489,7 +495,19 @@ def _prepare(args: argparse.Namespace) -> InferRun:
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
     outputs = plan_outputs(jobs, args.output, stylizer.style)
     check_outputs(jobs, outputs, args.output)
-    return InferRun(stylizer, args, jobs, outputs, skipped, _video_stylizer(args, jobs))
+    return InferRun(stylizer, args, jobs, outputs, skipped, _video_stylizer(args, jobs), _photo_stylizer(args, jobs))
+
+
+def _photo_stylizer(args: argparse.Namespace, jobs: list[Job] | None = None) -> Stylizer | None:
+    """For photos, a shipped style's quality-tier network (``udnie`` -> ``udnie_hq``), unless ``--fast``;
+    None when there is no photo among the inputs (``jobs``; None: one image, a stream) or no such network."""
+    quality = None if args.fast else quality_model(args.model)
+    if quality is None or (jobs is not None and all(is_video(src) for src, _ in jobs)):
+        return None
+    if not args.quiet:
+        note = f"the quality-tier network of {args.model} (--fast: the real-time one)"
+        print(f"photos: {args.model}{QUALITY_SUFFIX}, {note}", file=sys.stderr)
+    return _stylizer(args, quality)
 
 
 def _video_stylizer(args: argparse.Namespace, jobs: list[Job]) -> Stylizer | None:
@@ -579,7 +597,7 @@ def run_stream(args: argparse.Namespace) -> int:
     if target is not None and not args.overwrite and os.path.lexists(target):
         print(f"skipped <stdin>: {target} exists (--overwrite replaces it)")
         return 0
-    stylizer = _stylizer(args)
+    stylizer = _photo_stylizer(args) or _stylizer(args)
     try:
         name, opened = _stream_source(args)
     except ImageError as e:
