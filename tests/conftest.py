@@ -155,3 +155,19 @@ def cli(*argv: object) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main([str(a) for a in argv])
     return rc, out.getvalue(), err.getvalue()
+
+
+def models_with_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str) -> Path:
+    """A shipped-models folder whose wave has a network in ``folder`` (``video``: stability-trained,
+    ``quality``: the quality tier); it is udnie's file, so that the two are told apart by their pictures."""
+    import shutil
+
+    import fastnst.styles as styles
+
+    shipped = styles.shipped_models()
+    models = tmp_path / "models"
+    (models / folder).mkdir(parents=True)
+    shutil.copy(shipped["wave"], models / "wave.onnx")
+    shutil.copy(shipped["udnie"], models / folder / "wave.onnx")
+    monkeypatch.setattr(styles, "models_dir", lambda: models)
+    return models

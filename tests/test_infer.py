@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import REPO
+from conftest import REPO, models_with_variant
 from PIL import Image
 
 from fastnst import cli
@@ -764,19 +764,8 @@ def test_cli_output_matches_pytorch(sharp_onnx, tmp_path):
 
 @pytest.fixture
 def quality_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A models folder whose wave has a quality-tier network (here udnie's file, so the two are told
-    apart by their pictures)."""
-    import shutil
-
-    import fastnst.styles as styles
-
-    shipped = styles.shipped_models()
-    folder = tmp_path / "models"
-    (folder / "quality").mkdir(parents=True)
-    shutil.copy(shipped["wave"], folder / "wave.onnx")
-    shutil.copy(shipped["udnie"], folder / "quality" / "wave.onnx")
-    monkeypatch.setattr(styles, "models_dir", lambda: folder)
-    return folder
+    """A models folder whose wave has a quality-tier network (udnie's file)."""
+    return models_with_variant(tmp_path, monkeypatch, "quality")
 
 
 def test_a_shipped_style_uses_its_quality_network_for_photos(

@@ -151,3 +151,40 @@ def test_mixture_series_moves_from_one_painting_to_the_other(tmp_path, tiny_cond
     with Image.open(tmp_path / "wave+udnie.png") as sheet:
         assert sheet.width > 5 * sheet.height  # the photo and five pictures in one row
     assert "wave -> udnie" in out
+
+
+@pytest.mark.slow  # three verified exports: about 20 s
+def test_reexport_rebuilds_an_fp16_export_in_fp32(tmp_path):
+    from fastnst.nn.export import export_network
+    from fastnst.nn.transformer_net import build_network
+    from fastnst.runtime.stylizer import Stylizer
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = build_network("light", 1.0, 1).eval()
+    for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):  # not the identity
+        torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
+    hparams = {"architecture": "light", "width": 1.0, "num_residual_blocks": 1, "style_name": "wave"}
+    old = export_network(net, hparams, tmp_path / "old.onnx", "fp16").path
+    out = run_script("reexport_onnx.py", str(old), "-o", str(tmp_path / "new.onnx"))
+    new = Stylizer(tmp_path / "new.onnx")
+    assert new.metadata["fastnst.precision"] == "fp32" and new.style == "wave" and "mean |new - old|" in out
+    # The same network (its weights rounded to fp16, as stored), now computed in fp32: PyTorch's output
+    net = net.half().float()
+    photo = np.asarray(Image.open(sample_photos_dir() / "coffee.jpg").convert("RGB").resize((96, 64)), np.float32) / 255
+    with torch.no_grad():
+        reference = net(torch.from_numpy(photo.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+    new_error = np.abs(Stylizer(tmp_path / "new.onnx", margin=0)(photo) - reference).max()
+    old_error = np.abs(Stylizer(old, margin=0)(photo) - reference).max()
+    assert new_error < 1e-5 and new_error < old_error / 10
+    # In place, from an fp32 export of today's exporter: the same pictures
+    again = run_script("reexport_onnx.py", str(tmp_path / "new.onnx"), "-o", str(tmp_path / "new.onnx"))
+    assert float(again.split("mean |new - old| on chelsea.jpg ")[1].split()[0]) < 1e-5
+
+
+def test_reexport_refuses_a_conditional_model_in_one_line(tmp_path, tiny_conditional_onnx):
+    command = [sys.executable, REPO / "scripts" / "reexport_onnx.py", tiny_conditional_onnx, "-o", tmp_path / "x.onnx"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
+        f"{tiny_conditional_onnx}: a conditional export; only single-style networks are rebuilt"
+    ]

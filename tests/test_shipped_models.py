@@ -43,7 +43,7 @@ def test_quality_models_are_larger_networks_of_styles_that_ship():
 def test_shipped_model_stylizes(model):
     stylizer = Stylizer(model, device="cpu")
     assert stylizer.style == model.stem
-    assert stylizer.metadata["fastnst.precision"] == ("fp32" if model in VARIANTS else "fp16")
+    assert stylizer.metadata["fastnst.precision"] == "fp32"  # the faster precision on CPUs (checkpoints/README.md)
     photo = Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB")
     out = np.asarray(stylizer(photo), np.float32) / 255
     assert out.shape == np.asarray(photo).shape and np.isfinite(out).all()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import asset
+from conftest import asset, models_with_variant
 
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.temporal import SmoothedStats, smooth_stats, stats_change
@@ -164,19 +164,8 @@ def test_infer_video_with_smoothed_statistics(tmp_path: Path) -> None:
 
 @pytest.fixture
 def video_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A models folder whose wave has a stability-trained network for video (here udnie's file, so the
-    two are told apart by their pictures)."""
-    import shutil
-
-    import fastnst.styles as styles
-
-    shipped = styles.shipped_models()
-    folder = tmp_path / "models"
-    (folder / "video").mkdir(parents=True)
-    shutil.copy(shipped["wave"], folder / "wave.onnx")
-    shutil.copy(shipped["udnie"], folder / "video" / "wave.onnx")
-    monkeypatch.setattr(styles, "models_dir", lambda: folder)
-    return folder
+    """A models folder whose wave has a stability-trained network for video (udnie's file)."""
+    return models_with_variant(tmp_path, monkeypatch, "video")
 
 
 def test_a_shipped_style_uses_its_stable_network_for_videos(tmp_path: Path, video_variant: Path) -> None:
