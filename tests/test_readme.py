@@ -136,7 +136,7 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tiny_conditional_checkpoin
         line = line.replace("checkpoints/starry_night+wave+udnie/<run>/last.ckpt", str(tiny_conditional_checkpoint))
         args = shlex.split(line)[1:]
         assert main(args) == 0, line
-    expected = ["photo_starry_night.jpg", "photo_the_scream.jpg"]
+    expected = ["photo_starry_night.jpg", "photo_the_scream.jpg", "photo_udnie.jpg", "photo_udnie_fast.jpg"]
     expected += ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
     expected += ["stylized.jpg"]
     expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
