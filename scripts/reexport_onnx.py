@@ -15,7 +15,6 @@ within what fp16 weights explain.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +23,16 @@ import torch
 from onnx import numpy_helper
 from PIL import Image
 
-from fastnst.nn.export import TOLERANCE, export_network
+from fastnst.nn.export import TOLERANCE, export_network, training_settings
 from fastnst.nn.transformer_net import StyleNetwork, build_network
 from fastnst.photos import sample_photos_dir
 from fastnst.runtime.stylizer import Stylizer
 
 
-def settings(model: onnx.ModelProto) -> dict:
-    """The training settings in a fastnst export's metadata (``fastnst.<setting>``), JSON-decoded."""
-    hparams = {}
-    for prop in model.metadata_props:
-        key = prop.key.removeprefix("fastnst.")
-        if prop.key.startswith("fastnst.") and key not in ("format", "version", "precision", "norm_stats_size"):
-            try:
-                hparams[key] = json.loads(prop.value)
-            except json.JSONDecodeError:
-                hparams[key] = prop.value
-    return hparams
-
-
 def rebuild(path: Path) -> tuple[StyleNetwork, dict]:
     """The PyTorch network of a single-style fastnst export, and its training settings."""
     model = onnx.load(str(path))
-    hparams = settings(model)
+    hparams = training_settings({p.key: p.value for p in model.metadata_props})
     if hparams.get("styles"):
         raise SystemExit(f"{path}: a conditional export; only single-style networks are rebuilt")
     net = build_network(hparams["architecture"], hparams["width"], hparams["num_residual_blocks"])

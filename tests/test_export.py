@@ -416,3 +416,12 @@ def test_light_network_exports_and_tiles(tmp_path, photo):
     with_stats = stylize(sess, tile, norm_stats=stats, use_norm_stats=ON)
     err = np.abs(with_stats[:, :, 16:-16, 16:-16] - full[:, :, 48:80, 64:112]).mean()
     assert err < 0.01
+
+
+def test_training_settings_are_the_metadata_without_the_export_facts():
+    from fastnst.nn.export import _metadata, training_settings
+
+    hparams = {"style_name": "wave", "width": 0.5, "num_residual_blocks": 3, "style_layers": {"relu1_1": 1.0}}
+    meta = _metadata(hparams, "fp32", 768)
+    assert meta["fastnst.precision"] == "fp32" and meta["fastnst.norm_stats_size"] == "768"
+    assert training_settings({**meta, "other.key": "x"}) == {**hparams, "architecture": "johnson"}

@@ -227,6 +227,10 @@ def _strength_output(hparams: dict[str, Any], path: Path) -> bool:
     )
 
 
+# Metadata that an export adds about itself, not a training setting (see training_settings).
+_EXPORT_FACTS = (FORMAT_KEY, STYLE_NAMES_KEY, "fastnst.version", "fastnst.precision", "fastnst.norm_stats_size")
+
+
 def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
     """``fastnst.<setting>`` for every training setting of the checkpoint (a new one needs no change
     here; mappings and lists as JSON), then the format, version and export facts."""
@@ -243,6 +247,20 @@ def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:
     if hparams.get("styles"):  # a conditional network: its style_weights input, in order
         meta[STYLE_NAMES_KEY] = json.dumps([s["name"] for s in hparams["styles"]])
     return meta
+
+
+def training_settings(metadata: dict[str, str]) -> dict[str, Any]:
+    """The training settings an export's metadata holds (the inverse of the export's metadata, without
+    the export's own facts): ``{"style_name": "wave", "width": 1.0, ...}``, JSON values decoded."""
+    settings: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not key.startswith("fastnst.") or key in _EXPORT_FACTS:
+            continue
+        try:
+            settings[key.removeprefix("fastnst.")] = json.loads(value)
+        except json.JSONDecodeError:  # a plain string (style names, paths)
+            settings[key.removeprefix("fastnst.")] = value
+    return settings
 
 
 def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
