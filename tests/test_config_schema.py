@@ -30,8 +30,8 @@ from fastnst.training.config import (
     trainer_arguments,
 )
 from fastnst.training.data import PhotoDataModule
-from fastnst.training.module import StyleTransferModule
-from fastnst.training.trainer import build_trainer
+from fastnst.training.module import StyleTransferModule, learning_rate_at
+from fastnst.training.trainer import build_trainer, validate_config
 
 GROUPS = [
     f.type for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(getattr(config, str(f.type), None))
@@ -126,13 +126,16 @@ def test_the_module_refuses_an_unknown_setting_and_names_a_missing_one():
         StyleTransferModule()
 
 
-def fit_tiny(compose, run_dir: Path, overrides: list[str]) -> tuple[object, StyleTransferModule]:
+def fit_tiny(
+    compose, run_dir: Path, overrides: list[str], ckpt_path: Path | None = None
+) -> tuple[object, StyleTransferModule]:
     """Train the TINY config as the entry does: every object built from the schema's arguments."""
     cfg = compose([*TINY, *overrides])
     check_schema(cfg)
     trainer = build_trainer(run_dir, **trainer_arguments(cfg))
     module = StyleTransferModule(**module_arguments(cfg, on_gpu=False))
-    trainer.fit(module, datamodule=PhotoDataModule(**datamodule_arguments(cfg)))
+    datamodule = PhotoDataModule(**datamodule_arguments(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return trainer, module
 
 
@@ -148,6 +151,35 @@ def test_lr_final_decays_the_learning_rate_on_a_cosine(compose, vgg_weights_file
     assert steps[2] == pytest.approx(1e-4 + (2e-3 - 1e-4) * (1 + math.cos(math.pi * 2 / 4)) / 2)
     ckpt = torch.load(tmp_path / "cosine" / "step=0000004.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["lr_schedulers"] and ckpt["hyper_parameters"]["lr_final"] == 1e-4  # a resume continues the curve
+
+
+def test_learning_rate_at_holds_then_decays_on_a_cosine():
+    lr, final = 2e-3, 1e-4
+    assert learning_rate_at(0, lr, final, 10) == lr
+    assert learning_rate_at(5, lr, final, 10) == pytest.approx((lr + final) / 2)
+    assert learning_rate_at(10, lr, final, 10) == pytest.approx(final)
+    assert [learning_rate_at(s, lr, final, 10, decay_steps=4) for s in (0, 3, 6)] == [lr, lr, lr]
+    assert learning_rate_at(8, lr, final, 10, decay_steps=4) == pytest.approx((lr + final) / 2)
+    assert learning_rate_at(12, lr, final, 10, decay_steps=4) == pytest.approx(final)  # past max_steps: stays
+    assert learning_rate_at(5, lr, final, 10, decay_steps=40) == learning_rate_at(5, lr, final, 10)  # the whole run
+
+
+def test_decay_steps_gives_a_constant_rate_run_its_decay_on_resume(compose, vgg_weights_file, tmp_path):
+    """A run trained at a constant rate (no scheduler in its checkpoint) resumes into the decay at its step."""
+    fit_tiny(compose, tmp_path / "constant", ["trainer.lr=2e-3"])
+    decay = ["trainer.lr=2e-3", "trainer.lr_final=1e-4", "trainer.max_steps=8", "trainer.decay_steps=4"]
+    trainer, _ = fit_tiny(compose, tmp_path / "decay", decay, ckpt_path=tmp_path / "constant" / "step=0000004.ckpt")
+    assert trainer.global_step == 8 and learning_rate(trainer) == pytest.approx(1e-4)
+    steps = scalars(tmp_path / "decay", "lr-Adam")
+    assert steps[6] == pytest.approx(learning_rate_at(6, 2e-3, 1e-4, 8, 4)) != pytest.approx(2e-3)
+    # The same schedule from step 0 holds the rate until step 4.
+    fit_tiny(compose, tmp_path / "whole", decay)
+    assert [scalars(tmp_path / "whole", "lr-Adam")[s] for s in (1, 3)] == pytest.approx([2e-3, 2e-3])
+
+
+def test_decay_steps_needs_lr_final(compose, tmp_path):
+    with pytest.raises(FastNSTError, match=r"^trainer.decay_steps=10: needs trainer.lr_final"):
+        validate_config(compose([*TINY, "trainer.decay_steps=10"]), tmp_path)
 
 
 def scalars(run_dir: Path, tag: str) -> dict[int, float]:

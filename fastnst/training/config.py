@@ -179,6 +179,14 @@ class TrainerConfig:
         to=_to("lr_final", "module"),
         min=0,
     )
+    decay_steps: int | None = setting(
+        None,
+        "with lr_final: hold lr until the last decay_steps steps before max_steps, then decay it on a cosine "
+        "to lr_final; the rate is a function of the step alone, so a resumed constant-rate run can be given "
+        "its decay; null: decay over the whole run",
+        to=_to("decay_steps", "module"),
+        min=1,
+    )
     ema_decay: float | None = setting(
         None,
         "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); validation, "

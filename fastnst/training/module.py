@@ -9,6 +9,7 @@ is never saved in a checkpoint: a checkpoint holds the style network and the opt
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -62,6 +63,16 @@ def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
             top, left = padding + r * (h + padding), padding + i * (w + padding)
             grid[:, top : top + h, left : left + w] = image.detach().float().clamp(0, 1).cpu()
     return grid
+
+
+def learning_rate_at(step: int, lr: float, lr_final: float, max_steps: int, decay_steps: int | None = None) -> float:
+    """The learning rate of optimizer step ``step``: ``lr`` until the last ``decay_steps`` steps before
+    ``max_steps`` (all of them when None), then a cosine from ``lr`` down to ``lr_final`` at ``max_steps``."""
+    start = 0 if decay_steps is None else max(0, max_steps - decay_steps)
+    if step <= start:
+        return lr
+    done = min(1.0, (step - start) / max(1, max_steps - start))
+    return lr_final + (lr - lr_final) * (1 + math.cos(math.pi * done)) / 2
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -337,11 +348,23 @@ class StyleTransferModule(pl.LightningModule):
         optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr, fused=True)
         if self.hparams.lr_final is None:
             return optimizer
-        # Cosine decay from lr to lr_final over the run, stepped per optimizer step (its state is
-        # in the checkpoint, so a resumed run continues the same curve).
-        decay = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, self.trainer.max_steps), eta_min=self.hparams.lr_final
-        )
+        if self.hparams.decay_steps is None:
+            # Cosine decay from lr to lr_final over the run, stepped per optimizer step (its state is
+            # in the checkpoint, so a resumed run continues the same curve).
+            decay = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, self.trainer.max_steps), eta_min=self.hparams.lr_final
+            )
+        else:
+            # Constant, then a cosine over the last decay_steps. The factor reads the trainer's step, not
+            # the scheduler's own count, so that a checkpoint of a constant-rate run (no scheduler state)
+            # resumes straight into its decay. A plain function: LambdaLR keeps it out of the checkpoint.
+            lr, lr_final, decay_steps = self.hparams.lr, self.hparams.lr_final, self.hparams.decay_steps
+
+            def factor(_: int) -> float:
+                step, max_steps = self.global_step, self.trainer.max_steps
+                return learning_rate_at(step, lr, lr_final, max_steps, decay_steps) / lr
+
+            decay = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
     # -- TensorBoard's hparams tab: the settings and the validation loss -------
