@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for training and judging")
     p.add_argument("--judge-at-end", action="store_true", help="judge only after training ends (no CPU taken from it)")
     p.add_argument("--judge-only", action="store_true", help="judge the checkpoints kept so far; train nothing")
+    p.add_argument(
+        "--judge-style",
+        action="append",
+        metavar="STYLE",
+        help="judge only this style of a several-style run (repeatable): an init= run's new style",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("curves"))
     p.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     return p.parse_args(argv)
@@ -80,12 +86,18 @@ def run_quiet(*command: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "fastnst", *command], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-def styles_of(run: Path) -> list[tuple[str | None, str]]:
-    """``(model style, painting)`` to judge: each style of a conditional run, else ``(None, painting)``."""
+def styles_of(run: Path, only: list[str] | None = None) -> list[tuple[str | None, str]]:
+    """``(model style, painting)`` to judge: each style of a conditional run (those in ``only`` if given),
+    else ``(None, painting)``."""
     cfg = OmegaConf.load(run / "config.yaml")
-    if cfg.get("styles"):
-        return [(str(s.name), str(s.image)) for s in cfg.styles]
-    return [(None, str(cfg.style.image))]
+    if not cfg.get("styles"):
+        return [(None, str(cfg.style.image))]
+    styles = [(str(s.name), str(s.image)) for s in cfg.styles]
+    unknown = set(only or ()) - {name for name, _ in styles}
+    if unknown:
+        names = ", ".join(name for name, _ in styles)
+        raise SystemExit(f"--judge-style {', '.join(sorted(unknown))}: not a style of {run} ({names})")
+    return [(name, image) for name, image in styles if not only or name in only]
 
 
 def training_minutes(ckpt: Path, state: dict, started: float) -> float:
@@ -104,7 +116,7 @@ def judge(args: argparse.Namespace, ckpt: Path, state: dict, env: dict[str, str]
     for suffix, flags in [("", [])] + ([("~raw", ["--no-ema"])] if "current_model_state" in state else []):
         onnx = ckpt.with_name(f"{ckpt.stem}{suffix}.onnx")
         run_quiet("export", str(ckpt), "-o", str(onnx), *flags, env=env)
-        for style, painting in styles_of(ckpt.parent):
+        for style, painting in styles_of(ckpt.parent, args.judge_style):
             out = ckpt.with_suffix("") / f"{style or ''}{suffix}"
             pick = ["--model-style", style] if style else []
             run_quiet("eval", "--style", painting, "--content", *args.content, "--model", str(onnx), *pick,
@@ -150,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
 def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], final: bool) -> None:
     """Judge the checkpoints not in curves.csv yet; with ``final``, also the end of the run."""
     started = float((run_dir / "started").read_text())
+    configs = sorted(run_dir.glob("run*/config.yaml"))
+    if args.judge_style and configs:  # a style the run lacks: the one-line error before any judging
+        styles_of(configs[-1].parent, args.judge_style)
     table = args.output / "curves.csv"
     done = set()
     if table.exists():

@@ -86,6 +86,17 @@ def test_learning_curve_judges_each_checkpoint_and_each_style(tmp_path, vgg_weig
     rows = list(csv.DictReader((tmp_path / "curves.csv").open()))
     assert {(r["name"], r["step"]) for r in rows} == {(f"two@{s}", str(n)) for s in ("wave", "udnie") for n in (2, 3)}
     assert all(float(r["style_gram"]) > 0 for r in rows) and "two@udnie" in out
+    # --judge-style: one style of the run only, with the same figures; a style the run lacks is named
+    (tmp_path / "curves.csv").unlink()
+    judge_udnie = ["--name", "two", "--steps", "3", "--every", "2", "--content", str(photo), "--judge-only"]
+    judge_udnie += ["-o", str(tmp_path)]
+    run_script("learning_curve.py", *judge_udnie, "--judge-style", "udnie", "--", "style=[wave,udnie]", *tiny)
+    again = {(r["name"], r["step"]): r["style_gram"] for r in csv.DictReader((tmp_path / "curves.csv").open())}
+    assert again == {(r["name"], r["step"]): r["style_gram"] for r in rows if r["name"] == "two@udnie"}
+    script = str(REPO / "scripts" / "learning_curve.py")
+    proc = subprocess.run([sys.executable, script, *judge_udnie, "--judge-style", "candy"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0 and "--judge-style candy: not a style of" in proc.stderr
 
 
 @pytest.mark.slow
