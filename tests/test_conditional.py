@@ -185,6 +185,37 @@ def test_add_styles_keeps_rows_and_identity_last():
         add_styles(light(0), 1)
 
 
+def test_add_styles_start_from_copies_that_styles_rows():
+    net = light(3)
+    grown = add_styles(net, 2, start_from=1)
+    for old, new in zip(conditional_norms(net), conditional_norms(grown), strict=True):
+        for name in ("weight", "bias"):
+            before, after = getattr(old, name), getattr(new, name)
+            torch.testing.assert_close(after[:3], before[:3])
+            torch.testing.assert_close(after[3], before[1])
+            torch.testing.assert_close(after[4], before[1])
+            torch.testing.assert_close(after[-1], before[-1])
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, torch.eye(5)[4]), net(x, torch.eye(3)[1]))
+    with pytest.raises(ValueError, match="start_from=3"):
+        add_styles(net, 1, start_from=3)
+
+
+@pytest.mark.slow  # about 40 s: judges four paintings at 512 px (the default run checks nearest through init_style)
+def test_nearest_style_picks_the_closest_painting(vgg_weights_file):
+    from fastnst.nn.conditioning import nearest_style
+    from fastnst.styles import resolve_style_image
+
+    base = [{"name": n, "image": n} for n in ("starry_night", "wave", "udnie")]
+    assert nearest_style(resolve_style_image("wave"), base) == "wave"  # itself: distance 0
+    # Measured with fastnst eval's Gram distance: udnie 0.90, wave 1.60, starry_night 4.86.
+    assert nearest_style(resolve_style_image("the_scream"), base) == "udnie"
+    missing = [*base, {"name": "gone", "image": "no_such_painting.jpg"}]
+    with pytest.raises(FastNSTError, match="init_style=nearest: the painting of base style 'gone'"):
+        nearest_style(resolve_style_image("wave"), missing)
+
+
 # -- 3. the per-sample style loss -------------------------------------------------------------
 
 
@@ -697,6 +728,19 @@ def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base
     with pytest.raises(FastNSTError, match="already has style 'wave'") as err:
         _train(compose, tmp_path / "taken", [*TINY, "style=wave", f"init={base_run / 'last.ckpt'}"])
     assert "\n" not in str(err.value)
+
+
+def test_init_style_starts_the_new_rows_from_a_base_style(compose, tmp_path, base_run):
+    """init_style=nearest is resolved once (The Scream is nearer udnie than wave) and saved by name;
+    an unknown name is one error line naming the base's styles."""
+    run = _train(compose, tmp_path / "near", [*_init_overrides(base_run), "init_style=nearest"])
+    ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["init_style"] == "udnie"
+    with pytest.raises(FastNSTError, match=r"init_style=monet: not a style of init=.*wave, udnie") as err:
+        _train(compose, tmp_path / "unknown", [*_init_overrides(base_run), "init_style=monet"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(FastNSTError, match="init_style=udnie: needs init="):
+        _train(compose, tmp_path / "no_base", [*TINY, "style=the_scream", "init_style=udnie"])
 
 
 def test_identity_loss_known_values():

@@ -13,6 +13,7 @@ conditional norm; :func:`trainable_rows` then limits training to the new rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from torch import nn
 
 from fastnst.errors import FastNSTError
 from fastnst.nn.transformer_net import StyleNetwork, add_styles, conditional_norms
+
+log = logging.getLogger(__name__)
 
 FULL_STRENGTH_SHARE = 0.5  # of the samples of a run with a trained strength, those drawn at strength 1
 _SALT = 0x5EED  # separates these draws from any other generator seeded with the step
@@ -81,11 +84,21 @@ class StyleSampler:
         return Condition(weights.to(device), strength.to(device), bank.to(device), scale.to(device))
 
 
-def extend_base(base: StyleNetwork, base_styles: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], source: str):
+def extend_base(
+    base: StyleNetwork,
+    base_styles: Sequence[dict[str, Any]],
+    new: Sequence[dict[str, Any]],
+    source: str,
+    start_from: str | None = None,
+):
     """The base network with the ``new`` styles appended; ``(network, all styles, new styles' indices)``.
 
+    The new styles start at the scales and shifts of the base's style named ``start_from``, or at the
+    mean of the base's styles when None.
+
     Raises:
-        FastNSTError: naming ``source`` if the base is not conditional or already has a style of that name.
+        FastNSTError: naming ``source`` if the base is not conditional or already has a style of that name,
+        or naming ``init_style`` if ``start_from`` is not one of its styles.
     """
     if base.num_styles == 0 or not base_styles:
         raise FastNSTError(
@@ -97,9 +110,40 @@ def extend_base(base: StyleNetwork, base_styles: Sequence[dict[str, Any]], new: 
         raise FastNSTError(
             f"init={source}: already has style {clash[0]!r}; give the new style another name (style.name=...)"
         )
-    net = add_styles(base, len(new))
+    names = [s["name"] for s in base_styles]
+    if start_from is not None and start_from not in names:
+        raise FastNSTError(f"init_style={start_from}: not a style of init={source} (its styles: {', '.join(names)})")
+    net = add_styles(base, len(new), None if start_from is None else names.index(start_from))
     first = len(base_styles)
     return net, [*base_styles, *new], list(range(first, first + len(new)))
+
+
+def nearest_style(painting: Path, base_styles: Sequence[dict[str, Any]], vgg_weights: str = "caffe") -> str:
+    """The name of the base style whose painting is closest to ``painting`` by the judge's Gram distance
+    (:class:`fastnst.nn.evaluate.Judge`, ``style_gram``): the row a new style starts from with
+    ``init_style=nearest``.
+
+    Raises:
+        FastNSTError: naming ``init_style=nearest`` when no base style has a painting to compare.
+    """
+    from fastnst.nn.evaluate import Judge
+    from fastnst.runtime.imageio import open_rgb
+    from fastnst.styles import resolve_style_image
+
+    if not base_styles:
+        raise FastNSTError("init_style=nearest: the base lists no styles to compare the painting with")
+    judge = Judge(painting, vgg_weights=vgg_weights)
+    distances = {}
+    for style in base_styles:
+        try:
+            image = open_rgb(resolve_style_image(style["image"]))
+        except FastNSTError as e:  # a missing or unreadable painting
+            raise FastNSTError(f"init_style=nearest: the painting of base style {style['name']!r}: {e}") from None
+        distances[style["name"]] = judge.score(image, image).style_gram
+    nearest = min(distances, key=distances.get)
+    rounded = {k: round(v, 3) for k, v in distances.items()}
+    log.info("init_style=nearest: %s (judge Gram distances %s)", nearest, rounded)
+    return nearest
 
 
 def trainable_rows(net: StyleNetwork, rows: Sequence[int] | None) -> None:

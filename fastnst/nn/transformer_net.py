@@ -371,17 +371,21 @@ def conditional_norms(net: nn.Module) -> list[ConditionalInstanceNorm2d]:
     return [m for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d)]
 
 
-def add_styles(net: StyleNetwork, count: int) -> StyleNetwork:
-    """A copy of a conditional network with ``count`` more styles, each starting at the mean of the
-    existing styles' scales and shifts (the identity row stays last)."""
+def add_styles(net: StyleNetwork, count: int, start_from: int | None = None) -> StyleNetwork:
+    """A copy of a conditional network with ``count`` more styles, each starting at the scales and
+    shifts of existing style ``start_from``, or at the mean of the existing styles' when None (the
+    identity row stays last)."""
     if net.num_styles == 0:
         raise ValueError("only a conditional network (num_styles >= 1) can take more styles")
+    if start_from is not None and not 0 <= start_from < net.num_styles:
+        raise ValueError(f"start_from={start_from}: the network has styles 0..{net.num_styles - 1}")
     grown = copy.deepcopy(net)
     grown.num_styles = net.num_styles + count
     with torch.no_grad():
         for norm in conditional_norms(grown):
             for name in ("weight", "bias"):
                 rows = getattr(norm, name)
-                new = rows[:-1].mean(dim=0, keepdim=True).repeat(count, 1)
+                start = rows[:-1].mean(dim=0, keepdim=True) if start_from is None else rows[start_from : start_from + 1]
+                new = start.repeat(count, 1)
                 setattr(norm, name, nn.Parameter(torch.cat([rows[:-1], new, rows[-1:]])))
     return grown

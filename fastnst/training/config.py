@@ -263,6 +263,12 @@ class TrainConfig:
         "its styles are kept and this run's style is added",
         to=_to("init", "module"),
     )
+    init_style: str | None = setting(
+        None,
+        "with init: the base style whose scales and shifts the new style starts from: a style name, or nearest "
+        "(the one whose painting is closest by the judge's Gram distance); null: the mean of the base's styles",
+        to=_to("init_style", "module"),
+    )
 
 
 @dataclass

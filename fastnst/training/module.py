@@ -22,7 +22,14 @@ from omegaconf import MISSING
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.nn.conditioning import StyleSampler, extend_base, load_base, mask_gradients, trainable_rows
+from fastnst.nn.conditioning import (
+    StyleSampler,
+    extend_base,
+    load_base,
+    mask_gradients,
+    nearest_style,
+    trainable_rows,
+)
 from fastnst.nn.images import load_image, to_pil
 from fastnst.nn.losses import NOISE as STABILITY_NOISE
 from fastnst.nn.losses import (
@@ -435,6 +442,8 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     list every style and take the base's network shape.
     """
     styles = [dict(s) for s in hparams["styles"]]
+    if hparams.get("init_style") and not hparams.get("init"):
+        raise FastNSTError(f"init_style={hparams['init_style']}: needs init=<base>, the base whose style to start from")
     if not hparams.get("init"):
         net = build_network(
             hparams["architecture"],
@@ -450,10 +459,13 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     base_styles = base_hparams.get("styles") or []
     if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
         styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
-    net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"])
+    start = hparams.get("init_style")
+    if start == "nearest":  # resolved once and saved, so a resumed or reloaded run needs no VGG here
+        start = nearest_style(resolve_style_image(styles[0]["image"]), base_styles, hparams["vgg_weights"])
+    net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"], start)
     keys = ("architecture", "width", "num_residual_blocks", "strength", "output")
     shape = {k: base_hparams[k] for k in keys if k in base_hparams}
     changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
     if changed:
         log.info("init=%s: the base's network shape is used (%s)", hparams["init"], changed)
-    return net.train(), {**hparams, **shape, "styles": all_styles}, trained
+    return net.train(), {**hparams, **shape, "styles": all_styles, "init_style": start}, trained
