@@ -28,6 +28,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
         shipped_bases,
         shipped_model_figures,
         shipped_models,
+        shipped_multi_models,
         shipped_quality_models,
         shipped_video_models,
     )
@@ -44,6 +45,10 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     if video:
         print("stability-trained for video (infer uses NAME_stable for a video of NAME; flicker: docs/quality.md):")
         _print_models(video, figures)
+    multi = shipped_multi_models()
+    if multi:
+        print("several styles in one network (infer --model NAME --style STYLE, a mixture a=0.7,b=0.3, --strength):")
+        _print_multi_models(multi, figures)
     print("built-in paintings (train style=NAME, fastnst optimize --style NAME):")
     for name, path in builtin_styles().items():
         print(f"  {name:16s} {path}")
@@ -62,6 +67,15 @@ def _print_models(models: dict[str, Path], figures: dict[str, dict[str, Any]]) -
             f"  {name:20s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f} "
             f"{path.stat().st_size / 1e3:4.0f} kB  {f.get('painting', '')}{_flicker(f)}"
         )
+
+
+def _print_multi_models(models: dict[str, Path], figures: dict[str, dict[str, Any]]) -> None:
+    """A line per network (size, styles), then one line of judge figures per style (models.json)."""
+    for name, path in models.items():
+        styles = figures.get(name, {}).get("styles", {})
+        print(f"  {name:20s} {path.stat().st_size / 1e3:.0f} kB, {len(styles)} styles")
+        for style, f in styles.items():
+            print(f"    {style:18s} {f['content']:8.3f} {f['style_gram']:10.3f} {f['style_stats']:11.3f}")
 
 
 def _flicker(figures: dict[str, Any]) -> str:
@@ -267,7 +281,11 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE:STYLE",
         help="a model exported with --style-maps: STYLE where FILE is white, over --style (repeatable, in order)",
     )
-    p.add_argument("--sheet", action="store_true", help="write one picture of every style (or strength) per photo")
+    p.add_argument(
+        "--sheet",
+        action="store_true",
+        help="write one picture of every style (or strength) per photo (-o: a folder, or the file for one photo)",
+    )
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     p.add_argument(
         "--smooth-stats",

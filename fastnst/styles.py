@@ -91,9 +91,19 @@ def shipped_quality_models() -> dict[str, Path]:
     return _variant_models(QUALITY_SUFFIX)
 
 
+MULTI_FOLDER = "multi"  # networks of several styles, addressed by their own name (``six_styles``)
+
+
+def shipped_multi_models() -> dict[str, Path]:
+    """``{"six_styles": .../multi/six_styles.onnx}``: the shipped networks of several styles, whose
+    ``--style`` picks one style or a mixture, with a trained strength."""
+    folder = models_dir() / MULTI_FOLDER
+    return {p.stem: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+
+
 def shipped_variant_models() -> dict[str, Path]:
-    """Every shipped network outside the real-time ones, by name: the video and the quality-tier ones."""
-    return {**shipped_video_models(), **shipped_quality_models()}
+    """Every shipped network outside the real-time ones, by name: the video, quality-tier and several-style ones."""
+    return {**shipped_video_models(), **shipped_quality_models(), **shipped_multi_models()}
 
 
 def _variant(value: str | Path, suffix: str) -> Path | None:
@@ -115,7 +125,8 @@ def quality_model(value: str | Path) -> Path | None:
 
 
 def shipped_model_figures() -> dict[str, dict[str, Any]]:
-    """``{name: {"painting": ..., "content": ..., "style_gram": ..., "style_stats": ...}}`` from models.json."""
+    """``{name: {"painting": ..., "content": ..., "style_gram": ..., "style_stats": ...}}`` from models.json;
+    a network of several styles has ``{"styles": {style: {"content": ..., ...}}}`` in place of the figures."""
     figures = json.loads((models_dir() / "models.json").read_text())
     return {name: dict(values) for name, values in figures.items() if not name.startswith("_")}
 

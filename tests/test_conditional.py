@@ -540,6 +540,13 @@ def test_cli_infer_sheet(exported, small_photo, tmp_path):
     assert [p.name for p in sheets] == ["photo_abc_sheet.jpg", "second_abc_sheet.jpg"]
     for sheet, width in zip(sheets, (48, 40), strict=True):
         assert Image.open(sheet).width == (1 + len(STYLES)) * width
+    # One photo: -o may name the sheet file (.png or .jpg); several photos need a folder.
+    rc, stdout, stderr = cli("infer", "--model", path, "--sheet", small_photo, "-o", tmp_path / "one.png", "-q")
+    assert rc == 0, stdout + stderr
+    assert Image.open(tmp_path / "one.png").format == "PNG"
+    rc, _, stderr = cli("infer", "--model", path, "--sheet", small_photo, second, "-o", tmp_path / "two.png", "-q")
+    assert rc != 0 and "give a folder for several" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "two.png").exists()
 
 
 # -- 8. the style list of the training config -------------------------------------------------

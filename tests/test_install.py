@@ -176,9 +176,12 @@ def test_models_json_agrees_with_the_checkpoints_readme():
     assert set(figures) == set(shipped_models()) | set(shipped_variant_models())
     table = (REPO / "checkpoints" / "README.md").read_text()
     for name, f in figures.items():
-        (row,) = [line for line in table.splitlines() if line.startswith(f"| `{_file(name)}` |")]
-        numbers = [float(x) for x in re.findall(r"\| ([\d.]+) ", row + " ")[-3:]]
-        assert numbers == [f["content"], f["style_gram"], f["style_stats"]], name
+        # a network of several styles has one row per style: | `multi/six_styles.onnx`, wave | ... |
+        rows = {f"`{_file(name)}`, {style}": s for style, s in f["styles"].items()} if "styles" in f else None
+        for label, g in (rows or {f"`{_file(name)}`": f}).items():
+            (row,) = [line for line in table.splitlines() if line.startswith(f"| {label} |")]
+            numbers = [float(x) for x in re.findall(r"\| ([\d.]+) ", row + " ")[-3:]]
+            assert numbers == [g["content"], g["style_gram"], g["style_stats"]], label
 
 
 def test_fastnst_styles_lists_models_with_figures_and_sizes_and_the_paintings():
@@ -188,7 +191,14 @@ def test_fastnst_styles_lists_models_with_figures_and_sizes_and_the_paintings():
     for name, f in shipped_model_figures().items():
         (line,) = [x for x in lines if x.split()[:1] == [name] and "kB" in x]
         kb = {**shipped_models(), **shipped_variant_models()}[name].stat().st_size / 1e3
-        assert f"{f['content']:.3f}" in line and f"{f['style_stats']:.3f}" in line and f"{kb:.0f} kB" in line
+        assert f"{kb:.0f} kB" in line
+        if "styles" in f:  # several styles: the network's line, then a line of figures per style below it
+            below = lines[lines.index(line) + 1 : lines.index(line) + 1 + len(f["styles"])]
+            assert [x.split()[0] for x in below] == list(f["styles"]), below
+            for x, g in zip(below, f["styles"].values(), strict=True):
+                assert f"{g['content']:.3f}" in x and f"{g['style_stats']:.3f}" in x
+        else:
+            assert f"{f['content']:.3f}" in line and f"{f['style_stats']:.3f}" in line
     for name, path in builtin_styles().items():
         assert any(x.split() == [name, str(path)] for x in lines), name
 

@@ -53,8 +53,14 @@ def compose_sheet(cells: list[tuple[str, Image.Image]]) -> Image.Image:
     return sheet
 
 
+SHEET_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
 def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
-    """``<photo>_<model>_sheet.jpg`` next to the photo, or in the ``-o`` folder."""
+    """``<photo>_<model>_sheet.jpg`` next to the photo or in the ``-o`` folder, or ``-o`` itself when it
+    names an image file (one photo)."""
+    if output is not None and output.suffix:
+        return output
     folder = output if output is not None else src.parent
     return folder / f"{src.stem}_{Path(model).stem}_sheet.jpg"
 
@@ -62,7 +68,10 @@ def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
 def run_sheet(args: argparse.Namespace) -> int:
     """Write one sheet per input photo; 0 when all were written."""
     if args.output is not None and args.output.suffix:
-        raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder")
+        if args.output.suffix.lower() not in SHEET_FORMATS:
+            raise FastNSTError(f"-o {args.output}: a sheet is written as .jpg or .png (or give a folder)")
+        if len(args.inputs) > 1:
+            raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder for several")
     cells = sheet_stylizers(Stylizer(args.model, device=args.device, tile_size=args.tile_size))  # one session
     size = args.max_size or SHEET_SIZE
     for name in args.inputs:
@@ -74,7 +83,7 @@ def run_sheet(args: argparse.Namespace) -> int:
         photo = Image.fromarray(to_uint8(fit_long_side(to_float(open_rgb(src)), size)), "RGB")
         sheet = compose_sheet(sheet_cells(cells, photo, args.strength))
         with atomic_write(dst) as f:
-            sheet.save(f, format="JPEG", quality=92)
+            sheet.save(f, format=SHEET_FORMATS.get(dst.suffix.lower(), "JPEG"), quality=92)
         if not args.quiet:
             print(dst)
     return 0
