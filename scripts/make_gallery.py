@@ -3,10 +3,10 @@
 
 Top row: each model's painting (from its metadata, found among the built-in styles); first column:
 the photos; each cell: the photo stylized by that column's model at ``--size`` (long edge), then
-shrunk to the cell. Used for the README gallery:
+shrunk to the cell. ``--shipped`` takes every shipped style through the network ``fastnst infer
+--model <style>`` uses for a photo (the quality tier where one ships). Used for the README gallery:
 
-    python scripts/make_gallery.py --models fastnst/assets/models/*.onnx --photos fastnst/assets/sample_photos \\
-        -o checkpoints/gallery.jpg
+    python scripts/make_gallery.py --shipped --photos fastnst/assets/sample_photos -o checkpoints/gallery.jpg
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastnst.atomic import atomic_write
 from fastnst.nn.eval_cli import find_photos
 from fastnst.runtime.imageio import open_rgb
 from fastnst.runtime.stylizer import Stylizer
-from fastnst.styles import StyleError, resolve_style_image
+from fastnst.styles import QUALITY_SUFFIX, StyleError, quality_model, resolve_style_image, shipped_models
 
 
 def fit(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -39,9 +39,24 @@ def style_thumbnail(stylizer: Stylizer, width: int, height: int) -> Image.Image:
         return Image.new("RGB", (width, height), (200, 200, 200))
 
 
-def gallery(models: list[Path], photos: list[Path], size: int, cell: int) -> Image.Image:
-    """The grid: a header row of paintings, then one row per photo."""
-    stylizers = [Stylizer(m, device="cpu", max_size=size) for m in models]
+def photo_networks() -> dict[str, Path]:
+    """``{label: model}``: each shipped style through the network infer uses for a photo of it."""
+    networks = {}
+    for name, path in shipped_models().items():
+        quality = quality_model(name)
+        networks[f"{name}{QUALITY_SUFFIX}" if quality else name] = quality or path
+    return networks
+
+
+def labelled(models: list[Path]) -> dict[str, Path]:
+    """``{label: model}``: each model's style name, or its file name where two share a style."""
+    styles = [Stylizer(m, device="cpu").style for m in models]
+    return {(s if styles.count(s) == 1 else f"{s} ({m.name})"): m for s, m in zip(styles, models, strict=True)}
+
+
+def gallery(models: dict[str, Path], photos: list[Path], size: int, cell: int) -> Image.Image:
+    """The grid: a header row of paintings (labelled with the ``models`` keys), then one row per photo."""
+    stylizers = [Stylizer(m, device="cpu", max_size=size) for m in models.values()]
     label, pad = 16, 4
     w, h = cell, round(cell * 3 / 4)
     columns, rows = len(models) + 1, len(photos) + 1
@@ -53,8 +68,8 @@ def gallery(models: list[Path], photos: list[Path], size: int, cell: int) -> Ima
         draw.text((x, y + 2), text, fill="black")
         grid.paste(image, (x, y + label))
 
-    for c, s in enumerate(stylizers, start=1):
-        place(style_thumbnail(s, w, h), 0, c, s.style)
+    for c, (s, name) in enumerate(zip(stylizers, models, strict=True), start=1):
+        place(style_thumbnail(s, w, h), 0, c, name)
     for r, photo_path in enumerate(photos, start=1):
         photo = open_rgb(photo_path)
         place(fit(photo, w, h), r, 0, photo_path.stem)
@@ -66,14 +81,17 @@ def gallery(models: list[Path], photos: list[Path], size: int, cell: int) -> Ima
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", type=Path, required=True, help="fastnst ONNX models (one column each)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--models", nargs="+", type=Path, help="fastnst ONNX models (one column each)")
+    which.add_argument("--shipped", action="store_true", help="every shipped style, as infer stylizes a photo")
     p.add_argument("--photos", nargs="+", required=True, help="photos: files or folders (one row each)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the gallery image (.jpg)")
     p.add_argument("--size", type=int, default=512, help="long edge at which photos are stylized")
     p.add_argument("--cell", type=int, default=256, help="cell width in the grid")
     p.add_argument("--quality", type=int, default=82, help="JPEG quality")
     args = p.parse_args()
-    image = gallery(args.models, find_photos(args.photos), args.size, args.cell)
+    models = photo_networks() if args.shipped else labelled(args.models)
+    image = gallery(models, find_photos(args.photos), args.size, args.cell)
     with atomic_write(args.output) as f:
         image.save(f, format="JPEG", quality=args.quality, optimize=True, progressive=True)
     print(f"wrote {args.output} ({image.width}x{image.height}, {args.output.stat().st_size / 1e3:.0f} kB)")

@@ -29,6 +29,22 @@ def run_script(name: str, *args: str) -> str:
     return proc.stdout
 
 
+def test_gallery_of_the_shipped_styles_uses_the_networks_infer_uses_for_photos():
+    import importlib.util
+
+    from fastnst.styles import quality_model
+
+    spec = importlib.util.spec_from_file_location("make_gallery", REPO / "scripts" / "make_gallery.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    networks = module.photo_networks()
+    assert len(networks) == len(shipped_models())
+    for name, path in shipped_models().items():
+        quality = quality_model(name)
+        assert (networks[f"{name}_hq"] == quality) if quality else (networks[name] == path), name
+    assert any(k.endswith("_hq") for k in networks)  # starry_night and udnie have a quality tier
+
+
 def test_gallery_grid_of_photos_and_styles(tmp_path):
     models, photos = MODELS[:2], sorted(sample_photos_dir().glob("*.jpg"))[:2]
     out = tmp_path / "gallery.jpg"
