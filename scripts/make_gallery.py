@@ -49,9 +49,10 @@ def photo_networks() -> dict[str, Path]:
 
 
 def labelled(models: list[Path]) -> dict[str, Path]:
-    """``{label: model}``: each model's style name, or its file name where two share a style."""
+    """``{label: model}``: each model's style name, numbered where several share one (one column each)."""
     styles = [Stylizer(m, device="cpu").style for m in models]
-    return {(s if styles.count(s) == 1 else f"{s} ({m.name})"): m for s, m in zip(styles, models, strict=True)}
+    labels = [s if styles.count(s) == 1 else f"{s} ({styles[:i].count(s) + 1})" for i, s in enumerate(styles)]
+    return dict(zip(labels, models, strict=True))
 
 
 def gallery(models: dict[str, Path], photos: list[Path], size: int, cell: int) -> Image.Image:

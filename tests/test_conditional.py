@@ -212,7 +212,7 @@ def test_nearest_style_picks_the_closest_painting(vgg_weights_file):
     # Measured with fastnst eval's Gram distance: udnie 0.90, wave 1.60, starry_night 4.86.
     assert nearest_style(resolve_style_image("the_scream"), base) == "udnie"
     missing = [*base, {"name": "gone", "image": "no_such_painting.jpg"}]
-    with pytest.raises(FastNSTError, match="init_style=nearest: the painting of base style 'gone'"):
+    with pytest.raises(FastNSTError, match=r"cannot read no_such_painting\.jpg, the painting of base style 'gone'"):
         nearest_style(resolve_style_image("wave"), missing)
 
 
@@ -547,6 +547,10 @@ def test_cli_infer_sheet(exported, small_photo, tmp_path):
     rc, _, stderr = cli("infer", "--model", path, "--sheet", small_photo, second, "-o", tmp_path / "two.png", "-q")
     assert rc != 0 and "give a folder for several" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "two.png").exists()
+    dotted = tmp_path / "sheets.v2"  # an existing folder is a folder, whatever its name
+    dotted.mkdir()
+    rc, stdout, stderr = cli("infer", "--model", path, "--sheet", small_photo, "-o", dotted, "-q")
+    assert rc == 0 and [p.name for p in dotted.iterdir()] == ["photo_abc_sheet.jpg"], stdout + stderr
 
 
 # -- 8. the style list of the training config -------------------------------------------------
@@ -748,6 +752,25 @@ def test_init_style_starts_the_new_rows_from_a_base_style(compose, tmp_path, bas
     assert "\n" not in str(err.value)
     with pytest.raises(FastNSTError, match="init_style=udnie: needs init="):
         _train(compose, tmp_path / "no_base", [*TINY, "style=the_scream", "init_style=udnie"])
+
+
+def test_init_style_by_name_starts_the_new_rows_at_that_styles(base_run):
+    """Before any step, the new style's scales and shifts are the named base style's; the mean by default."""
+    from fastnst.training.module import StyleTransferModule
+
+    new = [{"name": "the_scream", "image": "the_scream.jpg", "size": 64, "style_weight": 2.0}]
+    init = str(base_run / "last.ckpt")
+    base_norms, _ = _rows_and_convs(_state(base_run / "last.ckpt"))
+    for init_style, expected in (("udnie", lambda rows: rows[1]), (None, lambda rows: rows[:2].mean(0))):
+        module = StyleTransferModule(
+            style_name="the_scream", style_image="the_scream.jpg", styles=new, init=init, init_style=init_style
+        )
+        norms, _ = _rows_and_convs({f"net.{k}": v for k, v in module.net.state_dict().items()})
+        for key, rows in base_norms.items():
+            torch.testing.assert_close(norms[key][2], expected(rows), msg=key)
+    with pytest.raises(FastNSTError, match="init_style=nearest: picks a start for one new style"):
+        StyleTransferModule(style_name="two", style_image="wave.jpg", styles=[*new, {**new[0], "name": "other"}],
+                            init=init, init_style="nearest")  # fmt: skip
 
 
 def test_identity_loss_known_values():

@@ -99,7 +99,7 @@ def test_shipped_strength_is_monotone_on_the_judge(model, style, vgg_weights_fil
     """From strength 0 to 1 the picture moves away from the photo and toward the painting, step by step;
     strength 0 is the photo (content figure near zero)."""
     strengths = [0.0, 0.25, 0.5, 0.75, 1.0]
-    series = judged_series(Stylizer(model), style, [{"style": style, "strength": s} for s in strengths])
+    series = judged_series(Stylizer(model, device="cpu"), style, [{"style": style, "strength": s} for s in strengths])
     content, gram = [c for c, _ in series], [g for _, g in series]
     assert content[0] < 0.02, series
     assert rising(content) and rising([-g for g in gram]), series
@@ -110,7 +110,7 @@ def test_shipped_mixture_is_monotone_on_the_judge(model, vgg_weights_file):
     """Mixing wave into udnie step by step moves the picture toward wave's painting and away from udnie's."""
     weights = [0.0, 0.25, 0.5, 0.75, 1.0]
     mixes = [{"style": {"wave": w, "udnie": 1 - w}, "strength": 1.0} for w in weights]
-    stylizer = Stylizer(model)
+    stylizer = Stylizer(model, device="cpu")
     to_wave = [g for _, g in judged_series(stylizer, "wave", mixes)]
     to_udnie = [g for _, g in judged_series(stylizer, "udnie", mixes)]
     assert rising([-g for g in to_wave]) and rising(to_udnie), (to_wave, to_udnie)

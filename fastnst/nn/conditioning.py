@@ -118,7 +118,7 @@ def extend_base(
     return net, [*base_styles, *new], list(range(first, first + len(new)))
 
 
-def nearest_style(painting: Path, base_styles: Sequence[dict[str, Any]], vgg_weights: str = "caffe") -> str:
+def nearest_style(painting: Path, base_styles: Sequence[dict[str, Any]]) -> str:
     """The name of the base style whose painting is closest to ``painting`` by the judge's Gram distance
     (:class:`fastnst.nn.evaluate.Judge`, ``style_gram``): the row a new style starts from with
     ``init_style=nearest``.
@@ -132,13 +132,16 @@ def nearest_style(painting: Path, base_styles: Sequence[dict[str, Any]], vgg_wei
 
     if not base_styles:
         raise FastNSTError("init_style=nearest: the base lists no styles to compare the painting with")
-    judge = Judge(painting, vgg_weights=vgg_weights)
+    judge = Judge(painting)  # the fixed judge (its own VGG19 weights), whatever the run's loss network
     distances = {}
     for style in base_styles:
         try:
             image = open_rgb(resolve_style_image(style["image"]))
-        except FastNSTError as e:  # a missing or unreadable painting
-            raise FastNSTError(f"init_style=nearest: the painting of base style {style['name']!r}: {e}") from None
+        except FastNSTError:  # a missing or unreadable painting
+            raise FastNSTError(
+                f"init_style=nearest: cannot read {style['image']}, the painting of base style {style['name']!r}; "
+                "name the style to start from instead (init_style=NAME)"
+            ) from None
         distances[style["name"]] = judge.score(image, image).style_gram
     nearest = min(distances, key=distances.get)
     rounded = {k: round(v, 3) for k, v in distances.items()}

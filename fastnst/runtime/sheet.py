@@ -56,10 +56,15 @@ def compose_sheet(cells: list[tuple[str, Image.Image]]) -> Image.Image:
 SHEET_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
 
+def names_a_file(output: Path | None) -> bool:
+    """Whether ``-o`` names the sheet file itself: it has a suffix and is not an existing folder."""
+    return output is not None and bool(output.suffix) and not output.is_dir()
+
+
 def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
     """``<photo>_<model>_sheet.jpg`` next to the photo or in the ``-o`` folder, or ``-o`` itself when it
     names an image file (one photo)."""
-    if output is not None and output.suffix:
+    if names_a_file(output):
         return output
     folder = output if output is not None else src.parent
     return folder / f"{src.stem}_{Path(model).stem}_sheet.jpg"
@@ -67,7 +72,7 @@ def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
 
 def run_sheet(args: argparse.Namespace) -> int:
     """Write one sheet per input photo; 0 when all were written."""
-    if args.output is not None and args.output.suffix:
+    if names_a_file(args.output):
         if args.output.suffix.lower() not in SHEET_FORMATS:
             raise FastNSTError(f"-o {args.output}: a sheet is written as .jpg or .png (or give a folder)")
         if len(args.inputs) > 1:

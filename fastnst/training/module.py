@@ -459,9 +459,13 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     base_styles = base_hparams.get("styles") or []
     if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
         styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
+    if not styles:
+        raise FastNSTError(f"init={hparams['init']}: this run adds no style to the base's (style=a new painting)")
     start = hparams.get("init_style")
-    if start == "nearest":  # resolved once and saved, so a resumed or reloaded run needs no VGG here
-        start = nearest_style(resolve_style_image(styles[0]["image"]), base_styles, hparams["vgg_weights"])
+    if start == "nearest":  # saved by name, so that a reloaded checkpoint needs no judging
+        if len(styles) > 1:
+            raise FastNSTError("init_style=nearest: picks a start for one new style; name the style for several")
+        start = nearest_style(resolve_style_image(styles[0]["image"]), base_styles)
     net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"], start)
     keys = ("architecture", "width", "num_residual_blocks", "strength", "output")
     shape = {k: base_hparams[k] for k in keys if k in base_hparams}
