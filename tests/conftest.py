@@ -13,6 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
+# Under pytest-xdist (-n N) the workers share the cores: each one, and the processes it starts, gets its
+# share of threads (set before torch is imported, which reads it once).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
 
 def assets_dir() -> Path | None:
     """The development assets folder, or None when it is not there."""

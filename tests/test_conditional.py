@@ -741,12 +741,17 @@ def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base
     assert "\n" not in str(err.value)
 
 
-def test_init_style_starts_the_new_rows_from_a_base_style(compose, tmp_path, base_run):
-    """init_style=nearest is resolved once (The Scream is nearer udnie than wave) and saved by name;
-    an unknown name is one error line naming the base's styles."""
+@pytest.mark.slow  # about 15 s: judges three paintings at 512 px
+def test_init_style_nearest_is_saved_by_name(compose, tmp_path, base_run):
+    """init_style=nearest resolves to the closest base painting (The Scream is nearer udnie than wave),
+    saved by name in the checkpoint."""
     run = _train(compose, tmp_path / "near", [*_init_overrides(base_run), "init_style=nearest"])
     ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["init_style"] == "udnie"
+
+
+def test_init_style_errors_name_the_setting(compose, tmp_path, base_run):
+    """An unknown name is one error line naming the base's styles; init_style needs init."""
     with pytest.raises(FastNSTError, match=r"init_style=monet: not a style of init=.*wave, udnie") as err:
         _train(compose, tmp_path / "unknown", [*_init_overrides(base_run), "init_style=monet"])
     assert "\n" not in str(err.value)
