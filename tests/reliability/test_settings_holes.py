@@ -83,7 +83,11 @@ def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
         ("loss.style_layers.relu2_1=abc", "loss.style_layers.relu2_1=abc: expected a number"),
         ("+trainer.foo=1", "trainer.foo: no such setting; trainer has accelerator, accumulate_grad_batches,"),
         ("+trainer.max_step=1", "trainer.max_step: no such setting (did you mean trainer.max_steps?)"),
-        ("+foo=1", "foo: no such setting; the top level has ckpt_path, data, export, init, init_style, loss, model, seed, style, styles, trainer"),
+        (
+            "+foo=1",
+            "foo: no such setting; the top level has ckpt_path, data, export, init, init_style, loss, model, "
+            "seed, style, styles, trainer",
+        ),
         ("+loss.style_wieght=3", "loss.style_wieght: no such setting (did you mean loss.style_weight?)"),
         ("~style.image", "style.image: missing; it needs a value"),  # trainer.lr has a default in the schema
         ("export.precision=garbage", "export.precision=garbage: expected one of fp32, fp16, int8"),
