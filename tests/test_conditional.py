@@ -296,6 +296,18 @@ def test_style_sampler_draws_depend_on_the_step_only():
     torch.testing.assert_close(a.style_scale, a.strength * torch.tensor([1.0, 2.0])[a.bank_index])
 
 
+def test_style_sampler_full_share_sets_the_samples_at_strength_one():
+    """full_share=1: every sample at strength 1 (a new style on a base that has its strength); 0: none;
+    0.75: about three in four. The style drawn is the same whatever the share (same generator order)."""
+    cpu = torch.device("cpu")
+    share = {s: StyleSampler(4, trained=[1, 2], weights=[1.0, 1.0], strength=True, full_share=s) for s in (0, 0.75, 1)}
+    full = share[1].sample(400, 3, cpu)
+    assert torch.equal(full.strength, torch.ones(400))
+    assert int((share[0].sample(400, 3, cpu).strength == 1).sum()) == 0
+    assert 260 < int((share[0.75].sample(400, 3, cpu).strength == 1).sum()) < 340
+    assert torch.equal(full.bank_index, share[0].sample(400, 3, cpu).bank_index)
+
+
 def test_style_sampler_without_strength_and_fixed():
     sampler = StyleSampler(3, trained=[0, 1, 2], weights=[1.0, 1.0, 0.5], strength=False)
     for step in range(5):

@@ -66,10 +66,12 @@ def test_the_arguments_are_those_of_the_module_datamodule_and_trainer(compose):
 
 
 def test_module_arguments_come_from_the_config(compose):
-    cfg = compose(["data=sample", "style=wave", "model=light", "loss.tv_weight=0.5", "trainer.lr_final=1e-5"])
+    overrides = ["loss.tv_weight=0.5", "trainer.lr_final=1e-5", "trainer.full_strength_share=1"]
+    cfg = compose(["data=sample", "style=wave", "model=light", *overrides])
     args = module_arguments(cfg, on_gpu=False)
     assert (args["style_name"], args["style_image"], args["architecture"]) == ("wave", "wave.jpg", "light")
     assert (args["tv_weight"], args["lr_final"], args["image_size"]) == (0.5, 1e-5, cfg.data.image_size)
+    assert args["full_strength_share"] == 1
     assert args["style_weight"] == cfg.style.style_weight  # the interpolation is resolved
     module = StyleTransferModule(**args)
     assert dict(module.hparams) == args
@@ -106,6 +108,7 @@ def test_schema_defaults_fill_a_key_the_presets_leave_out(compose):
         ("seed=4294967296", "seed=4294967296: must be a whole number from 0 to 4294967295"),
         ("trainer.channels_last=1", "trainer.channels_last=1: expected auto, true or false"),
         ("loss.stability_motion=wobbly", "loss.stability_motion=wobbly: expected one of global, layered"),
+        ("trainer.full_strength_share=1.5", "trainer.full_strength_share=1.5: must be a number from 0 to 1"),
     ],
 )
 def test_ranges_and_choices_come_from_the_schema(compose, override, expected):

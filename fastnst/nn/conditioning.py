@@ -2,7 +2,7 @@
 
 A conditional network (:mod:`fastnst.nn.transformer_net`, ``num_styles >= 1``) is trained with one
 style per sample, drawn uniformly from the styles being trained, and, with a trained strength, a
-strength per sample: 1 for half the samples (the full style must stay as good as without the
+strength per sample: 1 for half the samples by default (the full style must stay as good as without the
 input), uniform in [0, 1] for the others. The style loss of a sample is multiplied by its strength,
 so strength 0 is trained on the content loss alone: the identity style. The draws depend only on
 the step, so a resumed run draws exactly what the uninterrupted one would have.
@@ -28,7 +28,7 @@ from fastnst.nn.transformer_net import StyleNetwork, add_styles, conditional_nor
 
 log = logging.getLogger(__name__)
 
-FULL_STRENGTH_SHARE = 0.5  # of the samples of a run with a trained strength, those drawn at strength 1
+FULL_STRENGTH_SHARE = 0.5  # default share of the samples of a run with a trained strength drawn at strength 1
 _SALT = 0x5EED  # separates these draws from any other generator seeded with the step
 
 
@@ -50,12 +50,20 @@ class StyleSampler:
         trained: the network indices of the styles being trained, in the order of the loss's targets.
         weights: each trained style's style weight divided by loss.style_weight.
         strength: draw strengths (else every sample is at strength 1).
+        full_share: with ``strength``, the share of samples drawn at strength 1 (the others uniform).
     """
 
-    def __init__(self, num_styles: int, trained: Sequence[int], weights: Sequence[float], strength: bool) -> None:
+    def __init__(
+        self,
+        num_styles: int,
+        trained: Sequence[int],
+        weights: Sequence[float],
+        strength: bool,
+        full_share: float = FULL_STRENGTH_SHARE,
+    ) -> None:
         if len(trained) != len(weights) or not trained:
             raise ValueError(f"need one weight per trained style, got {len(weights)} for {len(trained)}")
-        self.num_styles, self.strength = num_styles, strength
+        self.num_styles, self.strength, self.full_share = num_styles, strength, full_share
         self.trained = torch.tensor(list(trained))
         self.weights = torch.tensor([float(w) for w in weights])
 
@@ -65,7 +73,7 @@ class StyleSampler:
         bank = torch.randint(len(self.trained), (batch,), generator=gen)
         strength = torch.ones(batch)
         if self.strength:
-            full = torch.rand(batch, generator=gen) < FULL_STRENGTH_SHARE
+            full = torch.rand(batch, generator=gen) < self.full_share
             strength = torch.where(full, strength, torch.rand(batch, generator=gen))
         return self._condition(bank, strength, device)
 

@@ -232,6 +232,14 @@ class TrainerConfig:
         to=_to("train_all_from_step", "module"),
         min=0,
     )
+    full_strength_share: float = setting(
+        0.5,
+        "with a trained strength: the share of training samples drawn at strength 1 (the others uniform in "
+        "[0, 1]); 1 trains the full style alone, as when adding a style to a base that already has its strength",
+        to=_to("full_strength_share", "module"),
+        min=0,
+        max=1,
+    )
 
 
 @dataclass

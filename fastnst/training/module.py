@@ -143,7 +143,7 @@ class StyleTransferModule(pl.LightningModule):
             trained = [hp.styles[i] for i in self.trained]
             perceptual.set_style_bank([load_image(resolve_style_image(s["image"]), size=s["size"]) for s in trained])
             weights = [s["style_weight"] / hp.style_weight if hp.style_weight else 1.0 for s in trained]
-            self.sampler = StyleSampler(len(hp.styles), self.trained, weights, hp.strength)
+            self.sampler = StyleSampler(len(hp.styles), self.trained, weights, hp.strength, hp.full_strength_share)
         else:
             perceptual.set_style(load_image(resolve_style_image(hp.style_image), size=hp.style_size))
         self.perceptual = perceptual
