@@ -169,7 +169,7 @@ def test_learning_rate_at_holds_then_decays_on_a_cosine():
 
 def test_decay_steps_gives_a_constant_rate_run_its_decay_on_resume(compose, vgg_weights_file, tmp_path):
     """A run trained at a constant rate (no scheduler in its checkpoint) resumes into the decay at its step."""
-    fit_tiny(compose, tmp_path / "constant", ["trainer.lr=2e-3"])
+    fit_tiny(compose, tmp_path / "constant", ["trainer.lr=2e-3", "trainer.lr_final=null"])
     decay = ["trainer.lr=2e-3", "trainer.lr_final=1e-4", "trainer.max_steps=8", "trainer.decay_steps=4"]
     trainer, _ = fit_tiny(compose, tmp_path / "decay", decay, ckpt_path=tmp_path / "constant" / "step=0000004.ckpt")
     assert trainer.global_step == 8 and learning_rate(trainer) == pytest.approx(1e-4)
@@ -182,7 +182,7 @@ def test_decay_steps_gives_a_constant_rate_run_its_decay_on_resume(compose, vgg_
 
 def test_decay_steps_needs_lr_final(compose, tmp_path):
     with pytest.raises(FastNSTError, match=r"^trainer.decay_steps=10: needs trainer.lr_final"):
-        validate_config(compose([*TINY, "trainer.decay_steps=10"]), tmp_path)
+        validate_config(compose([*TINY, "trainer.lr_final=null", "trainer.decay_steps=10"]), tmp_path)
 
 
 def scalars(run_dir: Path, tag: str) -> dict[int, float]:
@@ -192,12 +192,14 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
     return {e.step: e.value for e in events.Scalars(tag)}
 
 
-def test_default_lr_stays_constant_and_hparams_show_the_validation_loss(compose, vgg_weights_file, tmp_path):
+def test_cpu_preset_decays_the_rate_and_hparams_show_the_validation_loss(compose, vgg_weights_file, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     trainer, _ = fit_tiny(compose, tmp_path / "run", [])
-    assert learning_rate(trainer) == pytest.approx(2e-3)  # trainer=cpu's lr, no schedule: as before
+    # trainer=cpu: 2e-3 decaying to 2e-5 over the last 1,000 steps, here the whole 4-step run.
+    assert learning_rate(trainer) == pytest.approx(2e-5)
+    assert scalars(tmp_path / "run", "lr-Adam")[2] == pytest.approx(learning_rate_at(2, 2e-3, 2e-5, 4, 1000))
     hp_metric, val_loss = scalars(tmp_path / "run", "hp_metric"), scalars(tmp_path / "run", "val/loss")
     assert -1 not in hp_metric.values()  # not Lightning's placeholder
     # Two validations (steps 2 and 4; Lightning logs them at its own step count), each one's loss.
@@ -227,7 +229,7 @@ def test_the_export_records_every_training_setting(tiny_onnx, tiny_checkpoint):
     assert set(module_defaults()) <= set(saved)
     for key, value in saved.items():
         assert meta[f"fastnst.{key}"] == (value if isinstance(value, str) else json.dumps(value)), key
-    assert meta["fastnst.lr_final"] == "null" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.lr_final"] == "2e-05" and meta["fastnst.style_name"] == "starry_night"
 
 
 def test_the_default_recipe_is_the_judged_one(compose):
@@ -245,6 +247,8 @@ def test_the_default_recipe_is_the_judged_one(compose):
     assert compose([]).model.width == 1.0  # Johnson's network where there is no CPU preset (a GPU run)
     cpu = compose(["trainer=cpu"]).model
     assert (cpu.architecture, cpu.width, cpu.num_residual_blocks) == ("johnson", 0.5, 3)
+    cpu_trainer = compose(["trainer=cpu"]).trainer  # and a decay at the end, as every quality-tier run had
+    assert (cpu_trainer.lr, cpu_trainer.lr_final, cpu_trainer.decay_steps) == (2e-3, 2e-5, 1000)
     for overrides in (["trainer=cpu", "model=light"], ["model=light", "trainer=cpu"]):
         assert compose(overrides).model.architecture == "light", overrides
 
