@@ -180,9 +180,11 @@ def test_decay_steps_gives_a_constant_rate_run_its_decay_on_resume(compose, vgg_
     assert [scalars(tmp_path / "whole", "lr-Adam")[s] for s in (1, 3)] == pytest.approx([2e-3, 2e-3])
 
 
-def test_decay_steps_needs_lr_final(compose, tmp_path):
-    with pytest.raises(FastNSTError, match=r"^trainer.decay_steps=10: needs trainer.lr_final"):
-        validate_config(compose([*TINY, "trainer.lr_final=null", "trainer.decay_steps=10"]), tmp_path)
+def test_lr_final_null_is_a_constant_rate_whatever_decay_steps_says(compose, tmp_path):
+    """trainer=cpu sets decay_steps; trainer.lr_final=null alone gives the constant rate back."""
+    cfg = compose([*TINY, "trainer.lr_final=null", "trainer.decay_steps=10"])
+    validate_config(cfg, tmp_path)
+    assert module_arguments(cfg, on_gpu=False)["lr_final"] is None
 
 
 def scalars(run_dir: Path, tag: str) -> dict[int, float]:
@@ -196,7 +198,7 @@ def test_cpu_preset_decays_the_rate_and_hparams_show_the_validation_loss(compose
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    trainer, _ = fit_tiny(compose, tmp_path / "run", [])
+    trainer, _ = fit_tiny(compose, tmp_path / "run", ["trainer.lr_final=2e-5"])  # trainer=cpu's (TINY pins null)
     # trainer=cpu: 2e-3 decaying to 2e-5 over the last 1,000 steps, here the whole 4-step run.
     assert learning_rate(trainer) == pytest.approx(2e-5)
     assert scalars(tmp_path / "run", "lr-Adam")[2] == pytest.approx(learning_rate_at(2, 2e-3, 2e-5, 4, 1000))
@@ -229,7 +231,7 @@ def test_the_export_records_every_training_setting(tiny_onnx, tiny_checkpoint):
     assert set(module_defaults()) <= set(saved)
     for key, value in saved.items():
         assert meta[f"fastnst.{key}"] == (value if isinstance(value, str) else json.dumps(value)), key
-    assert meta["fastnst.lr_final"] == "2e-05" and meta["fastnst.style_name"] == "starry_night"
+    assert meta["fastnst.lr_final"] == "null" and meta["fastnst.style_name"] == "starry_night"
 
 
 def test_the_default_recipe_is_the_judged_one(compose):

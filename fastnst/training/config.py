@@ -183,7 +183,7 @@ class TrainerConfig:
         None,
         "with lr_final: hold lr until the last decay_steps steps before max_steps, then decay it on a cosine "
         "to lr_final; the rate is a function of the step alone, so a resumed constant-rate run can be given "
-        "its decay; null: decay over the whole run",
+        "its decay; null: decay over the whole run; no effect when lr_final is null (a constant rate)",
         to=_to("decay_steps", "module"),
         min=1,
     )

@@ -278,7 +278,6 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     _check_files(cfg.data)
     _check_style(cfg.style)
     _check_hardware(cfg.trainer)
-    _check_schedule(cfg.trainer)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, cfg.model, run_dir)
@@ -321,13 +320,6 @@ def _check_style(style: Any) -> None:
     from fastnst.styles import resolve_style_image
 
     resolve_style_image(style.image)  # names the built-in styles when it is not found
-
-
-def _check_schedule(trainer: Any) -> None:
-    if trainer.decay_steps is not None and trainer.lr_final is None:
-        raise FastNSTError(
-            f"trainer.decay_steps={trainer.decay_steps}: needs trainer.lr_final, the rate to decay to (e.g. 1e-5)"
-        )
 
 
 def _check_hardware(trainer: Any) -> None:
