@@ -29,6 +29,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from fastnst.errors import FastNSTError
+from fastnst.nn.conditioning import FULL_STRENGTH_SHARE
 from fastnst.nn.export import PRECISIONS
 from fastnst.nn.optimize import Settings
 from fastnst.nn.transformer_net import ARCHITECTURES
@@ -233,7 +234,7 @@ class TrainerConfig:
         min=0,
     )
     full_strength_share: float = setting(
-        0.5,
+        FULL_STRENGTH_SHARE,
         "with a trained strength: the share of training samples drawn at strength 1 (the others uniform in "
         "[0, 1]); 1 trains the full style alone, as when adding a style to a base that already has its strength",
         to=_to("full_strength_share", "module"),
