@@ -736,6 +736,36 @@ def test_init_train_all_from_step_trains_the_convolutions(compose, tmp_path, bas
     assert any(not torch.equal(convs[k], v) for k, v in base_convs.items())
 
 
+def test_init_run_resumes_exactly_without_model_settings(compose, tmp_path, base_run):
+    """An init= run takes its base's network (light) whatever model= says (here the default, Johnson's),
+    and its checkpoint resumes to the state of an uninterrupted run."""
+    full = _train(compose, tmp_path / "full", _init_overrides(base_run))
+    half = _train(compose, tmp_path / "half", [*_init_overrides(base_run), "trainer.max_steps=2"])
+    resumed = _train(compose, tmp_path / "resumed", [*_init_overrides(base_run), f"ckpt_path={half / 'last.ckpt'}"])
+    a, b = _state(full / "last.ckpt"), _state(resumed / "last.ckpt")
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=0, atol=1e-6, msg=key)
+    assert any(not torch.allclose(v, a[k], atol=1e-6) for k, v in _state(half / "last.ckpt").items())
+
+
+def test_resume_names_a_missing_strength_or_other_styles(compose, base_run):
+    """Resuming a conditional checkpoint without its strength or with other styles: one line naming
+    both networks, before Lightning's state-dict error."""
+    from fastnst.training.style_set import expand_styles
+    from fastnst.training.trainer import validate_config
+
+    ckpt = base_run / "last.ckpt"
+    for change, wanted in (("model.strength=false", "udnie]; resume"), ("style=[wave,the_scream]", "the_scream]")):
+        key = change.split("=")[0]
+        overrides = [*(o for o in MULTI if not o.startswith(f"{key}=")), change, f"ckpt_path={ckpt}"]
+        with pytest.raises(FastNSTError) as err:
+            validate_config(expand_styles(compose(overrides), overrides))
+        message = str(err.value)
+        assert "\n" not in message and message.startswith(f"ckpt_path={ckpt}: the checkpoint's network is ")
+        assert "strength=true, styles=[wave,udnie], the config's" in message and wanted in message, message
+    validate_config(expand_styles(compose([*MULTI, f"ckpt_path={ckpt}"]), [*MULTI, f"ckpt_path={ckpt}"]))
+
+
 def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base_run, tiny_checkpoint):
 
     # A process: exit code 2 and one error line naming init=.

@@ -20,7 +20,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.training.config import ConfigError
+from fastnst.training.config import ConfigError, check_schema
 
 STYLE_KEYS = ("image", "size", "style_weight")  # what each entry of `styles` holds besides its name
 SHARED_KEYS = ("size", "style_weight")  # style.<key>= overrides that apply to every style of a list
@@ -74,6 +74,7 @@ def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     names = style_list(overrides)
     if cfg.get("styles") or (names is None and not (cfg.model.get("strength") or cfg.get("init"))):
         return cfg
+    check_schema(cfg)  # the weights scaled below are numbers (a one-line error, not a TypeError)
     scale = cfg.loss.style_weight / cfg.style.style_weight if cfg.style.style_weight else 1.0
     if names is None:
         styles = [{"name": cfg.style.name, **{k: cfg.style[k] for k in STYLE_KEYS}}]

@@ -280,7 +280,20 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     _check_hardware(cfg.trainer)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
-        check_checkpoint(cfg.ckpt_path, cfg.model, run_dir)
+        check_checkpoint(cfg.ckpt_path, _wanted_network(cfg), run_dir)
+
+
+def _wanted_network(cfg: Any) -> dict[str, Any]:
+    """The network settings a run builds: its ``model`` and styles, or with ``init`` the base's network
+    with the base's styles and then the new ones (as :func:`fastnst.training.module._network` builds it)."""
+    names = [s["name"] for s in cfg.get("styles") or []]
+    if not cfg.get("init"):
+        return {**cfg.model, "styles": names}
+    from fastnst.nn.conditioning import load_base
+
+    _, base = load_base(cfg.init)
+    base_names = [s["name"] for s in base.get("styles") or []]
+    return {**base, "styles": base_names + [n for n in names if n not in base_names]}
 
 
 def _check_layers(loss: Any) -> None:
@@ -430,7 +443,8 @@ def _check_vgg_weights(loss: Any) -> None:
 
 def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = None) -> None:
     """Refuse a ``ckpt_path`` that cannot resume this run: missing, unreadable, needing code, not a
-    fastnst training checkpoint, or of another network than ``model``. ``last`` needs ``run_dir``."""
+    fastnst training checkpoint, or of another network than ``model`` (its settings, with ``styles``
+    the style names of a conditional network). ``last`` needs ``run_dir``."""
     if ckpt_path == "last":
         if run_dir is None:
             return
@@ -443,12 +457,12 @@ def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = No
     if not path.is_file():
         raise FastNSTError(f"{key}: no such file")
     hparams = _training_hparams(_load_checkpoint(path, key), key)
-    saved = _network(hparams.get("architecture", "johnson"), hparams["width"], hparams["num_residual_blocks"])
-    wanted = _network(model.get("architecture", "johnson"), model.width, model.num_residual_blocks)
+    saved = _network({**hparams, "styles": [s["name"] for s in hparams.get("styles") or []]})
+    wanted = _network(model)
     if saved != wanted:
         raise FastNSTError(
-            f"{key}: the checkpoint's network is {saved}, the config's model is {wanted}; "
-            "resume with the checkpoint's model settings"
+            f"{key}: the checkpoint's network is {saved}, the config's is {wanted}; "
+            "resume with the checkpoint's model and style settings"
         )
 
 
@@ -481,5 +495,13 @@ def _training_hparams(checkpoint: Any, key: str) -> dict[str, Any]:
     return hparams
 
 
-def _network(architecture: Any, width: Any, num_residual_blocks: Any) -> str:
-    return f"architecture={architecture}, width={float(width)}, num_residual_blocks={int(num_residual_blocks)}"
+def _network(settings: Any) -> str:
+    """What fixes a checkpoint's tensors: the architecture and its size, a trained strength, the styles."""
+    text = (
+        f"architecture={settings.get('architecture', 'johnson')}, width={float(settings['width'])}, "
+        f"num_residual_blocks={int(settings['num_residual_blocks'])}"
+    )
+    if settings.get("strength"):
+        text += ", strength=true"
+    styles = settings.get("styles") or []
+    return text + (f", styles=[{','.join(styles)}]" if styles else "")

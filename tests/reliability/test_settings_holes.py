@@ -170,7 +170,7 @@ def test_resume_with_a_different_model_names_both(compose, tmp_path, refuse_heav
     message = train_error(compose, tmp_path / "run", [*TINY, "model=light", f"ckpt_path={tiny_checkpoint}"])
     assert message.startswith(f"ckpt_path={tiny_checkpoint}: the checkpoint's network is ")
     assert "architecture=johnson, width=0.25, num_residual_blocks=1" in message
-    assert "the config's model is architecture=light, width=0.25, num_residual_blocks=1" in message
+    assert "the config's is architecture=light, width=0.25, num_residual_blocks=1;" in message
 
 
 def test_resume_with_the_same_model_passes_the_check(compose, tiny_checkpoint):
@@ -320,3 +320,14 @@ def test_annotation_entry_that_is_not_a_string(tmp_path):
     with pytest.raises(DataError) as info:
         find_images(tmp_path, ann)
     assert str(info.value).startswith(f"data.annotations={ann}: images[0].file_name is not a string")
+
+
+@pytest.mark.parametrize(
+    "overrides", [["model.strength=true", "style.style_weight=abc"], ["style=[wave,udnie]", "loss.style_weight=abc"]]
+)
+def test_style_weights_of_a_conditional_run_must_be_numbers(compose, overrides):
+    """expand_styles scales the weights: a word is a one-line error there, not a TypeError."""
+    from fastnst.training.style_set import expand_styles
+
+    with pytest.raises(FastNSTError, match=r"^(style|loss)\.style_weight=abc: expected a number$"):
+        expand_styles(compose(overrides), overrides)
