@@ -565,6 +565,30 @@ def test_cli_infer_sheet(exported, small_photo, tmp_path):
     assert rc == 0 and [p.name for p in dotted.iterdir()] == ["photo_abc_sheet.jpg"], stdout + stderr
 
 
+def test_cli_infer_sheet_guards_inputs_and_takes_folders(exported, small_photo, tmp_path):
+    """--sheet goes through infer's checks: never over an input, folders and globs, a bad photo fails alone."""
+    _, path = exported
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = photos / "p.jpg"
+    Image.open(small_photo).save(photo)
+    before = photo.read_bytes()
+    rc, _, stderr = cli("infer", "--model", path, "--sheet", photo, "-o", photo, "--overwrite", "-q")
+    assert rc == 2 and "would overwrite an input" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert photo.read_bytes() == before
+    (photos / "bad.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    rc, stdout, stderr = cli("infer", "--model", path, "--sheet", photos, "-o", out, "-q")
+    assert rc == 1 and [p.name for p in out.iterdir()] == ["p_abc_sheet.jpg"], stdout + stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "bad.jpg" in errors[0], stderr
+    # A rerun on the sheets' own folder makes no sheet of a sheet; --style is refused, in one line.
+    rc, stdout, stderr = cli("infer", "--model", path, "--sheet", out, "-q")
+    assert rc == 2 and "no photo among" in stderr, stdout + stderr
+    rc, _, stderr = cli("infer", "--model", path, "--sheet", photo, "--style", "b", "-o", out, "-q")
+    assert rc == 2 and "--style and --sheet" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
 # -- 8. the style list of the training config -------------------------------------------------
 
 

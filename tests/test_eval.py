@@ -163,6 +163,8 @@ def test_cli_takes_a_shipped_model_by_name(tmp_path) -> None:
         (["--images", "{tmp}/missing"], "no such folder"),
         (["--images", "{tmp}/empty"], "no result for"),
         (["--images", "{tmp}/empty", "--label", "a", "--label", "b"], "--label given 2 times"),
+        (["--images", "{tmp}/empty", "--limit", "0"], "--limit 0: expected at least 1 photo"),
+        (["--images", "{tmp}/empty", "--limit", "-2"], "--limit -2: expected at least 1 photo"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, extra, words) -> None:

@@ -208,6 +208,8 @@ def run_eval(args: argparse.Namespace) -> int:
         return run_flicker(args)
     if args.style is None or args.content is None:
         raise EvalError("--style and --content are required (or --video clip.mp4 to measure flicker)")
+    if args.limit is not None and args.limit < 1:
+        raise EvalError(f"--limit {args.limit}: expected at least 1 photo")
     names, methods = _plan_methods(args)
     photos = find_photos(args.content)[: args.limit]
 

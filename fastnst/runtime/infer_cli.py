@@ -168,7 +168,7 @@ def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None) -> 
         check_output(src, dst, root)
 
 
-def _check_settings(args: argparse.Namespace) -> None:
+def check_settings(args: argparse.Namespace) -> None:
     """Settings errors, once, before the model or any input is read."""
     if args.batch_size < 1:
         raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
@@ -286,7 +286,7 @@ class InferRun:
         self.pending: list[Pending] = []
         self.bar: Progress | None = None  # counts inputs as they are finished: written or failed
         self.inputs = {os.path.realpath(src) for src, _ in jobs}
-        self.input_ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := _safe_stat(src)) is not None}
+        self.input_ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := safe_stat(src)) is not None}
         # After a signal, an output whose file changed was written, even if its record was not made yet.
         self.stamps = {dst: _stamp(dst) for dst in outputs}
 
@@ -326,7 +326,7 @@ class InferRun:
 
     def _refuse_input(self, src: Path, dst: Path) -> None:
         """Never write over an input, this one's or another's (hard links and case-insensitive names too)."""
-        st = _safe_stat(dst)
+        st = safe_stat(dst)
         if os.path.realpath(dst) in self.inputs or (st is not None and (st.st_dev, st.st_ino) in self.input_ids):
             raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
 
@@ -418,7 +418,7 @@ class InferRun:
         ]
 
 
-def _safe_stat(path: Path) -> os.stat_result | None:
+def safe_stat(path: Path) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:
@@ -486,7 +486,7 @@ def _stylizer(args: argparse.Namespace, model: Path | None = None) -> Stylizer:
 
 def _prepare(args: argparse.Namespace) -> InferRun:
     """Settings, model, inputs and planned outputs, all checked before any work."""
-    _check_settings(args)
+    check_settings(args)
     stylizer = _stylizer(args)
     jobs, skipped = _earlier_outputs(expand_inputs(args.inputs), stylizer.style)
     if not jobs:
@@ -592,7 +592,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
     With the image on standard output, the report goes to standard error.
     """
-    _check_settings(args)
+    check_settings(args)
     target = _stream_target(args)
     if target is not None and not args.overwrite and os.path.lexists(target):
         print(f"skipped <stdin>: {target} exists (--overwrite replaces it)")

@@ -8,6 +8,9 @@ strength input, else pixel blends). Each cell is labelled.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -15,7 +18,10 @@ from PIL import Image, ImageDraw
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.runtime.imageio import fit_long_side, open_rgb, to_float, to_uint8
+from fastnst.runtime.infer_cli import STREAM, check_settings, expand_inputs, safe_stat
 from fastnst.runtime.stylizer import Stylizer
+from fastnst.runtime.video import is_video
+from fastnst.styles import QUALITY_SUFFIX, quality_model
 
 SHEET_SIZE = 512  # long side of each cell unless --max-size says otherwise
 STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # the columns of a one-style model's sheet
@@ -54,6 +60,7 @@ def compose_sheet(cells: list[tuple[str, Image.Image]]) -> Image.Image:
 
 
 SHEET_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+_NOT_FOR_SHEETS = {"style": "--style", "preserve_color": "--preserve-color", "json": "--json"}
 
 
 def names_a_file(output: Path | None) -> bool:
@@ -61,34 +68,94 @@ def names_a_file(output: Path | None) -> bool:
     return output is not None and bool(output.suffix) and not output.is_dir()
 
 
-def sheet_path(src: Path, output: Path | None, model: Path) -> Path:
-    """``<photo>_<model>_sheet.jpg`` next to the photo or in the ``-o`` folder, or ``-o`` itself when it
-    names an image file (one photo)."""
+def sheet_path(src: Path, base: Path, output: Path | None, model: Path) -> Path:
+    """``<photo>_<model>_sheet.jpg`` next to the photo or at its place under the ``-o`` folder (``base``:
+    the folder input it came from), or ``-o`` itself when it names an image file (one photo)."""
     if names_a_file(output):
         return output
-    folder = output if output is not None else src.parent
+    folder = output / src.parent.relative_to(base) if output is not None else src.parent
     return folder / f"{src.stem}_{Path(model).stem}_sheet.jpg"
 
 
-def run_sheet(args: argparse.Namespace) -> int:
-    """Write one sheet per input photo; 0 when all were written."""
+def _check_sheet_settings(args: argparse.Namespace) -> None:
+    """infer's settings checks, and the options a sheet cannot honour: one line each, before any work."""
+    check_settings(args)
+    for key, flag in _NOT_FOR_SHEETS.items():
+        if getattr(args, key, None):
+            raise FastNSTError(f"{flag} and --sheet: a sheet shows every style of the model as it is; leave one out")
+    if STREAM in args.inputs or str(args.output) == STREAM:
+        raise FastNSTError("--sheet writes sheet files: not - (standard input or output)")
+
+
+def plan_sheets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """``(photo, sheet)`` for every photo among the inputs (folders and globs as infer takes them; videos
+    left out), distinct, none of them an input or anything but a file."""
+    mark = f"_{Path(args.model).stem}_sheet"  # a rerun on a folder makes no sheets of its sheets
+    jobs = [(src, base) for src, base in expand_inputs(args.inputs) if not (is_video(src) or src.stem.endswith(mark))]
+    if not jobs:
+        raise FastNSTError(f"--sheet: no photo among {' '.join(args.inputs)} (a sheet is made of a photo)")
     if names_a_file(args.output):
         if args.output.suffix.lower() not in SHEET_FORMATS:
             raise FastNSTError(f"-o {args.output}: a sheet is written as .jpg or .png (or give a folder)")
-        if len(args.inputs) > 1:
+        if len(jobs) > 1:
             raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder for several")
-    cells = sheet_stylizers(Stylizer(args.model, device=args.device, tile_size=args.tile_size))  # one session
-    size = args.max_size or SHEET_SIZE
-    for name in args.inputs:
-        src = Path(name)
-        dst = sheet_path(src, args.output, args.model)
+    planned, taken = [], set()
+    inputs = {os.path.realpath(src) for src, _ in jobs}
+    ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := safe_stat(src)) is not None}
+    for src, base in jobs:
+        dst = sheet_path(src, base, args.output, args.model)
+        if str(dst).casefold() in taken:  # photo.jpg and photo.png in one folder
+            dst = dst.with_name(f"{src.stem}_{src.suffix.lstrip('.')}_{Path(args.model).stem}_sheet.jpg")
+        st = safe_stat(dst)
+        if os.path.realpath(dst) in inputs or (st is not None and (st.st_dev, st.st_ino) in ids):
+            raise FastNSTError(f"{src}: its sheet {dst} would overwrite an input; choose another -o")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise FastNSTError(f"-o {dst}: exists and is not a file; it is never replaced")
+        taken.add(str(dst).casefold())
+        planned.append((src, dst))
+    return planned
+
+
+def _sheet_model(args: argparse.Namespace) -> Path:
+    """``--model``, or for a shipped style its quality-tier network (as infer uses for photos) unless --fast."""
+    quality = None if args.fast else quality_model(args.model)
+    if quality is None:
+        return args.model
+    if not args.quiet:
+        note = "the quality-tier network (--fast: the real-time one)"
+        print(f"photos: {args.model}{QUALITY_SUFFIX}, {note}", file=sys.stderr)
+    return quality
+
+
+def write_sheet(
+    cells: list[tuple[str, Stylizer, float | None]], src: Path, dst: Path, args: argparse.Namespace
+) -> None:
+    """One photo's sheet, written atomically (an existing file is replaced only with ``--overwrite``)."""
+    photo = Image.fromarray(to_uint8(fit_long_side(to_float(open_rgb(src)), args.max_size or SHEET_SIZE)), "RGB")
+    sheet = compose_sheet(sheet_cells(cells, photo, args.strength))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(dst) as f:
+        sheet.save(f, format=SHEET_FORMATS[dst.suffix.lower()], quality=92)
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    """Write one sheet per input photo; 0 when all were written (or kept), 1 when any photo failed."""
+    _check_sheet_settings(args)
+    planned = plan_sheets(args)
+    model = _sheet_model(args)
+    cells = sheet_stylizers(Stylizer(model, device=args.device, tile_size=args.tile_size))  # one session
+    failed = 0
+    for src, dst in planned:
         if dst.exists() and not args.overwrite:
-            print(f"{dst}: exists, skipped (--overwrite replaces it)")
+            print(f"{dst}: exists, skipped (--overwrite replaces it)", file=sys.stderr)
             continue
-        photo = Image.fromarray(to_uint8(fit_long_side(to_float(open_rgb(src)), size)), "RGB")
-        sheet = compose_sheet(sheet_cells(cells, photo, args.strength))
-        with atomic_write(dst) as f:
-            sheet.save(f, format=SHEET_FORMATS.get(dst.suffix.lower(), "JPEG"), quality=92)
+        try:
+            write_sheet(cells, src, dst, args)
+        except (FastNSTError, OSError) as e:  # a bad photo fails alone
+            text = str(e)
+            print(f"error: {text if str(src) in text else f'{src}: {text}'}", file=sys.stderr)
+            failed += 1
+            continue
         if not args.quiet:
             print(dst)
-    return 0
+    return 1 if failed else 0
