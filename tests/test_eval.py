@@ -164,12 +164,16 @@ def test_cli_takes_a_shipped_model_by_name(tmp_path) -> None:
         (["--images", "{tmp}/empty"], "no result for"),
         (["--images", "{tmp}/empty", "--label", "a", "--label", "b"], "--label given 2 times"),
         (["--images", "{tmp}/empty", "--limit", "0"], "--limit 0: expected at least 1 photo"),
+        (["--images", "{tmp}/empty", "-o", "{tmp}/notes.txt"], "notes.txt is a file; eval writes its results into"),
+        (["--images", "{tmp}/empty", "-o", "{tmp}/notes.txt/x"], "notes.txt is a file; eval writes its results into"),
         (["--images", "{tmp}/empty", "--limit", "-2"], "--limit -2: expected at least 1 photo"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, extra, words) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("my notes")
     extra = [e.format(tmp=tmp_path) for e in extra]
     code = main(["eval", "-s", "starry_night", "-c", str(PHOTOS[0]), "-o", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and len(err.splitlines()) == 1
+    assert (tmp_path / "notes.txt").read_text() == "my notes"

@@ -200,10 +200,20 @@ def _print_report(report: dict[str, Any], names: list[str], output: Path, sheet:
     print(f"wrote {', '.join(str(output / w) for w in written)}")
 
 
+def check_output_folder(output: Path) -> None:
+    """Refuse, before any work, an ``-o`` that is a file or lies under one (eval writes a folder)."""
+    for folder in (output, *output.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise EvalError(f"-o {output}: {folder} is a file; eval writes its results into a folder")
+            return
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Entry point of ``fastnst eval``: plan the methods, judge them on every photo, report."""
     from fastnst.styles import resolve_style_image
 
+    check_output_folder(args.output)
     if getattr(args, "video", None) is not None:
         return run_flicker(args)
     if args.style is None or args.content is None:
