@@ -22,9 +22,13 @@ import copy
 import dataclasses
 import difflib
 import typing
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from hydra.errors import OverrideParseException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
@@ -433,6 +437,25 @@ def _describe(error: OmegaConfBaseException, cfg: DictConfig, root: type) -> str
         return f"{key}={value}: expected {_kind(_field_type(key, root))}"
     message = str(getattr(error, "msg", None) or error).strip().splitlines()
     return f"{key}: {message[0] if message else error.__class__.__name__}"
+
+
+def check_override_keys(overrides: Sequence[str], root: type = TrainConfig, groups: Collection[str] = ()) -> None:
+    """Refuse a command-line ``key=value`` whose key the schema lacks, in one line naming the nearest key,
+    before Hydra composes (Hydra's own error is several lines and advises appending the key with ``+``).
+    Appends (``+key``) are checked after composing; deletions, Hydra's keys and ``groups`` are Hydra's."""
+    given = [o for o in overrides if "=" in o and not o.startswith("-")]  # not --cfg job, -m, ...
+    try:
+        parsed = OverridesParser.create().parse_overrides(given)
+    except OverrideParseException:
+        return  # a syntax error: Hydra names it
+    for override in parsed:
+        key = override.key_or_group
+        if override.type != OverrideType.CHANGE or "/" in key or key.split(".")[0] in {"hydra", *groups}:
+            continue
+        *parents, name = key.split(".")
+        schema = _field_type(".".join(parents), root) if parents else root
+        if dataclasses.is_dataclass(schema) and name not in {f.name for f in dataclasses.fields(schema)}:
+            raise ConfigError(f"{key}: no such setting{_nearest(key, root)}")
 
 
 def _nearest(full_key: str, root: type) -> str:

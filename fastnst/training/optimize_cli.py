@@ -59,9 +59,12 @@ def compose(args: argparse.Namespace) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
+    from fastnst.training.config import OptimizeConfig, check_override_keys
+
     overrides = [f"preset={args.preset}"] if args.preset else []
     overrides += [f"{key}={getattr(args, flag)}" for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None]
     overrides += list(args.overrides)
+    check_override_keys(overrides, OptimizeConfig, groups=("preset",))
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = hydra_compose("optimize", overrides=overrides)

@@ -123,8 +123,20 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
     return Stopped(interrupt.signum, trainer.global_step, run_dir / "last.ckpt")
 
 
+def main() -> None:
+    """``python train.py`` and ``fastnst train``: the overrides in ``sys.argv`` checked, then the run."""
+    from fastnst.training.config import ConfigError, check_override_keys
+
+    try:
+        check_override_keys(sys.argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     """Run one training job (Hydra reads the overrides from ``sys.argv``)."""
     from fastnst.errors import FastNSTError, one_line
     from fastnst.training.style_set import expand_styles

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,8 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
         ("loss.tv_weight=-3", "loss.tv_weight=-3: must be a number >= 0"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: must be a whole number >= 1"),
         ("+trainer.max_step=5", "trainer.max_step: no such setting (did you mean trainer.max_steps?)"),
+        # Without the +: checked before Hydra composes, whose own error is several lines.
+        ("loss.style_wieght=3", "loss.style_wieght: no such setting (did you mean loss.style_weight?)"),
         ("ckpt_path={tmp}/nonexistent.ckpt", "ckpt_path={tmp}/nonexistent.ckpt: no such file"),
     ],
 )
@@ -331,3 +334,24 @@ def test_style_weights_of_a_conditional_run_must_be_numbers(compose, overrides):
 
     with pytest.raises(FastNSTError, match=r"^(style|loss)\.style_weight=abc: expected a number$"):
         expand_styles(compose(overrides), overrides)
+
+
+def test_override_keys_are_checked_before_hydra():
+    """Unknown keys of key=value overrides, with the nearest key; groups, appends, deletions, Hydra's own
+    keys, flags and dict entries (layer names are checked later) pass."""
+    from fastnst.training.config import OptimizeConfig, check_override_keys
+
+    check_override_keys(
+        ["style=wave", "model=light", "loss.style_layers.relu4_4=0", "+trainer.foo=1", "~style.image",
+         "hydra.run.dir=x", "hydra/job_logging=disabled", "--cfg", "job", "trainer.lr=1e-3", "seed=3"]
+    )  # fmt: skip
+    for override, expected in (
+        ("trainer.lrr=1", "trainer.lrr: no such setting (did you mean trainer.lr?)"),
+        ("model.widht=1", "model.widht: no such setting (did you mean model.width?)"),
+        ("sead=1", "sead: no such setting (did you mean seed?)"),
+    ):
+        with pytest.raises(FastNSTError, match=re.escape(expected)):
+            check_override_keys(["style=wave", override])
+    check_override_keys(["preset=gatys", "style_weight=3"], OptimizeConfig, groups=("preset",))
+    with pytest.raises(FastNSTError, match=re.escape("style_wieght: no such setting (did you mean style_weight?)")):
+        check_override_keys(["style_wieght=3"], OptimizeConfig, groups=("preset",))
