@@ -107,17 +107,26 @@ def _cmd_vgg(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export a training checkpoint to ONNX (verified against PyTorch)."""
     from fastnst.nn.export import export_onnx
+    from fastnst.runtime.infer_cli import Interrupted, stop_on_signals
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
-    report = export_onnx(
-        args.checkpoint,
-        output,
-        precision=args.precision,
-        opset=args.opset,
-        check=not args.no_verify,
-        averaged=not args.no_ema,
-        style_maps=args.style_maps,
-    )
+    if sys.stderr.isatty():  # it takes a while (verification at several sizes): say what is going on
+        checked = ", then checking onnxruntime against PyTorch" if not args.no_verify else ""
+        print(f"exporting {args.checkpoint} to {output} ({args.precision}{checked})...", file=sys.stderr)
+    with stop_on_signals():  # SIGTERM as Ctrl-C: the temporary files go, nothing is half-written
+        try:
+            report = export_onnx(
+                args.checkpoint,
+                output,
+                precision=args.precision,
+                opset=args.opset,
+                check=not args.no_verify,
+                averaged=not args.no_ema,
+                style_maps=args.style_maps,
+            )
+        except Interrupted as e:
+            print(f"interrupted by {e}; {output} not written", file=sys.stderr)
+            return 128 + e.signum
     print(report.summary())
     return 0
 
