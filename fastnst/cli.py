@@ -154,9 +154,9 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="iterations in all (default 500)")
     p.add_argument("--preset", help="fastnst (default), gatys or jcjohnson")
     p.add_argument("--init", help="content (default), noise, or an image file")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"))
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), help="lbfgs (default) or adam")
+    p.add_argument("--seed", type=int, help="seed of the noise start, --init noise (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto (default): CUDA if there is a GPU")
     colors = p.add_mutually_exclusive_group()
     colors.add_argument(
         "--preserve-color", dest="preserve_color", action="store_const", const="luminance",
@@ -200,7 +200,9 @@ def _add_export(sub: Any) -> None:
     p.add_argument("checkpoint", help="a .ckpt written by train.py")
     p.add_argument("-o", "--output", type=Path, help="the .onnx file (default: next to the checkpoint)")
     precision = p.add_mutually_exclusive_group()
-    precision.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    precision.add_argument(
+        "--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="the weights' precision (default fp32)"
+    )
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="half precision")
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="int8 (quantized)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
@@ -240,7 +242,12 @@ def _add_tools(sub: Any) -> None:
     eval_arguments(p)
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("styles", help="list the shipped style models and the built-in paintings")
+    p = sub.add_parser(
+        "styles",
+        help="list the shipped style models and the built-in paintings",
+        description="The shipped style models (--model NAME in infer and eval: real-time, _hq quality tier, "
+        "_stable for video, several-style models), the built-in paintings (style=NAME, --style NAME) and bases.",
+    )
     p.set_defaults(func=_cmd_styles)
 
     p = sub.add_parser("vgg", help="download/convert the VGG loss-network weights, or write an fp16 copy")
@@ -333,7 +340,12 @@ def _add_infer(sub: Any) -> None:
     )
     p.add_argument("--max-size", type=int, help="downscale images and video frames: long side at most this (px)")
     _add_style_options(p)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "tensorrt"),
+        default="auto",
+        help="auto (default): CUDA if onnxruntime-gpu is installed, else CPU",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument(
         "--tile-size",

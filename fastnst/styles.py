@@ -52,6 +52,8 @@ def _file_or_shipped(value: str | Path, shipped: dict[str, Path], file_kind: str
         return path
     if str(value) in shipped:
         return shipped[str(value)]
+    if path.is_dir():
+        raise StyleError(f"{value}: a folder, not a {file_kind}")
     names = ", ".join(shipped) or "none in this version"
     raise StyleError(f"{value}: no such {file_kind}, and not {shipped_kind} ({names})")
 
@@ -142,8 +144,9 @@ def resolve_model(value: str | Path) -> Path:
     return _file_or_shipped(value, {**shipped_models(), **shipped_variant_models()}, "model file", "a shipped style")
 
 
-def resolve_style_image(value: str | Path) -> Path:
-    """A path to an existing image file, or the name (or file name) of a built-in painting.
+def resolve_style_image(value: str | Path, key: str = "style.image") -> Path:
+    """A path to an existing image file, or the name (or file name) of a built-in painting; ``key`` is
+    the setting or flag that errors name (``--style`` on a command line).
 
     Raises:
         StyleError: naming the value and the built-in styles when nothing matches.
@@ -155,4 +158,5 @@ def resolve_style_image(value: str | Path) -> Path:
     name = Path(str(value)).stem
     if str(value) in (name, f"{name}.jpg") and name in builtin:
         return builtin[name]
-    raise StyleError(f"style.image={value}: no such file, and not a built-in style ({', '.join(builtin)})")
+    sep = " " if key.startswith("-") else "="
+    raise StyleError(f"{key}{sep}{value}: no such file, and not a built-in style ({', '.join(builtin)})")

@@ -163,6 +163,9 @@ def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "starry_nite" in proc.stderr and "wave" in proc.stderr
+    (tmp_path / "models").mkdir()  # a folder is named as one, not as a missing file
+    with pytest.raises(StyleError, match=r"models: a folder, not a model file$"):
+        Stylizer(tmp_path / "models")
 
 
 def _file(name: str) -> str:

@@ -667,6 +667,8 @@ def test_failed_write_leaves_the_existing_output(tmp_path, monkeypatch, bits):
         ("mask count", "--mask"),
         ("16-bit jpeg", "16-bit"),
         ("unknown key", "styleweight"),
+        ("unknown style name", "--style starry_nite: no such file, and not a built-in style"),
+        ("missing init", "--init"),
     ],
 )
 def test_cli_errors(tmp_path, capsys, case, word):
@@ -686,6 +688,10 @@ def test_cli_errors(tmp_path, capsys, case, word):
         extra = ["--output-bits", "16"]
     elif case == "unknown key":
         extra = ["styleweight=3"]
+    elif case == "unknown style name":
+        style = "starry_nite"
+    elif case == "missing init":
+        extra = ["--init", str(tmp_path / "nope_init.jpg")]
     assert cli.main(cli_args(content, output, *extra, style=style)) == 2
     captured = capsys.readouterr()
     (line,) = error_lines(captured.err)

@@ -226,7 +226,7 @@ def run_eval(args: argparse.Namespace) -> int:
     # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
     from fastnst.nn.evaluate import Judge, contact_sheet, write_outputs
 
-    judge = Judge(resolve_style_image(args.style))
+    judge = Judge(resolve_style_image(args.style, "--style"))
     rows, thumbs_photos, thumbs = _judge_all(args, names, methods, photos, judge)
     sheet = None if args.no_sheet else contact_sheet(thumbs_photos, judge.style_image, thumbs)
     settings = {
@@ -301,7 +301,7 @@ def _judge_frames(args: argparse.Namespace, frames: list[np.ndarray], kept: dict
     from fastnst.runtime.flicker import JUDGED
     from fastnst.styles import resolve_style_image
 
-    judge = Judge(resolve_style_image(args.style))
+    judge = Judge(resolve_style_image(args.style, "--style"))
     for name, stylized in kept.items():
         scores = [judge.score(image, frames[i]) for i, image in stylized.items()]
         report["models"][name].update({m: float(np.mean([getattr(s, m) for s in scores])) for m in JUDGED})

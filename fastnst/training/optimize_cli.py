@@ -80,10 +80,9 @@ def compose(args: argparse.Namespace) -> DictConfig:
         cfg.output = args.output
     weights = args.style_weight or [1.0] * len(args.style)
     masks = args.mask or [None] * len(args.style)
-    if len(weights) != len(args.style) or len(masks) != len(args.style):
-        raise FastNSTError(
-            f"--style given {len(args.style)} times but --style-weight {len(weights)} and --mask {len(masks)} times"
-        )
+    for flag, given in (("--style-weight", args.style_weight), ("--mask", args.mask)):
+        if given and len(given) != len(args.style):
+            raise FastNSTError(f"{flag} given {len(given)} times for {len(args.style)} --style: one for each style")
     cfg.styles = [{"image": s, "weight": w, "mask": m} for s, w, m in zip(args.style, weights, masks, strict=True)]
     return cfg
 
@@ -99,7 +98,7 @@ def _inputs(cfg: DictConfig, settings: Settings) -> list[tuple[str, str | Path |
     """Every file the run reads, as ``(what, path)``: the photo, the styles, the masks, the --init image."""
     inputs: list[tuple[str, str | Path | None]] = [("--content photo", cfg.content)]
     for s in cfg.styles:
-        inputs += [("--style image", resolve_style_image(s["image"])), ("--mask", s.get("mask"))]
+        inputs += [("--style image", resolve_style_image(s["image"], "--style")), ("--mask", s.get("mask"))]
     if settings.init not in ("content", "noise"):
         inputs.append(("--init image", settings.init))
     return inputs
@@ -108,7 +107,7 @@ def _inputs(cfg: DictConfig, settings: Settings) -> list[tuple[str, str | Path |
 def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[float], list | None, Any]:
     """The photo, the styles, their weights and masks (or None), and the --init image (or None)."""
     content = load_image(cfg.content)
-    styles = [load_image(resolve_style_image(s["image"])) for s in cfg.styles]
+    styles = [load_image(resolve_style_image(s["image"], "--style")) for s in cfg.styles]
     weights = [float(s.get("weight", 1.0)) for s in cfg.styles]
     masks = None
     if any(s.get("mask") for s in cfg.styles):
@@ -117,6 +116,8 @@ def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[f
         masks = [load_mask(s["mask"]) for s in cfg.styles]
     init_image = None
     if settings.init not in ("content", "noise"):
+        if not Path(settings.init).expanduser().is_file():
+            raise OptimizeError(f"--init {settings.init}: no such file (or content, or noise)")
         init_image = load_image(settings.init)
     return content, styles, weights, masks, init_image
 
