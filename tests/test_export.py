@@ -425,3 +425,5 @@ def test_training_settings_are_the_metadata_without_the_export_facts():
     meta = _metadata(hparams, "fp32", 768)
     assert meta["fastnst.precision"] == "fp32" and meta["fastnst.norm_stats_size"] == "768"
     assert training_settings({**meta, "other.key": "x"}) == {**hparams, "architecture": "johnson"}
+    # An export with --style-maps marks the graph, not the training: not a setting either.
+    assert training_settings({**meta, "fastnst.style_maps": "true"}) == {**hparams, "architecture": "johnson"}

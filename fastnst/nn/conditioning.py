@@ -98,7 +98,7 @@ def extend_base(
     new: Sequence[dict[str, Any]],
     source: str,
     start_from: str | None = None,
-):
+) -> tuple[StyleNetwork, list[dict[str, Any]], list[int]]:
     """The base network with the ``new`` styles appended; ``(network, all styles, new styles' indices)``.
 
     The new styles start at the scales and shifts of the base's style named ``start_from``, or at the
@@ -132,7 +132,8 @@ def nearest_style(painting: Path, base_styles: Sequence[dict[str, Any]]) -> str:
     ``init_style=nearest``.
 
     Raises:
-        FastNSTError: naming ``init_style=nearest`` when no base style has a painting to compare.
+        FastNSTError: naming ``init_style=nearest`` when the base lists no styles, or when a base
+            style's painting cannot be read (then the style to start from is to be named).
     """
     from fastnst.nn.evaluate import Judge
     from fastnst.runtime.imageio import open_rgb

@@ -6,8 +6,8 @@ statistics from outside instead of computing them over the (tile) input.
 
 Inputs
     ``image``           float32 ``(N, 3, H, W)``, RGB in [0, 1], H and W >= 8.
-    ``norm_stats``      float32 ``(1, S)``, optional: per-channel mean and variance of every
-                        instance norm, as returned in ``norm_stats_out`` by a previous run.
+    ``norm_stats``      float32 ``(1, K)``, optional: per-channel mean and variance of every
+                        instance norm (K numbers in all), as returned in ``norm_stats_out`` by a previous run.
     ``use_norm_stats``  float32 ``(1,)``, optional: 1 to use ``norm_stats``, 0 (default) to
                         compute the statistics over ``image`` as usual.
     ``style_weights``   float32 ``(1, S)``, conditional networks only, optional: one weight per
@@ -19,9 +19,9 @@ Inputs
                         strength in [0, 1] (0: the photo back). Default: 1.
 Outputs
     ``stylized``        float32 ``(N, 3, H, W)``, RGB in [0, 1].
-    ``norm_stats_out``  float32 ``(N, S)``: the statistics computed over ``image``.
+    ``norm_stats_out``  float32 ``(N, K)``: the statistics computed over ``image``.
 
-The two optional inputs have default values (graph initializers), so a plain
+Every input but ``image`` has a default value (a graph initializer), so a plain
 ``session.run(None, {"image": x})`` works. Metadata properties (``fastnst.*``) record
 the style, the training image size, the loss weights and fastnst's version.
 """
@@ -228,7 +228,14 @@ def _strength_output(hparams: dict[str, Any], path: Path) -> bool:
 
 
 # Metadata that an export adds about itself, not a training setting (see training_settings).
-_EXPORT_FACTS = (FORMAT_KEY, STYLE_NAMES_KEY, "fastnst.version", "fastnst.precision", "fastnst.norm_stats_size")
+_EXPORT_FACTS = (
+    FORMAT_KEY,
+    STYLE_NAMES_KEY,
+    STYLE_MAPS_KEY,
+    "fastnst.version",
+    "fastnst.precision",
+    "fastnst.norm_stats_size",
+)
 
 
 def _metadata(hparams: dict, precision: str, stats_size: int) -> dict[str, str]:

@@ -485,7 +485,7 @@ class Stylizer:
         """Stylize PIL images or ``(H, W, 3)`` arrays (uint8, or float in [0, 1]); equal-size small
         images run as one batch. Results are float ``(H, W, 3)`` in [0, 1].
 
-        ``strength`` (0..1) is the model's trained-in strength when it has one (:attr:`conditional`:
+        ``strength`` (0..1) is the model's trained-in strength when it has one (:attr:`trained_strength`:
         lighter strokes on an intact photo), else a blend of the stylized pixels with the photo's.
         """
         trained = self._trained(strength)
