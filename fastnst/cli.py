@@ -16,6 +16,7 @@ from typing import Any
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError
+from fastnst.runtime.onnx_contract import OPSET, PRECISIONS
 
 # Packages of the [train] extra: a subcommand that needs one of them, run on the base install, says so in one line.
 TRAIN_EXTRA = {"torch", "lightning", "hydra", "omegaconf", "tensorboard", "onnx", "onnxscript", "h5py"}
@@ -201,11 +202,11 @@ def _add_export(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, help="the .onnx file (default: next to the checkpoint)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument(
-        "--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="the weights' precision (default fp32)"
+        "--precision", choices=PRECISIONS, default="fp32", help="the weights' precision (default fp32)"
     )
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="half precision")
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="int8 (quantized)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (>= 17, default {OPSET})")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
     p.add_argument(
         "--style-maps",

@@ -54,12 +54,10 @@ from fastnst.nn.transformer_net import (
     style_affine,
 )
 from fastnst.overwrite import refuse_overwrite
-from fastnst.runtime.onnx_contract import FORMAT_KEY, STYLE_MAPS_KEY, STYLE_NAMES_KEY
+from fastnst.runtime.onnx_contract import FORMAT_KEY, OPSET, PRECISIONS, STYLE_MAPS_KEY, STYLE_NAMES_KEY
 
 log = logging.getLogger(__name__)
 
-OPSET = 18
-PRECISIONS = ("fp32", "fp16", "int8")
 # Sizes at which every export is checked against PyTorch (odd ones included).
 VERIFY_SIZES = ((1, 64, 64), (2, 257, 383), (1, 9, 13), (1, 128, 96))
 # Largest difference from the fp32 PyTorch output accepted per precision (pixel values in [0, 1]).

@@ -315,11 +315,6 @@ def resize_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, JUDGE_RESAMPLE)
 
 
-def resize_long_side(image: Image.Image, size: int) -> Image.Image:
-    """The long side becomes ``size`` (up or down), aspect kept, with the judge's Lanczos."""
-    return resize_to(image, long_side_size(*image.size, size))
-
-
 def thumbnail(image: Image.Image, height: int) -> Image.Image:
     """A contact-sheet thumbnail ``height`` pixels high, aspect kept, with the judge's Lanczos."""
     w, h = image.size

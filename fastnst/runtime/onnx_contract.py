@@ -17,6 +17,8 @@ STYLE_NAME_KEY = "fastnst.style_name"
 STYLE_NAMES_KEY = "fastnst.style_names"  # conditional networks: a JSON list, one name per style_weights entry
 STYLE_MAPS_KEY = "fastnst.style_maps"  # "true": style_weights is a per-pixel (1, S, h, w) map (export --style-maps)
 STRENGTH_KEY = "fastnst.strength"  # "true": the strength input was trained (model.strength=true)
+PRECISIONS = ("fp32", "fp16", "int8")  # what fastnst export writes (the CLI lists them without torch)
+OPSET = 18  # the exporter's default ONNX opset
 _MAX_NAME = 64  # characters of a style name kept in output file names
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
