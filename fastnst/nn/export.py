@@ -55,6 +55,7 @@ from fastnst.nn.transformer_net import (
 )
 from fastnst.overwrite import refuse_overwrite
 from fastnst.runtime.onnx_contract import FORMAT_KEY, OPSET, PRECISIONS, STYLE_MAPS_KEY, STYLE_NAMES_KEY
+from fastnst.runtime.stylizer import open_session
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ def verify(
             infinity (a NaN difference would compare as within any tolerance).
     """
 
-    session = _session(path)
+    session = open_session(path)
     # Optional inputs (backed by a default) are listed among the overridable initializers.
     inputs = [*session.get_inputs(), *session.get_overridable_initializers()]
     maps = any(x.name == "style_weights" and len(x.shape) == 4 for x in inputs)
@@ -540,7 +541,7 @@ def _mean_error(path: Path, net: StyleNetwork) -> float:
     image = load_image(sample_photos_dir() / "chelsea.jpg", size=256)
     with torch.no_grad():
         expected = net(image).numpy()
-    session = _session(path)
+    session = open_session(path)
     got = session.run(["stylized"], {"image": image.numpy()})[0]
     return float(np.abs(got.astype(np.float32) - expected).mean())
 
@@ -571,12 +572,3 @@ def quantize_int8(src: Path, dst: Path, calibration_images: Sequence[str | Path]
         weight_type=QuantType.QInt8,
         per_channel=True,
     )
-
-
-def _session(path: str | Path):
-    """A CPU onnxruntime session, quiet about the optional (initializer-backed) inputs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

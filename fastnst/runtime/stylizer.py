@@ -167,7 +167,7 @@ def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margi
         raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
 
 
-def _open_session(path: Path, device: str) -> Any:
+def open_session(path: str | Path, device: str = "cpu") -> Any:
     """An onnxruntime session on ``device``; a file onnxruntime cannot load is a one-line ModelError."""
     import onnxruntime as ort
 
@@ -270,7 +270,7 @@ class Stylizer:
         self.path = resolve_model(model)  # a file that exists, else a shipped style's name (starry_night)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
-        self.session = _open_session(self.path, device)
+        self.session = open_session(self.path, device)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         _check_contract(self.path, self.session, self.metadata)
         try:
