@@ -46,12 +46,9 @@ from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_netw
 from fastnst.nn.vgg import pretrained_vgg
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
+from fastnst.training.nonfinite import NonFiniteGuard, step_tensors
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FastNSTError):
-    """Training stopped: the loss was NaN or infinite too many steps in a row."""
 
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
@@ -119,12 +116,7 @@ class StyleTransferModule(pl.LightningModule):
         # The compiled network when compile=True. Not a submodule (object.__setattr__ bypasses nn.Module's
         # registration): a checkpoint holds the network once, under net., which is what gets loaded.
         object.__setattr__(self, "_train_net", self.net)
-        # The non-finite guard keeps its state on the training device (no host sync per step).
-        self._finite: torch.Tensor | None = None  # this step's verdict, a bool tensor
-        self._in_a_row: torch.Tensor | None = None  # non-finite losses in a row
-        self._reported = 0  # non-finite steps already warned about
-        self._nonfinite_total: torch.Tensor | None = None
-        self._snapshot: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.guard = NonFiniteGuard(self.hparams.max_nonfinite_steps)  # a NaN loss's step changes nothing
 
     # -- training -------------------------------------------------------------
 
@@ -231,30 +223,10 @@ class StyleTransferModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, "train")
-        # A non-finite loss makes this step a no-op: its update is undone on the device after the
-        # optimizer step (see on_train_batch_end), so no step waits for the GPU to say whether the
-        # loss was finite. The step still counts, so the data position stays tied to the global step
-        # (exact resume). DDP processes agree: any non-finite loss undoes the step everywhere.
-        bad = (~torch.isfinite(loss.detach())).float()
-        if self.trainer.world_size > 1:
-            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
-        finite = bad == 0
-        # With gradient accumulation, one non-finite micro-batch poisons the whole update.
-        self._finite = finite if self._finite is None else self._finite & finite
-        if self._in_a_row is None:
-            self._in_a_row = torch.zeros((), device=loss.device, dtype=torch.long)
-            self._nonfinite_total = torch.zeros((), device=loss.device, dtype=torch.long)
-        self._in_a_row = torch.where(finite, 0, self._in_a_row + 1)
-        self._nonfinite_total = self._nonfinite_total + (~finite).long()
+        # A non-finite loss makes this step a no-op, undone on the device after the optimizer step.
+        strategy = self.trainer.strategy
+        self.guard.observe(loss, partial(strategy.reduce, reduce_op="sum") if self.trainer.world_size > 1 else None)
         return loss
-
-    def _guarded_tensors(self, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-        """The tensors an optimizer step changes: the weights and, once created, the optimizer state."""
-        tensors = []
-        for p in self.net.parameters():
-            tensors.append(p)
-            tensors += [v for v in optimizer.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
-        return tensors
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """With ``init``: only the new styles' rows train until ``train_all_from_step``."""
@@ -269,12 +241,8 @@ class StyleTransferModule(pl.LightningModule):
         """Snapshot what the step changes, and replace non-finite gradients by zeros."""
         if self.hparams.init and not self._train_all():
             mask_gradients(self.net, self.trained)
-        if self._finite is None:
-            return
-        self._snapshot = [(t, t.detach().clone()) for t in self._guarded_tensors(optimizer)]
-        for p in self.net.parameters():
-            if p.grad is not None:
-                p.grad.copy_(torch.where(self._finite, p.grad, 0.0))
+        if self.guard.finite is not None:
+            self.guard.before_step(step_tensors(self.net.parameters(), optimizer), self.net.parameters())
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """The optimizer step, then undone on the device if the loss was not finite.
@@ -282,32 +250,12 @@ class StyleTransferModule(pl.LightningModule):
         Runs before any ``on_train_batch_end`` hook, so checkpoints never see an undone update.
         """
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        if self._finite is None or not self._snapshot:
+        inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+        if not self.guard.after_step(step_tensors(self.net.parameters(), inner)):
             return
-        before = {id(t): saved for t, saved in self._snapshot}
-        with torch.no_grad():
-            for t in self._guarded_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer):
-                saved = before.get(id(t))  # state first created by this step goes back to zeros
-                t.copy_(torch.where(self._finite, t, saved if saved is not None else torch.zeros_like(t)))
-        self._snapshot, self._finite = [], None
         # Reading the counters is a host sync: every step on a CPU (free there), at log intervals on GPUs.
         if self.device.type == "cpu" or (self.global_step % self.trainer.log_every_n_steps == 0):
-            self._check_nonfinite()
-
-    def _check_nonfinite(self) -> None:
-        assert self._in_a_row is not None and self._nonfinite_total is not None
-        total, in_a_row = int(self._nonfinite_total), int(self._in_a_row)
-        if total > self._reported:
-            log.warning(
-                "step %d: %d non-finite loss(es) so far, %d in a row; their updates were undone",
-                self.global_step, total, in_a_row,
-            )  # fmt: skip
-            self._reported = total
-        if in_a_row >= self.hparams.max_nonfinite_steps:
-            raise NonFiniteLossError(
-                f"the loss was NaN or infinite {in_a_row} steps in a row at step {self.global_step}: "
-                "lower trainer.lr or loss weights, or try trainer.precision=32-true; the last checkpoint is kept"
-            )
+            self.guard.check(self.global_step)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, content, output = self._step(batch, "val")

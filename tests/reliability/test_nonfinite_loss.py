@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastnst.nn.losses import PerceptualLoss
-from fastnst.training.module import NonFiniteLossError
+from fastnst.training.nonfinite import NonFiniteLossError
 
 
 def poison_losses(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int]) -> None:
@@ -33,7 +33,7 @@ def load(path):
 
 def test_a_nan_step_is_skipped_and_training_goes_on(run_training, tmp_path, monkeypatch, caplog):
     poison_losses(monkeypatch, {3})
-    with caplog.at_level(logging.WARNING, logger="fastnst.training.module"):
+    with caplog.at_level(logging.WARNING, logger="fastnst.training.nonfinite"):
         run = run_training(tmp_path / "run", ["trainer.max_steps=5"])
     assert any("non-finite loss" in r.message for r in caplog.records)
     ckpt = load(run / "last.ckpt")
