@@ -80,9 +80,10 @@ def _print_multi_models(models: dict[str, Path], figures: dict[str, dict[str, An
 
 
 def _flicker(figures: dict[str, Any]) -> str:
-    """``; flicker 0.60x bikes, 0.50x bigbuckbunny`` for a stability-trained model, else nothing."""
+    """``; flicker 0.477x bikes, 0.392x bigbuckbunny`` for a stability-trained model, else nothing (three
+    decimals: 0.501 is not 0.5, the target)."""
     ratios = figures.get("flicker", {})
-    return "; flicker " + ", ".join(f"{r:.2f}x {clip}" for clip, r in ratios.items()) if ratios else ""
+    return "; flicker " + ", ".join(f"{r:.3f}x {clip}" for clip, r in ratios.items()) if ratios else ""
 
 
 def _cmd_train(overrides: list[str]) -> int:
