@@ -300,3 +300,17 @@ def test_plain_lines_of_an_unknown_total_end_with_the_count(tmp_path):
         for _ in range(12):
             bar.update()
     assert log.read_text().splitlines()[-1].startswith("stylize clip.mkv: 12 done, ")
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(tiny_onnx, tmp_path, capsys):
+    """-o notes.txt/x.jpg: one line naming the file in the way, before the model runs; notes.txt kept."""
+    (photo,) = photos(tmp_path / "in", 1, 64)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    assert run_cli("--model", tiny_onnx, photo, "-o", notes / "x.jpg", "-q") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: -o {notes / 'x.jpg'}: {notes} is a file, not a folder"
+    assert notes.read_text() == "my notes"
+    # A folder that does not exist yet is made.
+    assert run_cli("--model", tiny_onnx, photo, "-o", tmp_path / "new" / "sub" / "x.jpg", "-q") == 0
+    assert (tmp_path / "new" / "sub" / "x.jpg").is_file()

@@ -154,6 +154,11 @@ def check_output(src: Path, dst: Path, root: Path) -> None:
         )
     if not _inside(dst, root):
         raise FastNSTError(f"{src}: its output {dst} would be outside {root}; refused")
+    for folder in dst.parents:  # the first that exists must be a folder, or the write fails after the work
+        if os.path.lexists(folder):
+            if not folder.is_dir():
+                raise FastNSTError(f"-o {dst}: {folder} is a file, not a folder")
+            break
     with contextlib.suppress(OSError):
         mode = os.lstat(dst).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
