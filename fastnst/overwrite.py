@@ -35,3 +35,33 @@ def refuse_overwrite(
             raise error(
                 f"{flag} {output}: that is the {what} {path}; inputs are never overwritten, choose another {flag}"
             )
+
+
+def _stat(path: str | Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+class InputSet:
+    """The inputs of a run, by real path and by ``(device, inode)``: :meth:`holds` says whether an output
+    would write over one of them (links, ``..``, hard links), without comparing every pair."""
+
+    def __init__(self, paths: Iterable[str | Path]) -> None:
+        paths = list(paths)
+        self.real = {os.path.realpath(p) for p in paths}
+        self.ids = {(st.st_dev, st.st_ino) for p in paths if (st := _stat(p)) is not None}
+
+    def holds(self, path: str | Path) -> bool:
+        st = _stat(path)
+        return os.path.realpath(path) in self.real or (st is not None and (st.st_dev, st.st_ino) in self.ids)
+
+
+def blocking_file(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists, when it is not a folder (nothing can then be
+    written under ``folder``); None when writing there can work."""
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            return None if path.is_dir() else path
+    return None

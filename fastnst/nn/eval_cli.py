@@ -12,6 +12,7 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
+from fastnst.overwrite import blocking_file
 from fastnst.progress import Progress
 from fastnst.runtime.imageio import IMAGE_EXTENSIONS, ImageError, open_rgb
 
@@ -202,11 +203,9 @@ def _print_report(report: dict[str, Any], names: list[str], output: Path, sheet:
 
 def check_output_folder(output: Path) -> None:
     """Refuse, before any work, an ``-o`` that is a file or lies under one (eval writes a folder)."""
-    for folder in (output, *output.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise EvalError(f"-o {output}: {folder} is a file; eval writes its results into a folder")
-            return
+    blocking = blocking_file(output)
+    if blocking is not None:
+        raise EvalError(f"-o {output}: {blocking} is a file; eval writes its results into a folder")
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fastnst.errors import FastNSTError
+from fastnst.overwrite import InputSet, blocking_file
 from fastnst.progress import Progress
 from fastnst.runtime.imageio import (
     IMAGE_EXTENSIONS,
@@ -154,11 +155,9 @@ def check_output(src: Path, dst: Path, root: Path) -> None:
         )
     if not _inside(dst, root):
         raise FastNSTError(f"{src}: its output {dst} would be outside {root}; refused")
-    for folder in dst.parents:  # the first that exists must be a folder, or the write fails after the work
-        if os.path.lexists(folder):
-            if not folder.is_dir():
-                raise FastNSTError(f"-o {dst}: {folder} is a file, not a folder")
-            break
+    blocking = blocking_file(dst.parent)  # else the write would fail after the work
+    if blocking is not None:
+        raise FastNSTError(f"-o {dst}: {blocking} is a file, not a folder")
     with contextlib.suppress(OSError):
         mode = os.lstat(dst).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
@@ -290,8 +289,7 @@ class InferRun:
         self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
         self.pending: list[Pending] = []
         self.bar: Progress | None = None  # counts inputs as they are finished: written or failed
-        self.inputs = {os.path.realpath(src) for src, _ in jobs}
-        self.input_ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := safe_stat(src)) is not None}
+        self.inputs = InputSet(src for src, _ in jobs)
         # After a signal, an output whose file changed was written, even if its record was not made yet.
         self.stamps = {dst: _stamp(dst) for dst in outputs}
 
@@ -331,8 +329,7 @@ class InferRun:
 
     def _refuse_input(self, src: Path, dst: Path) -> None:
         """Never write over an input, this one's or another's (hard links and case-insensitive names too)."""
-        st = safe_stat(dst)
-        if os.path.realpath(dst) in self.inputs or (st is not None and (st.st_dev, st.st_ino) in self.input_ids):
+        if self.inputs.holds(dst):
             raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
 
     def image(self, src: Path, dst: Path) -> None:
@@ -421,13 +418,6 @@ class InferRun:
             for (src, _), dst in zip(self.jobs, self.outputs, strict=True)
             if str(dst) not in recorded and str(src) not in failed and _stamp(dst) != self.stamps[dst]
         ]
-
-
-def safe_stat(path: Path) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
 
 
 # -- reporting ---------------------------------------------------------------------------------------

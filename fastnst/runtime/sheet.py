@@ -8,8 +8,6 @@ strength input, else pixel blends). Each cell is labelled.
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 from pathlib import Path
 
@@ -17,8 +15,9 @@ from PIL import Image, ImageDraw
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
+from fastnst.overwrite import InputSet
 from fastnst.runtime.imageio import fit_long_side, open_rgb, to_float, to_uint8
-from fastnst.runtime.infer_cli import STREAM, check_settings, expand_inputs, safe_stat
+from fastnst.runtime.infer_cli import STREAM, check_outputs, check_settings, expand_inputs
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.video import is_video
 from fastnst.styles import QUALITY_SUFFIX, quality_model
@@ -99,21 +98,20 @@ def plan_sheets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
             raise FastNSTError(f"-o {args.output}: a sheet is written as .jpg or .png (or give a folder)")
         if len(jobs) > 1:
             raise FastNSTError(f"-o {args.output}: --sheet writes one sheet per photo; give a folder for several")
-    planned, taken = [], set()
-    inputs = {os.path.realpath(src) for src, _ in jobs}
-    ids = {(st.st_dev, st.st_ino) for src, _ in jobs if (st := safe_stat(src)) is not None}
+    sheets: list[Path] = []
+    taken: set[str] = set()
     for src, base in jobs:
         dst = sheet_path(src, base, args.output, args.model)
         if str(dst).casefold() in taken:  # photo.jpg and photo.png in one folder
             dst = dst.with_name(f"{src.stem}_{src.suffix.lstrip('.')}_{Path(args.model).stem}_sheet.jpg")
-        st = safe_stat(dst)
-        if os.path.realpath(dst) in inputs or (st is not None and (st.st_dev, st.st_ino) in ids):
-            raise FastNSTError(f"{src}: its sheet {dst} would overwrite an input; choose another -o")
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            raise FastNSTError(f"-o {dst}: exists and is not a file; it is never replaced")
         taken.add(str(dst).casefold())
-        planned.append((src, dst))
-    return planned
+        sheets.append(dst)
+    check_outputs(jobs, sheets, args.output)  # infer's checks: inside -o, not under a file, not a non-file
+    inputs = InputSet(src for src, _ in jobs)
+    for (src, _), dst in zip(jobs, sheets, strict=True):
+        if inputs.holds(dst):
+            raise FastNSTError(f"{src}: its sheet {dst} would overwrite an input; choose another -o")
+    return [(src, dst) for (src, _), dst in zip(jobs, sheets, strict=True)]
 
 
 def _sheet_model(args: argparse.Namespace) -> Path:

@@ -46,7 +46,7 @@ from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_netw
 from fastnst.nn.vgg import pretrained_vgg
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
-from fastnst.training.nonfinite import NonFiniteGuard, step_tensors
+from fastnst.training.nonfinite import NonFiniteGuard
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,7 @@ class StyleTransferModule(pl.LightningModule):
         """Snapshot what the step changes, and replace non-finite gradients by zeros."""
         if self.hparams.init and not self._train_all():
             mask_gradients(self.net, self.trained)
-        if self.guard.finite is not None:
-            self.guard.before_step(step_tensors(self.net.parameters(), optimizer), self.net.parameters())
+        self.guard.before_step(list(self.net.parameters()), optimizer)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """The optimizer step, then undone on the device if the loss was not finite.
@@ -251,7 +250,7 @@ class StyleTransferModule(pl.LightningModule):
         """
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
-        if not self.guard.after_step(step_tensors(self.net.parameters(), inner)):
+        if not self.guard.after_step(list(self.net.parameters()), inner):
             return
         # Reading the counters is a host sync: every step on a CPU (free there), at log intervals on GPUs.
         if self.device.type == "cpu" or (self.global_step % self.trainer.log_every_n_steps == 0):

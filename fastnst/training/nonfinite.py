@@ -61,23 +61,23 @@ class NonFiniteGuard:
         self.in_a_row = torch.where(finite, 0, self.in_a_row + 1)
         self.total = self.total + (~finite).long()
 
-    def before_step(self, tensors: list[torch.Tensor], params: Iterable[torch.Tensor]) -> None:
-        """Keep a copy of what the step changes (``tensors``), and zero the gradients of ``params``
-        when the loss was not finite (so no NaN reaches the optimizer's state)."""
+    def before_step(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        """Keep a copy of what the step changes, and zero the gradients of ``params`` when the loss was
+        not finite (so no NaN reaches the optimizer's state)."""
         if self.finite is None:
             return
-        self.snapshot = [(t, t.detach().clone()) for t in tensors]
+        self.snapshot = [(t, t.detach().clone()) for t in step_tensors(params, optimizer)]
         for p in params:
             if p.grad is not None:
                 p.grad.copy_(torch.where(self.finite, p.grad, 0.0))
 
-    def after_step(self, tensors: list[torch.Tensor]) -> bool:
+    def after_step(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> bool:
         """Put back what the step changed if the loss was not finite; True when a step was guarded."""
         if self.finite is None or not self.snapshot:
             return False
         before = {id(t): saved for t, saved in self.snapshot}
         with torch.no_grad():
-            for t in tensors:
+            for t in step_tensors(params, optimizer):
                 saved = before.get(id(t))  # state first created by this step goes back to zeros
                 t.copy_(torch.where(self.finite, t, saved if saved is not None else torch.zeros_like(t)))
         self.snapshot, self.finite = [], None
