@@ -331,22 +331,38 @@ def test_missing_checkpoint(tmp_path):
     assert "\n" not in str(error.value)
 
 
-def _garbage_checkpoint(tmp_path: Path) -> Path:
+def _not_a_checkpoint(tmp_path: Path, kind: str, checkpoint: Path) -> Path:
     path = tmp_path / "x.ckpt"
-    path.write_bytes(np.random.default_rng(0).bytes(2000))
+    if kind == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(2000))
+    elif kind == "text":
+        path.write_text("hi\n")
+    elif kind == "truncated":
+        path.write_bytes(checkpoint.read_bytes()[:3000])
+    elif kind == "other torch file":
+        torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, path)
+    else:  # a fastnst checkpoint whose settings name another network than its weights
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state["hyper_parameters"] = {**state["hyper_parameters"], "num_residual_blocks": 2}
+        torch.save(state, path)
     return path
 
 
-def test_not_a_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("random bytes", "not a readable checkpoint (not a torch file)"),
+        ("text", "not a readable checkpoint (not a torch file)"),  # once "(KeyError: 105)"
+        ("truncated", "not a readable checkpoint (a damaged or truncated torch file)"),
+        ("other torch file", "not a fastnst training checkpoint (no state_dict and hyper_parameters)"),
+        ("other network", "its weights do not fit the network its settings name"),
+    ],
+)
+def test_not_a_checkpoint_is_one_line_naming_the_file(tmp_path, checkpoint, kind, words):
     output = tmp_path / "out" / "model.onnx"
     with pytest.raises(ExportError) as error:
-        export_onnx(_garbage_checkpoint(tmp_path), output)
-    _assert_failed_cleanly(error, output, "x.ckpt", "not a fastnst training checkpoint")
-
-
-def test_not_a_checkpoint_error_is_one_line(tmp_path):
-    with pytest.raises(ExportError) as error:
-        export_onnx(_garbage_checkpoint(tmp_path), tmp_path / "out" / "model.onnx")
+        export_onnx(_not_a_checkpoint(tmp_path, kind, checkpoint), output)
+    _assert_failed_cleanly(error, output, "x.ckpt", words)
     assert "\n" not in str(error.value)
 
 

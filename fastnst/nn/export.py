@@ -45,6 +45,7 @@ from torch import nn
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, one_line
+from fastnst.nn.checkpoint import read_checkpoint
 from fastnst.nn.transformer_net import (
     STRENGTH_OUTPUT,
     ConditionalInstanceNorm2d,
@@ -193,9 +194,13 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
     if not path.is_file():
         raise ExportError(f"{path}: no such checkpoint")
     try:
-        # weights_only: a checkpoint is plain tensors and numbers; anything needing code is refused.
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        hparams = dict(state["hyper_parameters"])
+        state = read_checkpoint(path, str(path))
+    except FastNSTError as e:
+        raise ExportError(str(e)) from e
+    if not isinstance(state, dict) or not isinstance(state.get("hyper_parameters"), dict) or "state_dict" not in state:
+        raise ExportError(f"{path}: not a fastnst training checkpoint (no state_dict and hyper_parameters)")
+    hparams = dict(state["hyper_parameters"])
+    try:
         net = build_network(
             hparams.get("architecture", "johnson"),
             width=hparams.get("width", 1.0),
@@ -208,8 +213,8 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
         net.load_state_dict(weights)
     except FastNSTError:
         raise
-    except Exception as e:
-        raise ExportError(f"{path}: not a fastnst training checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
+    except Exception as e:  # settings that build no network, or weights of another network
+        raise ExportError(f"{path}: its weights do not fit the network its settings name ({one_line(e)})") from e
     return net.eval(), hparams
 
 

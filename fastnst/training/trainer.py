@@ -6,8 +6,6 @@ import errno
 import importlib.util
 import logging
 import math
-import pickle
-import re
 import shutil
 import time
 import typing
@@ -22,7 +20,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastnst.atomic import atomic_write
-from fastnst.errors import FastNSTError, one_line
+from fastnst.errors import FastNSTError
+from fastnst.nn.checkpoint import read_checkpoint
 from fastnst.nn.precision import lightning_precision
 
 log = logging.getLogger(__name__)
@@ -456,7 +455,7 @@ def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = No
         raise FastNSTError(f"{key}: a folder, not a checkpoint file (a run's checkpoint is its last.ckpt)")
     if not path.is_file():
         raise FastNSTError(f"{key}: no such file")
-    hparams = _training_hparams(_load_checkpoint(path, key), key)
+    hparams = _training_hparams(read_checkpoint(path, key), key)
     saved = _network({**hparams, "styles": [s["name"] for s in hparams.get("styles") or []]})
     wanted = _network(model)
     if saved != wanted:
@@ -464,22 +463,6 @@ def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = No
             f"{key}: the checkpoint's network is {saved}, the config's is {wanted}; "
             "resume with the checkpoint's model and style settings"
         )
-
-
-def _load_checkpoint(path: Path, key: str) -> Any:
-    """``torch.load`` with ``weights_only=True``: plain tensors and numbers; code is never run."""
-    if path.stat().st_size == 0:
-        raise FastNSTError(f"{key}: not a readable checkpoint (an empty file)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # The weights-only unpickler refuses globals (code) and bytes that are no pickle at all alike.
-        needs_code = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if needs_code:
-            raise FastNSTError(f"{key}: refused, it needs code to load ({needs_code[1]})") from e
-        raise FastNSTError(f"{key}: not a readable checkpoint (not a torch file)") from e
-    except Exception as e:  # truncated or not a torch file: RuntimeError, EOFError, KeyError, ...
-        raise FastNSTError(f"{key}: not a readable checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
 
 
 def _training_hparams(checkpoint: Any, key: str) -> dict[str, Any]:
