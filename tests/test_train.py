@@ -151,6 +151,20 @@ def test_cli_without_dataset_says_how_to_get_one(tmp_path):
     assert "Traceback" not in out
 
 
+def test_cli_help_says_how_to_train_and_lists_the_groups(tmp_path):
+    result = _train_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("python train.py (or fastnst train)")
+    for words in ("style=NAME", "trainer=cpu", "init=six_styles", "ckpt_path=last", "model.strength=true"):
+        assert words in out, words
+    for group in ("data", "loss", "model", "style", "trainer"):
+        options = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        assert f"{group}: {', '.join(options)}" in out
+    assert "preset is for fastnst optimize" in out and "content_weight: 3.0" in out
+    assert list(tmp_path.iterdir()) == []  # help trains nothing and writes nothing
+
+
 def test_cli_bad_style_image_is_one_line_error(tmp_path):
     result = _train_cli("data=sample", "style.image=missing.jpg", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2
