@@ -35,3 +35,21 @@ def atomic_write(path: str | Path, fsync: bool = False) -> Iterator[BinaryIO]:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def new_folders(folder: str | Path) -> Iterator[None]:
+    """Make ``folder`` (and its missing parents) for the work inside, and remove the ones made here again if
+    the work fails or is interrupted: a failed output leaves no empty folders behind."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in missing:  # deepest first; a folder something else wrote into meanwhile stays
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise

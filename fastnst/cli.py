@@ -323,7 +323,6 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--smooth-momentum",
         type=float,
-        default=MOMENTUM,
         help=f"with --smooth-stats: weight of the average per frame, in [0, 1) (default {MOMENTUM})",
     )
 
@@ -378,9 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     is_train = argv[:1] == ["train"]
-    args = None if is_train else build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        args = None if is_train else build_parser().parse_args(argv)  # Ctrl-C may come while it imports
         return _cmd_train(argv[1:]) if args is None else args.func(args)
     except ModuleNotFoundError as e:
         hint = missing_extra_hint(e, f"fastnst {argv[0]}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fastnst.errors import FastNSTError
-from fastnst.runtime.video import VIDEO_EXTENSIONS, VideoReport, is_video, stylize_video
+from fastnst.runtime.video import VIDEO_EXTENSIONS, VideoReport, is_video, stylize_video, video_mark
 
 av = pytest.importorskip("av")
 
@@ -49,6 +49,7 @@ def make_clip(
     times: list[Fraction] | None = None,
     rotation: float | None = None,
     fps: int = FPS,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Path:
     """Write an H.264 clip at ``fps`` (or at ``times``, in seconds), with a 440 Hz mono ``audio`` track if given.
 
@@ -61,7 +62,7 @@ def make_clip(
         video.codec_context.time_base = time_base
         if rotation is not None:
             video.set_display_rotation(rotation)
-        sound = out.add_stream(audio, rate=SAMPLE_RATE, layout="mono") if audio else None
+        sound = out.add_stream(audio, rate=sample_rate, layout="mono") if audio else None
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(gradient(i, width, height), format="rgb24")
             frame.pts = round(times[i] / time_base) if times else i
@@ -69,12 +70,12 @@ def make_clip(
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if sound is not None:
-            n = SAMPLE_RATE * frames // fps
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)
+            n = sample_rate * frames // fps
+            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / sample_rate)).astype(np.float32)
             for start in range(0, n, 1024):
                 # The encoder converts to its own sample format and frame size.
                 chunk = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts, chunk.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
+                chunk.sample_rate, chunk.pts, chunk.time_base = sample_rate, start, Fraction(1, sample_rate)
                 out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
     return path
@@ -221,6 +222,36 @@ def test_audio_reencoded_when_container_refuses_it(
     assert output is not None and output["codec"] == codec
     assert output["seconds"] == pytest.approx(source["seconds"], abs=0.1)
     assert len(read_video(dst)["frames"]) == 12
+
+
+def test_audio_a_muxer_refuses_only_at_its_header_is_reencoded(tmp_path: Path) -> None:
+    # MOV takes an Opus stream when it is added and refuses it when the header is written: once after all
+    # the frames were stylized ("could not write video (Invalid argument)"); now it is found out first.
+    src = make_clip(tmp_path / "opus.mkv", frames=12, audio="libopus", sample_rate=48000)
+    assert read_audio(src)["codec"] == "opus"
+    dst = tmp_path / "out.mov"
+    assert stylize_video(src, dst, invert, progress=False).audio
+    output = read_audio(dst)
+    assert output is not None and output["codec"] == "aac"
+    assert output["seconds"] == pytest.approx(read_audio(src)["seconds"], abs=0.1)
+    assert len(read_video(dst)["frames"]) == 12
+
+
+@pytest.mark.parametrize("suffix", sorted(VIDEO_EXTENSIONS))
+def test_the_mark_is_written_and_read_back(clips: dict[str, Path], tmp_path: Path, suffix: str) -> None:
+    dst = tmp_path / f"out{suffix}"
+    stylize_video(clips["odd"], dst, invert, progress=False, mark="fastnst (style wave)")
+    assert video_mark(dst) == "fastnst (style wave)"
+    stylize_video(clips["odd"], tmp_path / f"plain{suffix}", invert, progress=False)
+    assert video_mark(tmp_path / f"plain{suffix}") is None
+    assert video_mark(clips["odd"]) is None
+
+
+def test_no_mark_on_what_is_not_a_readable_video(tmp_path: Path) -> None:
+    (tmp_path / "notes.mp4").write_text("not a video")
+    os.mkfifo(tmp_path / "fifo.mp4")  # would block a reader forever
+    for name in ("notes.mp4", "fifo.mp4", "missing.mp4"):
+        assert video_mark(tmp_path / name) is None
 
 
 def test_no_audio(clips: dict[str, Path], tmp_path: Path) -> None:

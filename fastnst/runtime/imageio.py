@@ -198,6 +198,12 @@ def _exif_of(image: Image.Image) -> Image.Exif:
     return exif
 
 
+def fastnst_mark(style: str) -> str:
+    """What marks a file as a fastnst output of ``style``: images in their EXIF ``Software`` tag, videos in
+    their container's comment tag; a rerun on a folder skips them instead of stylizing them again."""
+    return _MARK.format(style)
+
+
 def output_metadata(image: Image.Image, style: str) -> dict[str, bytes]:
     """Save options carrying ``image``'s EXIF and ICC profile into its stylized output, marked as fastnst's.
 
@@ -206,7 +212,7 @@ def output_metadata(image: Image.Image, style: str) -> dict[str, bytes]:
     """
     exif = _exif_of(image)
     exif[_ORIENTATION] = 1
-    exif[_SOFTWARE] = _MARK.format(style)
+    exif[_SOFTWARE] = fastnst_mark(style)
     options = {"exif": exif.tobytes()}
     icc = image.info.get("icc_profile")
     if isinstance(icc, bytes) and icc[16:20] == b"RGB ":  # the profile header's colour space
@@ -223,7 +229,7 @@ def made_by_fastnst(path: str | Path, style: str) -> bool:
         with open_regular(path) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(f) as img:
-                return _exif_of(img).get(_SOFTWARE) == _MARK.format(style)
+                return _exif_of(img).get(_SOFTWARE) == fastnst_mark(style)
     except Exception:  # Pillow raises many types on damaged headers; none of them matters here
         return False
 

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from fastnst.atomic import new_folders
 from fastnst.errors import FastNSTError
 from fastnst.overwrite import InputSet, blocking_file
 from fastnst.progress import Progress
@@ -37,6 +38,7 @@ from fastnst.runtime.imageio import (
     ImageError,
     decode_rgb,
     encode_image,
+    fastnst_mark,
     made_by_fastnst,
     max_image_pixels,
     open_rgb,
@@ -47,8 +49,8 @@ from fastnst.runtime.imageio import (
 )
 from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
-from fastnst.runtime.temporal import SmoothedStats, check_momentum
-from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video
+from fastnst.runtime.temporal import MOMENTUM, SmoothedStats, check_momentum
+from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video, video_mark
 from fastnst.styles import QUALITY_SUFFIX, STABLE_SUFFIX, quality_model, video_model
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
@@ -147,10 +149,10 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_output(src: Path, dst: Path, root: Path) -> None:
     """Refuse, before any work, an output whose extension does not fit its input, that is not inside
     ``root``, or that exists and is not a file (a folder, a FIFO): such a thing is never replaced."""
-    kind, extensions = ("video", VIDEO_EXTENSIONS) if is_video(src) else ("image", IMAGE_EXTENSIONS)
+    kind, extensions = ("a video", VIDEO_EXTENSIONS) if is_video(src) else ("an image", IMAGE_EXTENSIONS)
     if dst.suffix.lower() not in extensions:
         raise FastNSTError(
-            f"-o {dst}: {src} is an {kind} ({kind} names end in {', '.join(sorted(extensions))}); "
+            f"-o {dst}: {src} is {kind} ({kind[kind.index(' ') + 1 :]} names end in {', '.join(sorted(extensions))}); "
             "name one of those, or an existing folder"
         )
     if not _inside(dst, root):
@@ -164,12 +166,17 @@ def check_output(src: Path, dst: Path, root: Path) -> None:
             raise FastNSTError(f"-o {dst}: exists and is not a file; it is never replaced")
 
 
-def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None) -> None:
-    """:func:`check_output` for every planned output; the root is ``-o`` (a folder), or the input's folder."""
+def check_outputs(jobs: list[Job], outputs: list[Path], output: Path | None, what: str = "output") -> None:
+    """:func:`check_output` for every planned output, and none of them an input (by any route: links,
+    hard links, case); the root is ``-o`` (a folder), or the input's folder."""
     single_file = output is not None and len(jobs) == 1 and outputs[0] == output
+    inputs = InputSet(src for src, _ in jobs)
     for (src, _), dst in zip(jobs, outputs, strict=True):
         root = dst.parent if single_file else (output if output is not None else src.parent)
         check_output(src, dst, root)
+        if inputs.holds(dst):
+            fix = "choose another -o" if output is not None else "name an output folder with -o"
+            raise FastNSTError(f"{src}: its {what} {dst} would overwrite an input; {fix}")
 
 
 def check_settings(args: argparse.Namespace) -> None:
@@ -189,10 +196,13 @@ def check_settings(args: argparse.Namespace) -> None:
             raise FastNSTError(f"--mask {spec}: {path}: no such file")
     if args.mask and args.sheet:
         raise FastNSTError("--mask and --sheet: a sheet shows each style on its own; leave one out")
-    try:
-        check_momentum(args.smooth_momentum, "--smooth-momentum")
-    except ValueError as e:
-        raise FastNSTError(str(e)) from None
+    if args.smooth_momentum is not None:
+        if not args.smooth_stats:
+            raise FastNSTError(f"--smooth-momentum {args.smooth_momentum}: only with --smooth-stats (its momentum)")
+        try:
+            check_momentum(args.smooth_momentum, "--smooth-momentum")
+        except ValueError as e:
+            raise FastNSTError(str(e)) from None
     if args.tile_size is not None and args.tile_size < 4 * _OVERLAP:
         raise FastNSTError(
             f"--tile-size {args.tile_size}: must be at least {4 * _OVERLAP} px (4 x the {_OVERLAP}-px tile overlap)"
@@ -200,6 +210,29 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.max_image_pixels is not None:
         set_max_image_pixels(args.max_image_pixels)
     max_image_pixels()  # a bad FASTNST_MAX_IMAGE_PIXELS is a settings error, once, before any work
+
+
+def _media_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """The flags given that act on videos only (True) or on photos only (False)."""
+    flags = (
+        ("--smooth-stats", args.smooth_stats, True),
+        ("--no-stable", args.no_stable, True),
+        ("--fast", args.fast, False),
+    )
+    return [(flag, for_videos) for flag, given, for_videos in flags if given]
+
+
+def check_media_settings(args: argparse.Namespace, jobs: list[Job]) -> None:
+    """Settings that depend on what the inputs are: refused where they cannot work, and a note where a
+    flag has nothing to act on (instead of being silently ignored)."""
+    videos = sum(is_video(src) for src, _ in jobs)
+    photos = len(jobs) - videos
+    if videos and args.max_size is not None and args.max_size < 2:
+        raise FastNSTError(f"--max-size {args.max_size}: a video frame needs at least 2 px a side")
+    flags = _media_flags(args)
+    unused = [f"{flag} ({'videos' if v else 'photos'} only)" for flag, v in flags if not (videos if v else photos)]
+    if unused and not args.quiet:
+        print(f"note: {', '.join(unused)}: no such input here, not used", file=sys.stderr)
 
 
 # -- signals ------------------------------------------------------------------------------------
@@ -289,7 +322,6 @@ class InferRun:
         self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
         self.pending: list[Pending] = []
         self.bar: Progress | None = None  # counts inputs as they are finished: written or failed
-        self.inputs = InputSet(src for src, _ in jobs)
         # After a signal, an output whose file changed was written, even if its record was not made yet.
         self.stamps = {dst: _stamp(dst) for dst in outputs}
 
@@ -312,7 +344,6 @@ class InferRun:
         self.bar = bar
         for (src, _), dst in zip(self.jobs, self.outputs, strict=True):
             try:
-                self._refuse_input(src, dst)
                 if not self.args.overwrite and os.path.lexists(dst):
                     self.skip(src, f"{dst} exists (--overwrite replaces it)", dst)
                 elif is_video(src):
@@ -326,11 +357,6 @@ class InferRun:
     def skip(self, src: Path, reason: str, dst: Path | None = None) -> None:
         self.skipped.append({"input": str(src), **({"output": str(dst)} if dst else {}), "reason": reason})
         self._finished(src)
-
-    def _refuse_input(self, src: Path, dst: Path) -> None:
-        """Never write over an input, this one's or another's (hard links and case-insensitive names too)."""
-        if self.inputs.holds(dst):
-            raise FastNSTError(f"{src}: its output {dst} would overwrite an input; choose another -o")
 
     def image(self, src: Path, dst: Path) -> None:
         opened = open_rgb(src)
@@ -380,7 +406,7 @@ class InferRun:
             return self._frames
         smoothed = SmoothedStats(
             self.video_stylizer,
-            self.args.smooth_momentum,
+            MOMENTUM if self.args.smooth_momentum is None else self.args.smooth_momentum,
             strength=self.args.strength,
             preserve_colors=self.args.preserve_color,
         )
@@ -388,16 +414,17 @@ class InferRun:
 
     def video(self, src: Path, dst: Path) -> None:
         self.flush()
-        dst.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        report = stylize_video(
-            src,
-            dst,
-            self._frame_function(),
-            self.args.batch_size,
-            progress=not self.args.quiet,
-            max_size=self.args.max_size,
-        )
+        with new_folders(dst.parent):  # the temporary file is written beside the output
+            report = stylize_video(
+                src,
+                dst,
+                self._frame_function(),
+                self.args.batch_size,
+                progress=not self.args.quiet,
+                max_size=self.args.max_size,
+                mark=fastnst_mark(self.stylizer.style),
+            )
         record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
         record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))
         if self.video_stylizer is not self.stylizer:
@@ -488,6 +515,7 @@ def _prepare(args: argparse.Namespace) -> InferRun:
         return InferRun(stylizer, args, [], [], skipped)
     if len(jobs) > 1 and args.output is not None and (args.output.is_file() or args.output.suffix):
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
+    check_media_settings(args, jobs)
     outputs = plan_outputs(jobs, args.output, stylizer.style)
     check_outputs(jobs, outputs, args.output)
     return InferRun(stylizer, args, jobs, outputs, skipped, _video_stylizer(args, jobs), _photo_stylizer(args, jobs))
@@ -518,12 +546,13 @@ def _video_stylizer(args: argparse.Namespace, jobs: list[Job]) -> Stylizer | Non
 
 
 def _earlier_outputs(jobs: list[Job], style: str) -> tuple[list[Job], list[dict[str, str]]]:
-    """Inputs that are fastnst outputs of this style (marked in their EXIF) are not stylized again:
-    a rerun on a folder does not make ``photo_wave_wave.jpg``. Returns the jobs left, and the skipped."""
+    """Inputs that are fastnst outputs of this style (marked in an image's EXIF, a video's comment tag) are
+    not stylized again: a rerun on a folder does not make ``photo_wave_wave.jpg``. Returns the jobs left, and
+    the skipped."""
     kept: list[Job] = []
     skipped: list[dict[str, str]] = []
     for src, base in jobs:
-        if not is_video(src) and made_by_fastnst(src, style):
+        if video_mark(src) == fastnst_mark(style) if is_video(src) else made_by_fastnst(src, style):
             skipped.append({"input": str(src), "reason": f"an output of fastnst with style {style}"})
         else:
             kept.append((src, base))
@@ -543,8 +572,12 @@ def run_infer(args: argparse.Namespace) -> int:
     with stop_on_signals():
         try:
             run = _prepare(args)
-        except KeyboardInterrupt as e:
-            signum = _signum(e)
+        except BaseException as e:
+            # A signal while onnxruntime is imported surfaces as its ImportError, the interrupt as its context.
+            interrupt = e if isinstance(e, KeyboardInterrupt) else _interrupt_behind(e)
+            if interrupt is None:
+                raise
+            signum = _signum(interrupt)
             print(f"interrupted by {signal.Signals(signum).name} before any input was read", file=sys.stderr)
             return 128 + signum
         start = time.perf_counter()

@@ -15,7 +15,6 @@ from PIL import Image, ImageDraw
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.overwrite import InputSet
 from fastnst.runtime.imageio import fit_long_side, open_rgb, to_float, to_uint8
 from fastnst.runtime.infer_cli import STREAM, check_outputs, check_settings, expand_inputs
 from fastnst.runtime.stylizer import Stylizer
@@ -90,7 +89,11 @@ def plan_sheets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     """``(photo, sheet)`` for every photo among the inputs (folders and globs as infer takes them; videos
     left out), distinct, none of them an input or anything but a file."""
     mark = f"_{Path(args.model).stem}_sheet"  # a rerun on a folder makes no sheets of its sheets
-    jobs = [(src, base) for src, base in expand_inputs(args.inputs) if not (is_video(src) or src.stem.endswith(mark))]
+    found = expand_inputs(args.inputs)
+    for src, _ in found:
+        if is_video(src) and not args.quiet:
+            print(f"{src}: a video, skipped (--sheet makes sheets of photos)", file=sys.stderr)
+    jobs = [(src, base) for src, base in found if not (is_video(src) or src.stem.endswith(mark))]
     if not jobs:
         raise FastNSTError(f"--sheet: no photo among {' '.join(args.inputs)} (a sheet is made of a photo)")
     if names_a_file(args.output):
@@ -106,11 +109,7 @@ def plan_sheets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
             dst = dst.with_name(f"{src.stem}_{src.suffix.lstrip('.')}_{Path(args.model).stem}_sheet.jpg")
         taken.add(str(dst).casefold())
         sheets.append(dst)
-    check_outputs(jobs, sheets, args.output)  # infer's checks: inside -o, not under a file, not a non-file
-    inputs = InputSet(src for src, _ in jobs)
-    for (src, _), dst in zip(jobs, sheets, strict=True):
-        if inputs.holds(dst):
-            raise FastNSTError(f"{src}: its sheet {dst} would overwrite an input; choose another -o")
+    check_outputs(jobs, sheets, args.output, "sheet")  # infer's: inside -o, not under a file, not an input
     return [(src, dst) for (src, _), dst in zip(jobs, sheets, strict=True)]
 
 

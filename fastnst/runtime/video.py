@@ -7,6 +7,7 @@ so that images can be stylized without it installed.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import re
@@ -71,6 +72,18 @@ class VideoReport:
             written += f" ({self.end:.2f} s of {self.declared_end:.2f} s)"
         why = f" ({self.stopped})" if self.stopped else ""
         return f"the video ends early: {written}; the file looks truncated{why}"
+
+
+def video_mark(path: str | os.PathLike[str]) -> str | None:
+    """The comment tag of the video at ``path`` (where fastnst marks its outputs), or None; any failure to
+    read it is None: the file is then read as an input, and fails there in one line."""
+    try:
+        require_regular_file(path)  # never a FIFO
+        with _import_av().open(str(path)) as container:
+            tags = {key.lower(): value for key, value in container.metadata.items()}
+    except Exception:  # FFmpeg and the file system raise many types; none of them matters here
+        return None
+    return tags.get("comment")
 
 
 def _import_av() -> Any:
@@ -213,7 +226,9 @@ class _Writer:
     Every FFmpeg error raised while writing is turned into a one-line FastNSTError naming ``dst``.
     """
 
-    def __init__(self, av: Any, tmp: Path, dst: Path, size: tuple[int, int], ain: Any, clock: _Clock, crf: int):
+    def __init__(
+        self, av: Any, tmp: Path, dst: Path, size: tuple[int, int], ain: Any, clock: _Clock, crf: int, mark: str | None
+    ):
         fps, time_base = clock.fps, clock.time_base
         self.av, self.dst, self.time_base = av, dst, time_base
         self.width, self.height = size[0] + size[0] % 2, size[1] + size[1] % 2
@@ -222,6 +237,8 @@ class _Writer:
         self.video_seconds: Fraction | None = None  # the latest video timestamp muxed
         with self._errors():
             self.out = av.open(str(tmp), "w")
+            if mark is not None:  # the container's comment tag: every supported container keeps it
+                self.out.metadata["comment"] = mark
             if dst.suffix.lower() == ".webm":
                 # WebM holds VP8/VP9/AV1 only. "b": "0" makes libvpx use constant quality (crf) mode.
                 options = {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "2", "row-mt": "1"}
@@ -252,9 +269,24 @@ class _Writer:
         except (self.av.FFmpegError, OSError, ValueError) as exc:
             raise FastNSTError(f"{self.dst}: could not write video ({_reason(exc)})") from None
 
+    def _takes_as_is(self, ain: Any) -> bool:
+        """Whether the output container can carry ``ain``'s packets as they are. Some muxers refuse a codec only
+        when the header is written (MOV refuses Opus), after all the work: a header written to memory tells."""
+        probe = None
+        try:
+            probe = self.av.open(io.BytesIO(), "w", format=self.out.format.name)
+            probe.add_stream_from_template(ain)
+            probe.start_encoding()
+            return True
+        except (self.av.FFmpegError, ValueError):
+            return False
+        finally:
+            if probe is not None:
+                with contextlib.suppress(Exception):
+                    probe.close()
+
     def _add_audio(self, ain: Any) -> None:
-        with contextlib.suppress(ValueError):
-            # Copy the packets as they are when the container accepts the codec (PyAV raises ValueError if not).
+        if self._takes_as_is(ain):
             self.aout = self.out.add_stream_from_template(ain)
             self.copy_audio = True
             return
@@ -412,9 +444,9 @@ class _Partial:
         self.tmp: Path | None = None
         self.writer: _Writer | None = None
 
-    def open(self, av: Any, size: tuple[int, int], ain: Any, clock: _Clock, crf: int) -> _Writer:
+    def open(self, av: Any, size: tuple[int, int], ain: Any, clock: _Clock, crf: int, mark: str | None) -> _Writer:
         self.tmp = _temp_for(self.dst)
-        self.writer = _Writer(av, self.tmp, self.dst, size, ain, clock, crf)
+        self.writer = _Writer(av, self.tmp, self.dst, size, ain, clock, crf, mark)
         return self.writer
 
     def publish(self) -> None:
@@ -512,6 +544,7 @@ def stylize_video(
     progress: bool = True,
     crf: int = 18,
     max_size: int | None = None,
+    mark: str | None = None,
 ) -> VideoReport:
     """Stylize every frame of the video ``src`` with ``stylize`` and write ``dst``, keeping timing and audio.
 
@@ -522,6 +555,7 @@ def stylize_video(
     codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through a temporary file of its own
     in its folder and replaced only on success. Frames over the pixel limit (``fastnst.runtime.imageio``) are refused
     before decoding. A file that ends early is written as far as it decodes (see ``VideoReport.shortfall``).
+    ``mark`` goes into the container's comment tag (:func:`video_mark` reads it back).
     Raises FastNSTError for a missing, unreadable or too large ``src``, a ``dst`` that is ``src`` or not a
     video name, or a write failure.
     """
@@ -542,7 +576,7 @@ def stylize_video(
             clock = _Clock(fps, vin.time_base, cfr=dst.suffix.lower() == ".avi")
             # --max-size as for images, each side even: yuv420p needs it
             size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
-            writer = partial.open(av, size, ain, clock, crf)
+            writer = partial.open(av, size, ain, clock, crf, mark)
             reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
             with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
                 _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)

@@ -331,7 +331,7 @@ def test_output_equal_to_the_input_is_refused(tiny_onnx, tmp_path):
     photo.write_bytes((sample_photos_dir() / "coffee.jpg").read_bytes())
     before = digest(tmp_path)
     rc, _, err = cli("infer", photo, "--model", tiny_onnx, "-o", photo, "-q")
-    assert rc == 1
+    assert rc == 2  # refused before any work, as a settings error
     lines = error_lines(err)
     assert len(lines) == 1 and str(photo) in lines[0] and "overwrite" in lines[0], err
     assert digest(tmp_path) == before  # no new file, input bytes unchanged

@@ -185,3 +185,64 @@ def test_a_whole_video_gives_no_warning(bikes, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert nonblank(proc.stderr) == []
     assert probe(tmp_path / "out.mp4")[0] == BIKES_FRAMES
+
+
+# -- 13. reruns, failures and settings that depend on the inputs ------------------------------------------
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("into", [None, "out"])
+def test_a_rerun_on_a_folder_skips_the_earlier_video_outputs(tmp_path, into):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    flat_clip(folder / "clip.mp4", 32, 24, 3)
+    target = [] if into is None else ["-o", folder / into]
+    first = infer(folder, *target, "--max-size", "32")
+    assert first.returncode == 0, first.stderr
+    made = _listing(folder)
+    style = "starry_night"
+    assert (f"{into}/" if into else "") + f"clip_{style}.mp4" in made
+    for _ in range(2):  # once made clip_starry_night_starry_night.mp4, then failed as "would overwrite an input"
+        again = infer(folder, *target, "--max-size", "32", "--json")
+        assert again.returncode == 0, again.stderr
+        assert _listing(folder) == made
+        assert "an output of fastnst with style starry_night" in again.stdout and "exists" in again.stdout
+
+
+def test_a_failed_video_leaves_no_folder_behind(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    proc = infer(bad, "-o", tmp_path / "made" / "by" / "typo" / "x.mp4")
+    assert proc.returncode == 1
+    error, summary = nonblank(proc.stderr)
+    assert error.startswith(f"error: {bad}: not a readable video") and summary.startswith("1 of 1 input(s) failed")
+    assert _listing(tmp_path) == ["bad.mp4"]  # no made/by/typo/
+
+
+def test_settings_that_need_a_video_or_a_photo(tmp_path):
+    clip = flat_clip(tmp_path / "clip.mp4", 32, 24, 3)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((REPO / "fastnst" / "assets" / "sample_photos" / "chelsea.jpg").read_bytes())
+    cases = [
+        ((clip, "--max-size", "1"), 2, "--max-size 1: a video frame needs at least 2 px a side"),
+        ((clip, "--smooth-momentum", "0.5"), 2, "--smooth-momentum 0.5: only with --smooth-stats"),
+    ]
+    for args, status, words in cases:
+        proc = infer(*args, "-o", tmp_path / "o.mp4")
+        assert proc.returncode == status, proc.stderr
+        (line,) = nonblank(proc.stderr)
+        assert words in line, line
+    assert _listing(tmp_path) == ["clip.mp4", "photo.png"]
+    # A video-only flag on photos alone is not silently ignored (infer() passes -q: run without it).
+    cmd = [c for c in infer_cmd(photo, "--smooth-stats", "--max-size", "32", "-o", tmp_path / "p.png") if c != "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: --smooth-stats (videos only): no such input here, not used" in proc.stderr
+    # --sheet says which inputs it leaves out.
+    cmd = [c for c in infer_cmd(clip, photo, "--sheet", "--max-size", "32", "-o", tmp_path / "sheets") if c != "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{clip}: a video, skipped (--sheet makes sheets of photos)" in proc.stderr
