@@ -83,3 +83,45 @@ def test_eval_without_video_still_needs_style_and_content(capsys):
 
     assert main(["eval", "--model", "wave"]) != 0
     assert "--style and --content are required" in capsys.readouterr().err
+
+
+def test_eval_video_without_the_judges_weights_fails_before_any_frame_is_stylized(tmp_path, capsys, monkeypatch):
+    from fastnst.cli import main
+    from fastnst.runtime import stylizer
+
+    calls = []
+    real = stylizer.Stylizer.__call__
+    monkeypatch.setattr(stylizer.Stylizer, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    monkeypatch.setenv("FASTNST_VGG_WEIGHTS", str(tmp_path / "no_such_weights"))
+    clip = asset("videos/bikes.mp4")
+    out = tmp_path / "flicker"
+    args = ["eval", "--video", str(clip), "--model", "wave", "--style", "wave", "--frames", "3", "--max-size", "64"]
+    assert main([*args, "-o", str(out), "-q"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: FASTNST_VGG_WEIGHTS=") and "no such file" in line
+    assert calls == [] and not out.exists()  # once: every frame stylized, then this error, nothing written
+
+
+def test_eval_video_measures_a_file_cut_short_on_the_frames_it_has(tmp_path, capsys):
+    av = pytest.importorskip("av")
+    from fastnst.cli import main
+
+    whole = tmp_path / "whole.mp4"
+    with (
+        av.open(str(asset("videos/bikes.mp4"))) as inp,
+        av.open(str(whole), "w", options={"movflags": "faststart"}) as out,
+    ):
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 10])  # the header first, then a tenth
+    out = tmp_path / "flicker"
+    assert main(["eval", "--video", str(cut), "--model", "wave", "--max-size", "64", "-o", str(out), "-q"]) == 0
+    report = json.loads((out / "flicker.json").read_text())
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith(f"warning: {cut}: {report['frames']} frames read, then: ")
+    assert 2 <= report["frames"] < 250 and "Errno" not in warning

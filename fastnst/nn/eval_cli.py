@@ -294,18 +294,15 @@ def _video_outputs(
             yield key, out
 
 
-def _judge_frames(args: argparse.Namespace, frames: list[np.ndarray], kept: dict, report: dict) -> None:
+def _judge_frames(judge: Any, style: str, frames: list[np.ndarray], kept: dict, report: dict) -> None:
     """The judge's mean figures over the sampled frames (``kept``), added to each model's entry."""
-    from fastnst.nn.evaluate import Judge
     from fastnst.runtime.flicker import JUDGED
-    from fastnst.styles import resolve_style_image
 
-    judge = Judge(resolve_style_image(args.style, "--style"))
     for name, stylized in kept.items():
         scores = [judge.score(image, frames[i]) for i, image in stylized.items()]
         report["models"][name].update({m: float(np.mean([getattr(s, m) for s in scores])) for m in JUDGED})
     report["judged_frames"] = sorted(next(iter(kept.values())))
-    report["style"] = str(args.style)
+    report["style"] = str(style)
 
 
 def run_flicker(args: argparse.Namespace) -> int:
@@ -316,11 +313,17 @@ def run_flicker(args: argparse.Namespace) -> int:
     from fastnst.runtime.flicker import flicker_report, format_report, read_frames
 
     _check_video_settings(args)
+    judge = None
+    if args.style is not None:  # the VGG weights and the painting before any frame is stylized
+        from fastnst.nn.evaluate import Judge
+        from fastnst.styles import resolve_style_image
+
+        judge = Judge(resolve_style_image(args.style, "--style"))
     frames = read_frames(args.video, args.frames, args.max_size)
     kept: dict[str, dict[int, np.ndarray]] = {}
     report = flicker_report(args.video, frames, _video_outputs(args, frames, kept))
-    if args.style is not None:
-        _judge_frames(args, frames, kept, report)
+    if judge is not None:
+        _judge_frames(judge, args.style, frames, kept, report)
     with atomic_write(args.output / "flicker.json") as f:
         f.write(json.dumps(report, indent=2).encode())
     print(format_report(report))

@@ -13,6 +13,7 @@ No torch; OpenCV (``opencv-python-headless``) and PyAV are imported only when us
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from fastnst.errors import FastNSTError
 from fastnst.runtime.imageio import fit_size
+from fastnst.runtime.video import ffmpeg_reason
 
 FLOW = "OpenCV DIS optical flow (PRESET_MEDIUM) on the input frames"
 JUDGED = ("content", "style_gram", "style_stats")  # the judge's figures, as fastnst.nn.evaluate names them
@@ -148,7 +150,10 @@ def read_frames(path: Path, limit: int | None = None, max_size: int | None = Non
                 if limit is not None and len(frames) >= limit:
                     break
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise FastNSTError(f"{path}: not a readable video ({' '.join(str(e).split())})") from None
+        if len(frames) < 2:
+            raise FastNSTError(f"{path}: not a readable video ({ffmpeg_reason(e)})") from None
+        # A file cut short is measured on the frames it has, as infer writes them, with a warning.
+        print(f"warning: {path}: {len(frames)} frames read, then: {ffmpeg_reason(e)}", file=sys.stderr)
     if len(frames) < 2:
         raise FastNSTError(f"{path}: {len(frames)} frame(s) read; the warping error needs at least 2")
     return frames

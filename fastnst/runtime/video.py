@@ -94,7 +94,7 @@ def _import_av() -> Any:
     return av
 
 
-def _reason(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
     """A one-line reason from a PyAV/OS error, without the file name PyAV repeats at its end."""
     text = str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
     log = getattr(exc, "log", None)  # PyAV: (level, component, message) of FFmpeg's last log line, the real cause
@@ -148,7 +148,7 @@ class _Reader:
             except StopIteration:
                 return
             except errors as exc:
-                self._stop(_reason(exc))
+                self._stop(ffmpeg_reason(exc))
                 return
             for item in items:
                 self.frames += isinstance(item, self.av.VideoFrame)
@@ -267,7 +267,7 @@ class _Writer:
         try:
             yield
         except (self.av.FFmpegError, OSError, ValueError) as exc:
-            raise FastNSTError(f"{self.dst}: could not write video ({_reason(exc)})") from None
+            raise FastNSTError(f"{self.dst}: could not write video ({ffmpeg_reason(exc)})") from None
 
     def _takes_as_is(self, ain: Any) -> bool:
         """Whether the output container can carry ``ain``'s packets as they are. Some muxers refuse a codec only
@@ -565,7 +565,7 @@ def stylize_video(
     try:
         container = av.open(str(src))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise _unreadable(src, _reason(exc)) from None
+        raise _unreadable(src, ffmpeg_reason(exc)) from None
     partial = _Partial(dst)
     try:
         with container:
