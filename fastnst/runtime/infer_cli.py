@@ -482,7 +482,8 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
         print(json.dumps(report, indent=2))
     else:
         for r in run.records:
-            size = f" ({r['width']}x{r['height']}, {r['seconds']:.3f} s)" if "seconds" in r else ""
+            frames = f"{r['frames']} frames, " if "frames" in r else ""
+            size = f" ({r['width']}x{r['height']}, {frames}{r['seconds']:.3f} s)" if "seconds" in r else ""
             print(f"{r['input']} -> {r['output']}{size}")
         for r in run.skipped:
             print(f"skipped {r['input']}: {r['reason']}")

@@ -205,6 +205,7 @@ def test_a_rerun_on_a_folder_skips_the_earlier_video_outputs(tmp_path, into):
     made = _listing(folder)
     style = "starry_night"
     assert (f"{into}/" if into else "") + f"clip_{style}.mp4" in made
+    assert f"clip_{style}.mp4 (32x24, 3 frames, " in first.stdout  # the summary counts a video's frames
     for _ in range(2):  # once made clip_starry_night_starry_night.mp4, then failed as "would overwrite an input"
         again = infer(folder, *target, "--max-size", "32", "--json")
         assert again.returncode == 0, again.stderr
