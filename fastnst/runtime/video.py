@@ -421,6 +421,12 @@ def _declared_end(container: Any, vin: Any) -> float | None:
     return None
 
 
+def _expected_frames(container: Any, vin: Any, fps: Fraction) -> int | None:
+    """The frame count for the progress bar: declared (MP4), else from the duration (Matroska, WebM)."""
+    end = _declared_end(container, vin)
+    return vin.frames or (round(end * fps) if end else None)
+
+
 def _report(container: Any, vin: Any, clock: _Clock, writer: _Writer, reader: _Reader, frames: int) -> VideoReport:
     return VideoReport(
         frames=frames,
@@ -578,7 +584,9 @@ def stylize_video(
             size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
             writer = partial.open(av, size, ain, clock, crf, mark)
             reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-            with Progress(vin.frames or None, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
+            with Progress(
+                _expected_frames(container, vin, fps), f"stylize {src.name}", enabled=progress, unit="frame"
+            ) as bar:
                 _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
             report = _report(container, vin, clock, writer, reader, bar.count)
         partial.publish()
