@@ -88,8 +88,17 @@ def _range_problem(value: Any, meta: Mapping[str, Any], kind: Any) -> str | None
     what = KINDS.get(base, "a number") if what is None else what
     if type(None) in args:
         what = f"null or {what}"
-    bound = f"from {low} to {high}" if high is not None else (f">= {low}" if low is not None else f"> {above}")
-    return " ".join(p for p in ("must be", what, bound) if p)
+    return " ".join(p for p in ("must be", what, _bound_words(low, above, high)) if p)
+
+
+def _bound_words(low: Any, above: Any, high: Any) -> str:
+    """``from 0 to 1``, ``> 0 and <= 0.99999``, ``>= 1`` or ``> 0``: the bounds a field has."""
+    lower = f">= {low}" if low is not None else (f"> {above}" if above is not None else "")
+    if high is None:
+        return lower
+    if low is not None:
+        return f"from {low} to {high}"
+    return f"{lower} and <= {high}" if lower else f"<= {high}"
 
 
 def _choice_words(choices: tuple[Any, ...]) -> str:

@@ -57,11 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subprocess.Popen | None:
     """Run (or resume, from the newest last.ckpt) training under run_dir; the first start time is kept
-    in run_dir/started, the fallback clock for checkpoints written before the training timer."""
+    in run_dir/started, the fallback clock for checkpoints written before the training timer. None: the
+    run is already at ``--steps`` (train.py refuses a resume with nothing to train)."""
     started = run_dir / "started"
     lasts = sorted(run_dir.glob("run*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if lasts and torch.load(lasts[-1], map_location="cpu", weights_only=True)["global_step"] >= args.steps:
+        print(f"{run_dir.name}: trained to step {args.steps} already; judging", file=sys.stderr)
+        return None
     resume = [f"ckpt_path={lasts[-1]}"] if lasts else []
     if not started.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         judge_new(args, run_dir, env, final=False)
         return
     training = train(args, run_dir, env)
+    if training is None:
+        judge_new(args, run_dir, env, final=True)
+        return
     if args.judge_at_end:
         training.wait()
     while training.poll() is None:  # judge each kept checkpoint while the run goes on

@@ -607,6 +607,40 @@ def test_style_list_overrides_and_model_name():
     assert model_name("mine", ["style=[wave,udnie]", "style.name=mine"]) == "mine"
 
 
+def test_a_painting_of_ones_own_is_named_after_its_file(compose):
+    """Once ``style.image=my.jpg`` alone trained and exported as starry_night (the default preset's name),
+    and ``style=starry_night ckpt_path=last`` then resumed it."""
+    from fastnst.training.style_set import expand_styles, model_name
+
+    assert model_name("starry_night", ["style.image='/x/My Painting (2).jpg'"]) == "My_Painting_2"
+    assert model_name("starry_night", ["style.image=/x/mine.jpg", "style.name=other"]) == "starry_night"
+    assert model_name("wave", ["style=wave", "style.image=/x/wave_hd.png"]) == "wave_hd"
+    overrides = ["data=sample", "style.image=/x/my_painting.jpg"]
+    assert expand_styles(compose(overrides), overrides).style.name == "my_painting"
+    overrides = [*overrides, "model.strength=true"]  # a conditional one-style network: its one style too
+    cfg = expand_styles(compose(overrides), overrides)
+    assert cfg.style.name == "my_painting" and [s["name"] for s in cfg.styles] == ["my_painting"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["style.name=../escape"], "style.name=../escape: a name, not a path"),
+        (["style.name=a/b"], "style.name=a/b: a name, not a path"),
+        (["style.name=''"], "style.name=: a name, not a path"),
+        (["style=[wave,udnie]", "style.image=mine.jpg"], "style.image=mine.jpg: style=[wave,udnie] takes each"),
+    ],
+)
+def test_style_overrides_that_cannot_work_are_refused_before_hydra(overrides, expected):
+    from fastnst.training.config import ConfigError
+    from fastnst.training.style_set import check_style_overrides
+
+    with pytest.raises(ConfigError) as info:
+        check_style_overrides(overrides)
+    assert str(info.value).startswith(expected)
+    check_style_overrides(["style.name=my_painting.v2", "style.image=x.jpg"])  # a name may have . _ -
+
+
 def test_expand_styles_one_entry_per_style(compose):
     from fastnst.training.style_set import expand_styles
 

@@ -4,7 +4,8 @@ Hydra merges the options of a list-valued group into one node (the last one wins
 read from the command line instead: each named preset of ``conf/style/`` is loaded on its own,
 the ``style.size=`` and ``style.style_weight=`` overrides of the command line apply to every style,
 and ``styles`` gets one entry per style. ``style.name`` names the model (run folder, export): given
-on the command line, or made from the styles' names (:func:`model_name`). ``loss.style_weight``
+on the command line, or made from the styles' names, or for a painting of one's own
+(``style.image=``) from its file name (:func:`model_name`). ``loss.style_weight``
 scales every style's weight (it is ``style.style_weight`` unless set).
 
 A one-style run with ``model.strength=true`` or ``init=<checkpoint>`` is conditional too: its
@@ -14,10 +15,13 @@ A one-style run with ``model.strength=true`` or ``init=<checkpoint>`` is conditi
 from __future__ import annotations
 
 import importlib.resources
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from fastnst.training.config import ConfigError, check_schema
@@ -25,6 +29,7 @@ from fastnst.training.config import ConfigError, check_schema
 STYLE_KEYS = ("image", "size", "style_weight")  # what each entry of `styles` holds besides its name
 SHARED_KEYS = ("size", "style_weight")  # style.<key>= overrides that apply to every style of a list
 _JOINED = 3  # up to this many styles, the model is named after all of them (wave+udnie)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # style.name: a run folder's and a file's name
 
 
 def _parsed(overrides: Sequence[str]) -> list[Any]:
@@ -52,11 +57,40 @@ def style_overrides(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def model_name(style_name: str, overrides: Sequence[str]) -> str:
-    """The model's name: ``style.name`` for one style (or when given), else ``wave+udnie`` or ``6_styles``."""
-    names = style_list(overrides)
-    if names is None or "name" in style_overrides(overrides):
+    """The model's name: ``style.name`` when given; for one style, the painting's file name when only
+    ``style.image`` is given (else the preset's name); for several, ``wave+udnie`` or ``6_styles``."""
+    names, given = style_list(overrides), style_overrides(overrides)
+    if "name" in given:
         return style_name
+    if names is None:
+        return painting_name(str(given["image"])) if "image" in given else style_name
     return "+".join(names) if len(names) <= _JOINED else f"{len(names)}_styles"
+
+
+def painting_name(image: str) -> str:
+    """A model name from a painting's file name: its stem, any run of other characters than letters,
+    digits, ``.``, ``_`` and ``-`` made one ``_`` (``My Painting (2).jpg`` -> ``My_Painting_2``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(image).stem).strip("._-") or "my_style"
+
+
+def check_style_overrides(overrides: Sequence[str]) -> None:
+    """Before Hydra composes: ``style.name`` is a name, not a path (it names the run folder and the
+    exported file), and ``style.image`` is not given with ``style=[...]`` (each preset has its painting)."""
+    try:
+        given = style_overrides(overrides)
+    except OverrideParseException:
+        return  # a syntax error: Hydra names it
+    if "name" in given and not _NAME.fullmatch(str(given["name"])):
+        raise ConfigError(
+            f"style.name={given['name']}: a name, not a path (letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit)"
+        )
+    names = style_list(overrides)
+    if names is not None and "image" in given:
+        raise ConfigError(
+            f"style.image={given['image']}: style=[{','.join(names)}] takes each preset's own painting; "
+            "a painting of your own is one style (or a new style on a base: init=)"
+        )
 
 
 def load_preset(name: str) -> DictConfig:
@@ -73,11 +107,11 @@ def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     one-style run (unchanged otherwise, and when ``styles`` is given in the config)."""
     names = style_list(overrides)
     if cfg.get("styles") or (names is None and not (cfg.model.get("strength") or cfg.get("init"))):
-        return cfg
+        return _named(cfg, model_name(cfg.style.name, overrides))
     check_schema(cfg)  # the weights scaled below are numbers (a one-line error, not a TypeError)
     scale = cfg.loss.style_weight / cfg.style.style_weight if cfg.style.style_weight else 1.0
     if names is None:
-        styles = [{"name": cfg.style.name, **{k: cfg.style[k] for k in STYLE_KEYS}}]
+        styles = [{"name": model_name(cfg.style.name, overrides), **{k: cfg.style[k] for k in STYLE_KEYS}}]
     else:
         given = {k: v for k, v in style_overrides(overrides).items() if k in SHARED_KEYS}
         styles = [{"name": str(p.name), **{k: given.get(k, p[k]) for k in STYLE_KEYS}} for p in map(load_preset, names)]
@@ -88,3 +122,12 @@ def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     expanded.styles = styles
     expanded.style.name = model_name(cfg.style.name, overrides)
     return expanded
+
+
+def _named(cfg: DictConfig, name: str) -> DictConfig:
+    """``cfg`` with ``style.name`` set to ``name`` (a copy, when it changes)."""
+    if cfg.style.name == name:
+        return cfg
+    named = cfg.copy()
+    named.style.name = name
+    return named

@@ -71,6 +71,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
     check_data_root(data.root)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    log.info("run folder: %s (previews/, and TensorBoard: tensorboard --logdir %s)", run_dir, run_dir)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()  # Hydra's handlers print and write train.log
     pl.seed_everything(cfg.seed, workers=True)
@@ -99,8 +100,10 @@ def export_run(cfg: DictConfig, run_dir: Path) -> None:
     """Write ``<style>.onnx`` next to the checkpoints of a finished run (verified against PyTorch)."""
     from fastnst.nn.export import export_onnx
 
-    report = export_onnx(run_dir / "last.ckpt", run_dir / f"{cfg.style.name}.onnx", precision=cfg.export.precision)
+    onnx = run_dir / f"{cfg.style.name}.onnx"
+    report = export_onnx(run_dir / "last.ckpt", onnx, precision=cfg.export.precision)
     log.info("exported %s", report.summary())
+    log.info("stylize with it: fastnst infer --model %s photo.jpg", onnx)
 
 
 def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_dir: Path) -> Stopped | None:
@@ -126,9 +129,11 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
 def main() -> None:
     """``python train.py`` and ``fastnst train``: the overrides in ``sys.argv`` checked, then the run."""
     from fastnst.training.config import ConfigError, check_override_keys
+    from fastnst.training.style_set import check_style_overrides
 
     try:
         check_override_keys(sys.argv[1:])
+        check_style_overrides(sys.argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -150,7 +155,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         _remove_if_unstarted(run_dir)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C outside the training steps (start-up, export): no step is lost
-        log.error("interrupted%s", "; last.ckpt is the end state" if (run_dir / "last.ckpt").is_file() else "")
+        last = run_dir / "last.ckpt"
+        log.error("interrupted%s", f"; {last} is the end state (fastnst export {last})" if last.is_file() else "")
         _remove_if_unstarted(run_dir)
         sys.exit(130)
     except pickle.UnpicklingError as e:  # weights_only refused it

@@ -279,7 +279,7 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     _check_hardware(cfg.trainer)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
-        check_checkpoint(cfg.ckpt_path, _wanted_network(cfg), run_dir)
+        check_checkpoint(cfg.ckpt_path, _wanted_network(cfg), run_dir, cfg.trainer.max_steps)
 
 
 def _wanted_network(cfg: Any) -> dict[str, Any]:
@@ -440,10 +440,12 @@ def _check_vgg_weights(loss: Any) -> None:
         raise FastNSTError(f"loss.vgg_weights={loss.vgg_weights}: {e}") from None
 
 
-def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = None) -> None:
+def check_checkpoint(
+    ckpt_path: str, model: Any, run_dir: str | Path | None = None, max_steps: int | None = None
+) -> None:
     """Refuse a ``ckpt_path`` that cannot resume this run: missing, unreadable, needing code, not a
-    fastnst training checkpoint, or of another network than ``model`` (its settings, with ``styles``
-    the style names of a conditional network). ``last`` needs ``run_dir``."""
+    fastnst training checkpoint, of another network than ``model`` (its settings, with ``styles``
+    the style names of a conditional network), or already at ``max_steps``. ``last`` needs ``run_dir``."""
     if ckpt_path == "last":
         if run_dir is None:
             return
@@ -455,13 +457,20 @@ def check_checkpoint(ckpt_path: str, model: Any, run_dir: str | Path | None = No
         raise FastNSTError(f"{key}: a folder, not a checkpoint file (a run's checkpoint is its last.ckpt)")
     if not path.is_file():
         raise FastNSTError(f"{key}: no such file")
-    hparams = _training_hparams(read_checkpoint(path, key), key)
+    checkpoint = read_checkpoint(path, key)
+    hparams = _training_hparams(checkpoint, key)
     saved = _network({**hparams, "styles": [s["name"] for s in hparams.get("styles") or []]})
     wanted = _network(model)
     if saved != wanted:
         raise FastNSTError(
             f"{key}: the checkpoint's network is {saved}, the config's is {wanted}; "
             "resume with the checkpoint's model and style settings"
+        )
+    step = checkpoint.get("global_step")
+    if max_steps is not None and isinstance(step, int) and step >= max_steps:
+        raise FastNSTError(
+            f"{key}: the checkpoint is at step {step}, trainer.max_steps={max_steps}: nothing to train; "
+            "raise trainer.max_steps to go on"
         )
 
 

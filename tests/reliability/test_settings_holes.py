@@ -73,6 +73,7 @@ def train_error(compose, run_dir: Path, overrides: list[str]) -> str:
         ("trainer.compile=yes", "trainer.compile=yes: expected auto, true or false"),
         ("trainer.enable_progress_bar=off", "trainer.enable_progress_bar=off: expected true or false"),
         ("model.width=0", "model.width=0: must be a number > 0"),
+        ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5: must be null or a number > 0 and <= 0.99999"),
         ("model.num_residual_blocks=-1", "model.num_residual_blocks=-1: must be a whole number >= 0"),
         ("model.architecture=garbage", "model.architecture=garbage: expected one of johnson, light"),
         ("data.num_val_images=0", "data.num_val_images=0: must be a whole number >= 1"),
@@ -152,6 +153,17 @@ def test_empty_or_truncated_checkpoint(compose, tmp_path, refuse_heavy_work, tin
     assert message.startswith(f"ckpt_path={path}: not a readable checkpoint (")
 
 
+def test_resuming_a_run_already_at_max_steps_is_refused(compose, tmp_path, refuse_heavy_work, tiny_checkpoint):
+    # Once: "`Trainer.fit` stopped: `max_steps=5` reached", a new run folder, an export, exit 0.
+    step = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)["global_step"]
+    overrides = [*TINY, f"ckpt_path={tiny_checkpoint}", f"trainer.max_steps={step}"]
+    message = train_error(compose, tmp_path / "run", overrides)
+    assert message == (
+        f"ckpt_path={tiny_checkpoint}: the checkpoint is at step {step}, trainer.max_steps={step}: "
+        "nothing to train; raise trainer.max_steps to go on"
+    )
+
+
 def test_torch_file_that_is_not_a_fastnst_checkpoint(compose, tmp_path, refuse_heavy_work):
     path = tmp_path / "weights.pth"
     torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, path)
@@ -204,6 +216,7 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
         # Without the +: checked before Hydra composes, whose own error is several lines.
         ("loss.style_wieght=3", "loss.style_wieght: no such setting (did you mean loss.style_weight?)"),
         ("ckpt_path={tmp}/nonexistent.ckpt", "ckpt_path={tmp}/nonexistent.ckpt: no such file"),
+        ("style.name=../escape", "style.name=../escape: a name, not a path"),  # once a run folder beside checkpoints/
     ],
 )
 def test_cli_bad_setting_exits_2_with_one_line_and_no_run_folder(tmp_path, override, expected):
