@@ -394,10 +394,12 @@ def test_verification_failure_writes_nothing(checkpoint, tmp_path, monkeypatch):
 # -- export at the end of training -------------------------------------------------------------
 
 
-def test_training_exports_onnx(run_training, tmp_path):
-    run_dir = run_training(tmp_path / "run", ["trainer.max_steps=1", "export.onnx=true"])
+def test_training_exports_onnx(run_training, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="fastnst.train"):
+        run_dir = run_training(tmp_path / "run", ["trainer.max_steps=1", "export.onnx=true"])
     path = run_dir / "starry_night.onnx"
     assert path.is_file()
+    assert f"stylize with it: fastnst infer --model {path} photo.jpg" in caplog.messages  # the next step
     assert leftovers(run_dir) == []
     onnx.checker.check_model(onnx.load(str(path)))
     net = StyleTransferModule.load_from_checkpoint(run_dir / "last.ckpt", map_location="cpu").net.eval()

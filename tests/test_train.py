@@ -181,6 +181,9 @@ def test_multirun_sweep_writes_one_run_per_job(tmp_path, vgg_weights_file):
     assert len(runs) == 2
     weights = sorted(load_ckpt(r / "last.ckpt")["hyper_parameters"]["style_weight"] for r in runs)
     assert weights == [1.0, 3.0]
+    out = result.stdout + result.stderr  # each line once (Lightning's own handler printed them twice)
+    assert out.count("Seed set to 0") == 2 and "litlogger" not in out and "LeafSpec" not in out
+    assert out.count("(previews/, and TensorBoard: tensorboard --logdir ") == 2  # each run's folder, at its start
 
 
 @pytest.mark.slow

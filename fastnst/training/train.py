@@ -43,8 +43,20 @@ for message in (
     r"Checkpoint directory .* exists and is not empty",
     r"Precision bf16-mixed is not supported by the model summary",  # only its size estimate is fp32
     r"You're resuming from a checkpoint that ended before the epoch ended",  # our sampler resumes by step
+    r"The dirpath has changed from",  # a resumed run writes into a folder of its own, by design
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # inside Lightning, about a torch API it calls
 ):
     warnings.filterwarnings("ignore", message=message)
+
+
+class _NoAdverts(logging.Filter):
+    """Lightning's log line advertising a cloud logger: not about this run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
 
 
 def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
@@ -72,8 +84,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("run folder: %s (previews/, and TensorBoard: tensorboard --logdir %s)", run_dir, run_dir)
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).handlers.clear()  # Hydra's handlers print and write train.log
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()  # Hydra's handlers print and write train.log (once each)
     pl.seed_everything(cfg.seed, workers=True)
     # Each object's arguments come from the schema (fastnst.training.config), not listed here.
     datamodule = PhotoDataModule(**datamodule_arguments(cfg))
