@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib.resources
 import typing
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -456,6 +457,36 @@ def check_override_keys(overrides: Sequence[str], root: type = TrainConfig, grou
         schema = _field_type(".".join(parents), root) if parents else root
         if dataclasses.is_dataclass(schema) and name not in {f.name for f in dataclasses.fields(schema)}:
             raise ConfigError(f"{key}: no such setting{_nearest(key, root)}")
+
+
+TRAIN_GROUPS = ("style", "model", "loss", "data", "trainer")  # conf/<group>/<option>.yaml
+
+
+def presets(group: str) -> list[str]:
+    """The presets of a config group: the names of ``conf/<group>/*.yaml`` as shipped in the package."""
+    folder = importlib.resources.files("fastnst.conf").joinpath(group)
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_group_options(overrides: Sequence[str], groups: Collection[str] = TRAIN_GROUPS) -> None:
+    """Refuse ``group=option`` (or ``style=[a,b]``) naming no preset, in one line listing the presets,
+    before Hydra composes (its own error is several lines, printed twice)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+    except OverrideParseException:
+        return  # a syntax error: Hydra names it
+    folder = importlib.resources.files("fastnst.conf")
+    for override in parsed:
+        group = override.key_or_group
+        if override.type != OverrideType.CHANGE or group not in groups:
+            continue
+        value = override.value()
+        for option in value if isinstance(value, list) else [value]:
+            if not folder.joinpath(group, f"{option}.yaml").is_file():
+                presets = sorted(
+                    p.name.removesuffix(".yaml") for p in folder.joinpath(group).iterdir() if p.name.endswith(".yaml")
+                )
+                raise ConfigError(f"{group}={option}: no such {group} preset; choose from {', '.join(presets)}")
 
 
 def _nearest(full_key: str, root: type) -> str:

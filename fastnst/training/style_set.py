@@ -24,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.training.config import ConfigError, check_schema
+from fastnst.training.config import ConfigError, check_schema, presets
 
 STYLE_KEYS = ("image", "size", "style_weight")  # what each entry of `styles` holds besides its name
 SHARED_KEYS = ("size", "style_weight")  # style.<key>= overrides that apply to every style of a list
@@ -97,8 +97,7 @@ def load_preset(name: str) -> DictConfig:
     """``conf/style/<name>.yaml`` (as shipped in the package)."""
     path = importlib.resources.files("fastnst.conf").joinpath("style", f"{name}.yaml")
     if not path.is_file():
-        choices = sorted(p.name.removesuffix(".yaml") for p in path.parent.iterdir() if p.name.endswith(".yaml"))
-        raise ConfigError(f"style={name}: no such style preset; choose from {', '.join(choices)}")
+        raise ConfigError(f"style={name}: no such style preset; choose from {', '.join(presets('style'))}")
     return OmegaConf.create(path.read_text())
 
 

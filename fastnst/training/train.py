@@ -140,11 +140,12 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
 
 def main() -> None:
     """``python train.py`` and ``fastnst train``: the overrides in ``sys.argv`` checked, then the run."""
-    from fastnst.training.config import ConfigError, check_override_keys
+    from fastnst.training.config import ConfigError, check_group_options, check_override_keys
     from fastnst.training.style_set import check_style_overrides
 
     try:
         check_override_keys(sys.argv[1:])
+        check_group_options(sys.argv[1:])
         check_style_overrides(sys.argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
