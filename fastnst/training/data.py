@@ -118,7 +118,11 @@ class PhotoDataset(Dataset):
             except ImageError as e:
                 self._bad.add(i)
                 skipped.append(str(e))
-        raise DataError(f"{_MAX_CONSECUTIVE_BAD} unreadable images in a row near {self.files[index]}; check data.root")
+        tried = min(_MAX_CONSECUTIVE_BAD, len(self.files))
+        if tried == len(self.files):
+            example = skipped[0] if skipped else f"{self.files[index]}: unreadable"
+            raise DataError(f"none of the {tried} images found is readable (e.g. {example}); check data.root")
+        raise DataError(f"{tried} unreadable images in a row near {self.files[index]}; check data.root")
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -259,6 +259,18 @@ def write_annotations(path: Path, names: list[str]) -> Path:
     return path
 
 
+def test_a_folder_of_only_broken_images_says_so(tmp_path):
+    # Once: "50 unreadable images in a row near .../a.jpg" for a folder of two files.
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / name).write_text("not an image")
+    dataset = PhotoDataset(sorted(tmp_path.iterdir()), image_size=32)
+    with pytest.raises(DataError) as info:
+        dataset[0]
+    message = str(info.value)
+    assert message.startswith("none of the 2 images found is readable (e.g. ") and "a.jpg" in message
+    assert message.endswith("; check data.root")
+
+
 def test_datamodule_names_num_workers():
     with pytest.raises(DataError) as info:
         PhotoDataModule(root=None, num_workers=-1)
