@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import logging
@@ -276,6 +277,7 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     _check_layers(cfg.loss)
     _check_files(cfg.data)
     _check_style(cfg.style)
+    _warn_about_schedule(cfg.trainer)
     _check_hardware(cfg.trainer)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
@@ -329,9 +331,29 @@ def _check_val_images(val_images: Any) -> None:
 
 
 def _check_style(style: Any) -> None:
+    from PIL import Image
+
     from fastnst.styles import resolve_style_image
 
-    resolve_style_image(style.image)  # names the built-in styles when it is not found
+    path = resolve_style_image(style.image)  # names the built-in styles when it is not found
+    with contextlib.suppress(OSError), Image.open(path) as painting:  # not an image: the loss says so
+        if max(painting.size) * 2 <= style.size:
+            log.warning(
+                "style.image=%s is %dx%d px, scaled up to style.size=%d: its strokes will be blurred",
+                style.image,
+                *painting.size,
+                style.size,
+            )
+
+
+def _warn_about_schedule(trainer: Any) -> None:
+    """Schedule settings that run but do not do what they say: a warning each."""
+    if trainer.decay_steps is not None and trainer.lr_final is None:
+        log.warning("trainer.decay_steps=%s does nothing without trainer.lr_final: the rate stays constant",
+                    trainer.decay_steps)  # fmt: skip
+    if trainer.lr_final is not None and trainer.lr_final > trainer.lr:
+        log.warning("trainer.lr_final=%s is above trainer.lr=%s: the rate rises over the run",
+                    trainer.lr_final, trainer.lr)  # fmt: skip
 
 
 def _check_hardware(trainer: Any) -> None:

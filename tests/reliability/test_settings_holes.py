@@ -382,3 +382,20 @@ def test_override_keys_are_checked_before_hydra():
     check_override_keys(["preset=gatys", "style_weight=3"], OptimizeConfig, groups=("preset",))
     with pytest.raises(FastNSTError, match=re.escape("style_wieght: no such setting (did you mean style_weight?)")):
         check_override_keys(["style_wieght=3"], OptimizeConfig, groups=("preset",))
+
+
+def test_settings_that_run_but_do_not_do_what_they_say_are_warned_about(compose, tmp_path, caplog):
+    from fastnst.training.trainer import validate_config
+
+    tiny = save_solid(tmp_path / "tiny.png", (200, 30, 30), size=20)
+    overrides = [*TINY, f"style.image={tiny}", "style.size=128", "trainer.lr=0.002", "trainer.lr_final=1",
+                 "trainer.decay_steps=5"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="fastnst.training.trainer"):
+        validate_config(compose(overrides))
+    blurred = f"style.image={tiny} is 20x20 px, scaled up to style.size=128: its strokes will be blurred"
+    assert blurred in caplog.messages
+    assert "trainer.lr_final=1 is above trainer.lr=0.002: the rate rises over the run" in caplog.messages
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fastnst.training.trainer"):
+        validate_config(compose([*TINY, "trainer.lr_final=null", "trainer.decay_steps=5"]))
+    assert caplog.messages == ["trainer.decay_steps=5 does nothing without trainer.lr_final: the rate stays constant"]
