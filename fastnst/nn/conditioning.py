@@ -116,7 +116,12 @@ def extend_base(
     clash = [s["name"] for s in new if s["name"] in taken]
     if clash:
         raise FastNSTError(
-            f"init={source}: already has style {clash[0]!r}; give the new style another name (style.name=...)"
+            f"init={source}: already has style {clash[0]!r}; "
+            + (
+                "give the new style another name (style.name=...)"
+                if len(new) == 1
+                else f"list only styles it lacks (it has {', '.join(sorted(taken))})"
+            )
         )
     names = [s["name"] for s in base_styles]
     if start_from is not None and start_from not in names:
