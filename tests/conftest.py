@@ -180,3 +180,17 @@ def models_with_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder:
     shutil.copy(shipped["udnie"], models / folder / "wave.onnx")
     monkeypatch.setattr(styles, "models_dir", lambda: models)
     return models
+
+
+def remux(src: Path, dst: Path, **options: str) -> Path:
+    """Copy the video packets of ``src`` into ``dst`` (container from the extension), without re-encoding."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    return dst

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, asset
+from conftest import REPO, asset, remux
 from PIL import Image
 
 from fastnst.runtime.flicker import occlusion_mask, optical_flow, warp, warping_error
@@ -103,20 +103,10 @@ def test_eval_video_without_the_judges_weights_fails_before_any_frame_is_stylize
 
 
 def test_eval_video_measures_a_file_cut_short_on_the_frames_it_has(tmp_path, capsys):
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
     from fastnst.cli import main
 
-    whole = tmp_path / "whole.mp4"
-    with (
-        av.open(str(asset("videos/bikes.mp4"))) as inp,
-        av.open(str(whole), "w", options={"movflags": "faststart"}) as out,
-    ):
-        vin = inp.streams.video[0]
-        vout = out.add_stream_from_template(vin)
-        for packet in inp.demux(vin):
-            if packet.dts is not None:
-                packet.stream = vout
-                out.mux(packet)
+    whole = remux(asset("videos/bikes.mp4"), tmp_path / "whole.mp4", movflags="faststart")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 10])  # the header first, then a tenth
     out = tmp_path / "flicker"

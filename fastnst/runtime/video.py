@@ -559,11 +559,10 @@ def stylize_video(
     video is encoded with H.264 (libx264, yuv420p, ``crf``; VP9 for ``.webm``); an odd width/height is padded
     by one edge-replicated column/row. The first audio stream is copied when the output container accepts its
     codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through a temporary file of its own
-    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.runtime.imageio``) are refused
-    before decoding. A file that ends early is written as far as it decodes (see ``VideoReport.shortfall``).
-    ``mark`` goes into the container's comment tag (:func:`video_mark` reads it back).
-    Raises FastNSTError for a missing, unreadable or too large ``src``, a ``dst`` that is ``src`` or not a
-    video name, or a write failure.
+    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.runtime.imageio``) are
+    refused before decoding. A file that ends early is written as far as it decodes (``VideoReport.shortfall``).
+    ``mark`` is written as the container's comment (:func:`video_mark`). Raises FastNSTError for a missing,
+    unreadable or too large ``src``, a ``dst`` that is ``src`` or not a video name, or a write failure.
     """
     src, dst = Path(src), Path(dst)
     _check_paths(src, dst, batch_size)
@@ -584,9 +583,8 @@ def stylize_video(
             size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
             writer = partial.open(av, size, ain, clock, crf, mark)
             reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-            with Progress(
-                _expected_frames(container, vin, fps), f"stylize {src.name}", enabled=progress, unit="frame"
-            ) as bar:
+            total = _expected_frames(container, vin, fps)
+            with Progress(total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
                 _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
             report = _report(container, vin, clock, writer, reader, bar.count)
         partial.publish()

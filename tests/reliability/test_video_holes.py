@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, asset
+from conftest import REPO, asset, remux
 
 av = pytest.importorskip("av")
 
@@ -59,18 +59,6 @@ def flat_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
-
-
-def remux(src: Path, dst: Path, **options: str) -> Path:
-    """Copy the video packets of ``src`` into ``dst`` (container from the extension), without re-encoding."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
-        vin = inp.streams.video[0]
-        vout = out.add_stream_from_template(vin)
-        for packet in inp.demux(vin):
-            if packet.dts is not None:
-                packet.stream = vout
-                out.mux(packet)
-    return dst
 
 
 @pytest.fixture(scope="module")
