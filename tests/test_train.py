@@ -165,6 +165,14 @@ def test_cli_help_says_how_to_train_and_lists_the_groups(tmp_path):
     assert list(tmp_path.iterdir()) == []  # help trains nothing and writes nothing
 
 
+def test_a_failed_run_leaves_no_empty_style_folder(tmp_path):
+    # The default layout, checkpoints/<style>/<time>: once an empty checkpoints/shipwreck/ stayed behind.
+    (tmp_path / "checkpoints" / "wave").mkdir(parents=True)  # another style's folder is left alone
+    result = _train_cli("style=shipwreck", "data.root=no/such/folder", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["wave"]
+
+
 def test_cli_bad_style_image_is_one_line_error(tmp_path):
     result = _train_cli("data=sample", "style.image=missing.jpg", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2

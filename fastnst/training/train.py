@@ -14,6 +14,7 @@ The module is named ``train`` because Hydra names the job, and so the log file (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import shutil
@@ -184,10 +185,14 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def _remove_if_unstarted(run_dir: Path) -> None:
-    """A run that never started (no checkpoint) leaves no folder behind."""
+    """A run that never started (no checkpoint) leaves no folder behind: nor, in the default layout
+    (``checkpoints/<style>/<time>``), an empty style folder made for it."""
     if not any(run_dir.glob("*.ckpt")):
         logging.shutdown()
         shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir.parent.parent.name == "checkpoints":
+            with contextlib.suppress(OSError):  # only when empty: another run's folder stays
+                run_dir.parent.rmdir()
 
 
 def _resume_message(stopped: Stopped, script: str, overrides: list[str]) -> str:
