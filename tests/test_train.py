@@ -58,6 +58,14 @@ def test_documented_overrides_apply(compose, tmp_path):
     assert cfg.trainer.max_steps == 10
 
 
+def test_a_run_ending_between_validations_previews_its_last_step(run_training, tmp_path):
+    # Once the finished network had no preview: max_steps=3 with validation every 2 steps showed step 2 only.
+    run = run_training(tmp_path / "run", ["trainer.max_steps=3"])
+    previews = sorted(p.name for p in (run / "previews").glob("step_*.png"))
+    assert previews == ["step_0000002.png", "step_0000003.png"]
+    assert load_ckpt(run / "last.ckpt")["global_step"] == 3
+
+
 def test_training_run_writes_checkpoints_logs_previews_config(run_training, tmp_path):
     run = run_training(tmp_path / "run")
     assert {"last.ckpt", "step=0000002.ckpt", "step=0000004.ckpt", "config.yaml"} <= {p.name for p in run.iterdir()}

@@ -134,6 +134,8 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
         # The end state, whatever the checkpoint interval (Lightning writes last.ckpt only at intervals).
         # Lightning's own last.ckpt saves happen inside fit(), in this process: this one comes after them.
         trainer.save_checkpoint(run_dir / "last.ckpt", weights_only=False)
+        if interrupt.signum is None and trainer.global_step % trainer.val_check_interval:
+            trainer.validate(module, datamodule=datamodule, verbose=False)  # the finished network's preview
     if interrupt.signum is None:
         return None
     return Stopped(interrupt.signum, trainer.global_step, run_dir / "last.ckpt")
