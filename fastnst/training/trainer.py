@@ -484,9 +484,10 @@ def check_checkpoint(
     saved = _network({**hparams, "styles": [s["name"] for s in hparams.get("styles") or []]})
     wanted = _network(model)
     if saved != wanted:
+        init = f" (it was trained with init={hparams['init']})" if hparams.get("init") else ""
         raise FastNSTError(
             f"{key}: the checkpoint's network is {saved}, the config's is {wanted}; "
-            "resume with the checkpoint's model and style settings"
+            f"resume with the checkpoint's model and style settings{init}"
         )
     step = checkpoint.get("global_step")
     if max_steps is not None and isinstance(step, int) and step >= max_steps:
