@@ -149,10 +149,11 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_output(src: Path, dst: Path, root: Path) -> None:
     """Refuse, before any work, an output whose extension does not fit its input, that is not inside
     ``root``, or that exists and is not a file (a folder, a FIFO): such a thing is never replaced."""
-    kind, extensions = ("a video", VIDEO_EXTENSIONS) if is_video(src) else ("an image", IMAGE_EXTENSIONS)
+    kind, extensions = ("video", VIDEO_EXTENSIONS) if is_video(src) else ("image", IMAGE_EXTENSIONS)
     if dst.suffix.lower() not in extensions:
+        article = "an" if kind == "image" else "a"
         raise FastNSTError(
-            f"-o {dst}: {src} is {kind} ({kind[kind.index(' ') + 1 :]} names end in {', '.join(sorted(extensions))}); "
+            f"-o {dst}: {src} is {article} {kind} ({kind} names end in {', '.join(sorted(extensions))}); "
             "name one of those, or an existing folder"
         )
     if not _inside(dst, root):
