@@ -219,8 +219,9 @@ def test_settings_that_need_a_video_or_a_photo(tmp_path):
         ((clip, "--max-size", "1"), 2, "--max-size 1: a video frame needs at least 2 px a side"),
         ((clip, "--smooth-momentum", "0.5"), 2, "--smooth-momentum 0.5: only with --smooth-stats"),
     ]
+    cases.append(((clip,), 2, f"-o {tmp_path / 'o.xyz'}: {clip} is a video (video names end in .avi, .m4v,"))
     for args, status, words in cases:
-        proc = infer(*args, "-o", tmp_path / "o.mp4")
+        proc = infer(*args, "-o", tmp_path / ("o.xyz" if len(args) == 1 else "o.mp4"))
         assert proc.returncode == status, proc.stderr
         (line,) = nonblank(proc.stderr)
         assert words in line, line
