@@ -483,10 +483,7 @@ def check_group_options(overrides: Sequence[str], groups: Collection[str] = TRAI
         value = override.value()
         for option in value if isinstance(value, list) else [value]:
             if not folder.joinpath(group, f"{option}.yaml").is_file():
-                presets = sorted(
-                    p.name.removesuffix(".yaml") for p in folder.joinpath(group).iterdir() if p.name.endswith(".yaml")
-                )
-                raise ConfigError(f"{group}={option}: no such {group} preset; choose from {', '.join(presets)}")
+                raise ConfigError(f"{group}={option}: no such {group} preset; choose from {', '.join(presets(group))}")
 
 
 def _nearest(full_key: str, root: type) -> str:
