@@ -55,8 +55,10 @@ from fastnst.nn.transformer_net import (
     style_affine,
 )
 from fastnst.overwrite import refuse_overwrite
+from fastnst.runtime.imageio import IMAGE_EXTENSIONS
 from fastnst.runtime.onnx_contract import FORMAT_KEY, OPSET, PRECISIONS, STYLE_MAPS_KEY, STYLE_NAMES_KEY
 from fastnst.runtime.stylizer import open_session
+from fastnst.runtime.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -405,11 +407,15 @@ def check_finite_weights(net: nn.Module, source: str | Path) -> None:
 
 
 def check_output(output: str | Path, checkpoint: str | Path | None = None) -> None:
-    """Refuse, before any work, an output that is the checkpoint, a folder, or an existing file that is not ONNX."""
+    """Refuse, before any work, an output that is the checkpoint, a folder, a photo, video or checkpoint name,
+    or an existing file that is not ONNX."""
     output = Path(output)
     refuse_overwrite(output, [("checkpoint being exported", checkpoint)], error=ExportError)
     if output.is_dir():
         raise ExportError(f"-o {output}: is a folder; give the .onnx file to write")
+    # Other names are allowed (model.bin), but not those infer and train read as something else.
+    if output.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | {".ckpt", ".pth", ".pt"}:
+        raise ExportError(f"-o {output}: a {output.suffix} name is not for a model; give a .onnx file to write")
     if output.exists() and output.suffix.lower() != ".onnx" and not _is_onnx(output):
         raise ExportError(
             f"-o {output}: exists and is not an ONNX model; it is not replaced, choose another -o (a .onnx file)"

@@ -165,6 +165,15 @@ def test_export_refuses_to_replace_a_file_that_is_not_onnx(tiny_checkpoint, tmp_
     assert_refused(rc, err, before, tmp_path, str(other))
 
 
+@pytest.mark.parametrize("name", ["stylized.png", "clip.MP4", "model.ckpt"])
+def test_export_refuses_a_new_output_named_as_a_photo_video_or_checkpoint(tiny_checkpoint, tmp_path, name):
+    ckpt = tmp_path / "run.ckpt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    before = digest(tmp_path)
+    rc, _, err = cli("export", ckpt, "-o", tmp_path / name)
+    assert_refused(rc, err, before, tmp_path, name, ".onnx")
+
+
 def test_export_may_replace_an_earlier_export(tiny_checkpoint, tiny_onnx, tmp_path):
     ckpt, output = tmp_path / "run.ckpt", tmp_path / "model.bin"  # an ONNX file under another name
     shutil.copy(tiny_checkpoint, ckpt)
