@@ -215,3 +215,69 @@ def test_reexport_refuses_a_conditional_model_in_one_line(tmp_path, tiny_conditi
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
         f"{tiny_conditional_onnx}: a conditional export; only single-style networks are rebuilt"
     ]
+
+
+def test_seed_checkpoint_puts_an_exports_weights_into_a_recipe_checkpoint_that_trains_on(tmp_path, tiny_checkpoint):
+    """A network of the tiny recipe with other weights, exported, then seeded into the tiny checkpoint:
+    the checkpoint holds exactly those weights and a fresh optimizer, and training goes on from it."""
+    torch = pytest.importorskip("torch")
+    from conftest import _train_tiny
+
+    from fastnst.nn.export import export_network, load_network
+
+    _, hparams = load_network(tiny_checkpoint, averaged=True)
+    torch.manual_seed(1)
+    other = build_like(hparams, torch)
+    model = export_network(other, hparams, tmp_path / "other.onnx", check=False).path
+    out = run_script("seed_checkpoint.py", str(tiny_checkpoint), str(model), "-o", str(tmp_path / "seed.ckpt"))
+    assert "a fresh optimizer" in out
+    seeded = torch.load(tmp_path / "seed.ckpt", weights_only=True)
+    original = torch.load(tiny_checkpoint, weights_only=True)
+    for name, value in other.state_dict().items():
+        assert torch.allclose(seeded["state_dict"][f"net.{name}"], value, atol=1e-6), name
+    first = f"net.{next(iter(other.state_dict()))}"
+    assert not torch.equal(seeded["state_dict"][first], original["state_dict"][first])
+    assert seeded["global_step"] == original["global_step"] and original["optimizer_states"][0]["state"]
+    assert seeded["optimizer_states"][0]["state"] == {}
+    resumed = _train_tiny(_Factory(tmp_path), "resumed", ["trainer.max_steps=3", f"ckpt_path={tmp_path / 'seed.ckpt'}"])
+    after = torch.load(resumed, weights_only=True)
+    assert after["global_step"] == 3
+    moved = [after["state_dict"][f"net.{n}"] - v for n, v in other.state_dict().items() if v.dtype.is_floating_point]
+    assert 0 < max(float(d.abs().max()) for d in moved) < 0.05  # one small step away from the seeded weights
+
+
+def test_seed_checkpoint_refuses_another_network_in_one_line(tmp_path, tiny_checkpoint):
+    model = REPO / "fastnst" / "assets" / "models" / "the_scream.onnx"  # the light network at full width
+    command = [
+        sys.executable,
+        REPO / "scripts" / "seed_checkpoint.py",
+        tiny_checkpoint,
+        model,
+        "-o",
+        tmp_path / "s.ckpt",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert str(model) in proc.stderr and not (tmp_path / "s.ckpt").exists()
+
+
+def build_like(hparams: dict, torch):
+    """A network of the checkpoint's architecture with random instance-norm scales and shifts (not the identity)."""
+    from fastnst.nn.transformer_net import build_network
+
+    net = build_network(hparams["architecture"], hparams["width"], hparams["num_residual_blocks"]).eval()
+    for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):
+        torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
+    return net
+
+
+class _Factory:
+    """The one method of pytest's TempPathFactory that _train_tiny uses, in a test's own folder."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def mktemp(self, name):
+        path = self.root / name
+        path.mkdir()
+        return path

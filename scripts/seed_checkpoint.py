@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Start training from a shipped network: its weights, rebuilt from its ONNX file, in a checkpoint of your recipe.
+
+The shipped real-time networks' training checkpoints were not kept. To fine-tune one (for example with
+the stability term, for video), make a one-step checkpoint of the recipe, put the network's weights
+into it, and train from there:
+
+    python train.py style=the_scream <recipe> trainer.max_steps=1
+    python scripts/seed_checkpoint.py checkpoints/the_scream/<run>/last.ckpt \\
+        fastnst/assets/models/the_scream.onnx -o seed.ckpt
+    python train.py style=the_scream <recipe> trainer.max_steps=300 ckpt_path=seed.ckpt
+
+The optimizer's state is emptied (Adam starts its moments afresh, as at step 0); the step count stays
+the recipe checkpoint's. With ``trainer.ema_decay``, the average starts at the seeded weights too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reexport_onnx import rebuild  # a sibling script
+
+from fastnst.errors import FastNSTError
+from fastnst.nn.checkpoint import read_checkpoint
+
+
+def seed(checkpoint: dict, weights: dict[str, torch.Tensor], source: str) -> dict:
+    """A copy of ``checkpoint`` whose network is ``weights`` (the network's own names) and whose optimizer is fresh."""
+    seeded = dict(checkpoint)
+    for key in ("state_dict", "current_model_state"):  # the latter: the trained weights beside an average
+        if key not in checkpoint:
+            continue
+        state = dict(checkpoint[key])
+        names = sorted(k.removeprefix("net.") for k in state if k.startswith("net."))
+        if names != sorted(weights):
+            raise FastNSTError(f"{source}: its network is not the checkpoint's (model= of the recipe differs)")
+        for name, value in weights.items():
+            if state[f"net.{name}"].shape != value.shape:
+                raise FastNSTError(
+                    f"{source}: {name} is {tuple(value.shape)}, the checkpoint's network has "
+                    f"{tuple(state[f'net.{name}'].shape)} (model.width differs?)"
+                )
+            state[f"net.{name}"] = value.clone()
+        seeded[key] = state
+    seeded["optimizer_states"] = [dict(s, state={}) for s in checkpoint["optimizer_states"]]
+    return seeded
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a checkpoint of the recipe to train with (trainer.max_steps=1)")
+    p.add_argument("model", type=Path, help="a single-style fastnst ONNX export whose weights to start from")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the seeded checkpoint to write")
+    args = p.parse_args(argv)
+    try:
+        for path in (args.checkpoint, args.model):
+            if not path.is_file():
+                raise FastNSTError(f"{path}: no such file")
+        if args.output.resolve() == args.checkpoint.resolve():
+            raise FastNSTError(f"-o {args.output}: is the recipe checkpoint; write the seeded one beside it")
+        checkpoint = read_checkpoint(args.checkpoint, str(args.checkpoint))
+        if "state_dict" not in checkpoint or "optimizer_states" not in checkpoint:
+            raise FastNSTError(f"{args.checkpoint}: not a training checkpoint (no state_dict and optimizer state)")
+        net, _ = rebuild(args.model)
+        torch.save(seed(checkpoint, net.state_dict(), str(args.model)), args.output)
+    except FastNSTError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}: {args.model}'s weights at step {checkpoint.get('global_step')}, a fresh optimizer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
