@@ -180,6 +180,25 @@ def test_decay_steps_gives_a_constant_rate_run_its_decay_on_resume(compose, vgg_
     assert [scalars(tmp_path / "whole", "lr-Adam")[s] for s in (1, 3)] == pytest.approx([2e-3, 2e-3])
 
 
+def test_a_resumed_run_trains_at_its_new_learning_rate(compose, vgg_weights_file, tmp_path):
+    """The saved optimizer state holds the old rate; a changed trainer.lr is what the resumed steps use."""
+    fit_tiny(compose, tmp_path / "first", ["trainer.lr=2e-3", "trainer.lr_final=null"])
+    again = ["trainer.lr=5e-4", "trainer.lr_final=null", "trainer.max_steps=6"]
+    trainer, _ = fit_tiny(compose, tmp_path / "again", again, ckpt_path=tmp_path / "first" / "step=0000004.ckpt")
+    assert learning_rate(trainer) == pytest.approx(5e-4)
+    assert scalars(tmp_path / "again", "lr-Adam")[5] == pytest.approx(5e-4)
+
+
+def test_a_decay_resumed_with_more_steps_follows_the_new_curve(compose, vgg_weights_file, tmp_path):
+    decay = ["trainer.lr=2e-3", "trainer.lr_final=1e-4"]
+    fit_tiny(compose, tmp_path / "short", decay)  # 4 steps, a cosine over all of them
+    longer = [*decay, "trainer.max_steps=8"]
+    trainer, _ = fit_tiny(compose, tmp_path / "longer", longer, ckpt_path=tmp_path / "short" / "step=0000004.ckpt")
+    assert learning_rate(trainer) == pytest.approx(1e-4)
+    steps = scalars(tmp_path / "longer", "lr-Adam")
+    assert [steps[s] for s in (5, 7)] == pytest.approx([learning_rate_at(s, 2e-3, 1e-4, 8) for s in (5, 7)])
+
+
 def test_lr_final_null_is_a_constant_rate_whatever_decay_steps_says(compose, tmp_path):
     """trainer=cpu sets decay_steps; trainer.lr_final=null alone gives the constant rate back."""
     cfg = compose([*TINY, "trainer.lr_final=null", "trainer.decay_steps=10"])

@@ -108,3 +108,14 @@ def test_training_with_layered_motion_logs_the_stability_term(compose, tmp_path,
     assert events and b"train/stability" in b"".join(e.read_bytes() for e in events)
     hparams = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
     assert hparams["stability_motion"] == "layered"
+
+
+def test_a_per_frame_run_goes_on_with_the_stability_term(compose, tmp_path, vgg_weights_file):
+    """Making a trained network stable (README): resume its run with loss.temporal_weight set."""
+    per_frame = _train(compose, tmp_path / "per_frame", [*TINY, "trainer.max_steps=2"])
+    settings = [*TINY, "loss.temporal_weight=1", "trainer.max_steps=4", f"ckpt_path={per_frame / 'last.ckpt'}"]
+    stable = _train(compose, tmp_path / "stable", settings)
+    saved = torch.load(stable / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 4 and saved["hyper_parameters"]["temporal_weight"] == 1
+    events = list((stable / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and b"train/stability" in b"".join(e.read_bytes() for e in events)

@@ -302,24 +302,27 @@ class StyleTransferModule(pl.LightningModule):
         optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr, fused=True)
         if self.hparams.lr_final is None:
             return optimizer
-        if self.hparams.decay_steps is None:
-            # Cosine decay from lr to lr_final over the run, stepped per optimizer step (its state is
-            # in the checkpoint, so a resumed run continues the same curve).
-            decay = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(1, self.trainer.max_steps), eta_min=self.hparams.lr_final
-            )
-        else:
-            # Constant, then a cosine over the last decay_steps. The factor reads the trainer's step, not
-            # the scheduler's own count, so that a checkpoint of a constant-rate run (no scheduler state)
-            # resumes straight into its decay. A plain function: LambdaLR keeps it out of the checkpoint.
-            lr, lr_final, decay_steps = self.hparams.lr, self.hparams.lr_final, self.hparams.decay_steps
-
-            def factor(_: int) -> float:
-                step, max_steps = self.global_step, self.trainer.max_steps
-                return learning_rate_at(step, lr, lr_final, max_steps, decay_steps) / lr
-
-            decay = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        # Constant, then a cosine to lr_final over the last decay_steps (the whole run when None). The factor
+        # reads the trainer's step and today's settings, not the scheduler's own count, so that a checkpoint
+        # of a constant-rate run (no scheduler state) resumes straight into its decay, and a resumed run with
+        # another max_steps follows the new curve. A plain function: LambdaLR keeps it out of the checkpoint.
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, self._rate_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+    def _rate_factor(self, _: int = 0) -> float:
+        """LambdaLR's factor (its own count unused): the rate of the trainer's next step over ``lr``."""
+        return self._factor_at(self.global_step)
+
+    def _factor_at(self, step: int) -> float:
+        """The learning rate of step ``step`` over ``lr``: 1 without ``lr_final``, else the decay's."""
+        hp = self.hparams
+        if hp.lr_final is None:
+            return 1.0
+        return learning_rate_at(step, hp.lr, hp.lr_final, self.trainer.max_steps, hp.decay_steps) / hp.lr
+
+    def _base_rates(self, groups: int) -> list[float]:
+        """Each parameter group's base rate, in configure_optimizers' order (the conditional rows' last)."""
+        return [self.hparams.lr, self.hparams.lr * self.hparams.norm_lr_scale][:groups]
 
     # -- TensorBoard's hparams tab: the settings and the validation loss -------
 
@@ -362,6 +365,26 @@ class StyleTransferModule(pl.LightningModule):
         for key in ("state_dict", "current_model_state"):
             if key in checkpoint:
                 checkpoint[key] = self._with_loss_network(checkpoint[key])
+        self._rates_from_settings(checkpoint)
+
+    def _rates_from_settings(self, checkpoint: dict[str, Any]) -> None:
+        """Put today's learning rates into a resumed run's optimizer and scheduler state, which would
+        otherwise bring back the saved ones: a changed lr, norm_lr_scale or decay would be ignored."""
+        try:
+            self.trainer  # noqa: B018  (raises when not attached)
+        except RuntimeError:  # load_from_checkpoint: no optimizer to restore
+            return
+        factor = self._factor_at(checkpoint.get("global_step", 0))
+        for state in checkpoint.get("optimizer_states", []):
+            groups = state.get("param_groups", [])
+            for group, base in zip(groups, self._base_rates(len(groups)), strict=True):
+                group["lr"] = base * factor  # as LambdaLR sets it, so that an unchanged run resumes exactly
+                if "initial_lr" in group:
+                    group["initial_lr"] = base
+        for state in checkpoint.get("lr_schedulers", []):
+            if "base_lrs" in state:
+                state["base_lrs"] = self._base_rates(len(state["base_lrs"]))
+                state["_last_lr"] = [base * factor for base in state["base_lrs"]]
 
     def _resuming_without_average(self) -> bool:
         """Whether a Trainer is restoring this module with no moving average of the weights attached."""
