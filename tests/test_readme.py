@@ -71,7 +71,10 @@ def test_readme_train_examples_compose(compose):
                 node = cfg
                 for part in key.split("."):
                     node = node[part]
-                assert str(node).lower() == value.lower() or float(node) == float(value), line
+                if value == "null":
+                    assert node is None, line
+                else:
+                    assert str(node).lower() == value.lower() or float(node) == float(value), line
 
 
 def python_snippets() -> list[str]:
