@@ -25,8 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reexport_onnx import rebuild  # a sibling script
 
-from fastnst.errors import FastNSTError
+from fastnst.atomic import atomic_write
+from fastnst.errors import FastNSTError, one_line
 from fastnst.nn.checkpoint import read_checkpoint
+from fastnst.overwrite import refuse_overwrite
 
 
 def seed(checkpoint: dict, weights: dict[str, torch.Tensor], source: str) -> dict:
@@ -61,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.checkpoint, args.model):
             if not path.is_file():
                 raise FastNSTError(f"{path}: no such file")
-        if args.output.resolve() == args.checkpoint.resolve():
-            raise FastNSTError(f"-o {args.output}: is the recipe checkpoint; write the seeded one beside it")
+        refuse_overwrite(args.output, [("recipe checkpoint", args.checkpoint), ("model", args.model)])
         checkpoint = read_checkpoint(args.checkpoint, str(args.checkpoint))
         if "state_dict" not in checkpoint or "optimizer_states" not in checkpoint:
             raise FastNSTError(f"{args.checkpoint}: not a training checkpoint (no state_dict and optimizer state)")
-        net, _ = rebuild(args.model)
-        torch.save(seed(checkpoint, net.state_dict(), str(args.model)), args.output)
+        try:
+            net, _ = rebuild(args.model)
+        except Exception as e:  # onnx's parse errors and the like: not a file rebuild can read
+            raise FastNSTError(f"{args.model}: not a fastnst ONNX export ({one_line(e)})") from e
+        seeded = seed(checkpoint, net.state_dict(), str(args.model))
+        with atomic_write(args.output) as f:  # a failed write leaves no half checkpoint to resume from
+            torch.save(seeded, f)
     except FastNSTError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -183,15 +183,12 @@ def test_mixture_series_moves_from_one_painting_to_the_other(tmp_path, tiny_cond
 @pytest.mark.slow  # three verified exports: about 20 s
 def test_reexport_rebuilds_an_fp16_export_in_fp32(tmp_path):
     from fastnst.nn.export import export_network
-    from fastnst.nn.transformer_net import build_network
     from fastnst.runtime.stylizer import Stylizer
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    net = build_network("light", 1.0, 1).eval()
-    for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):  # not the identity
-        torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
     hparams = {"architecture": "light", "width": 1.0, "num_residual_blocks": 1, "style_name": "wave"}
+    net = build_like(hparams, torch)
     old = export_network(net, hparams, tmp_path / "old.onnx", "fp16").path
     out = run_script("reexport_onnx.py", str(old), "-o", str(tmp_path / "new.onnx"))
     new = Stylizer(tmp_path / "new.onnx")
@@ -217,7 +214,9 @@ def test_reexport_refuses_a_conditional_model_in_one_line(tmp_path, tiny_conditi
     ]
 
 
-def test_seed_checkpoint_puts_an_exports_weights_into_a_recipe_checkpoint_that_trains_on(tmp_path, tiny_checkpoint):
+def test_seed_checkpoint_puts_an_exports_weights_into_a_recipe_checkpoint_that_trains_on(
+    tmp_path, tmp_path_factory, tiny_checkpoint
+):
     """A network of the tiny recipe with other weights, exported, then seeded into the tiny checkpoint:
     the checkpoint holds exactly those weights and a fresh optimizer, and training goes on from it."""
     torch = pytest.importorskip("torch")
@@ -239,7 +238,7 @@ def test_seed_checkpoint_puts_an_exports_weights_into_a_recipe_checkpoint_that_t
     assert not torch.equal(seeded["state_dict"][first], original["state_dict"][first])
     assert seeded["global_step"] == original["global_step"] and original["optimizer_states"][0]["state"]
     assert seeded["optimizer_states"][0]["state"] == {}
-    resumed = _train_tiny(_Factory(tmp_path), "resumed", ["trainer.max_steps=3", f"ckpt_path={tmp_path / 'seed.ckpt'}"])
+    resumed = _train_tiny(tmp_path_factory, "resumed", ["trainer.max_steps=3", f"ckpt_path={tmp_path / 'seed.ckpt'}"])
     after = torch.load(resumed, weights_only=True)
     assert after["global_step"] == 3
     moved = [after["state_dict"][f"net.{n}"] - v for n, v in other.state_dict().items() if v.dtype.is_floating_point]
@@ -269,15 +268,3 @@ def build_like(hparams: dict, torch):
     for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):
         torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
     return net
-
-
-class _Factory:
-    """The one method of pytest's TempPathFactory that _train_tiny uses, in a test's own folder."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def mktemp(self, name):
-        path = self.root / name
-        path.mkdir()
-        return path

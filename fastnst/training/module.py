@@ -370,9 +370,7 @@ class StyleTransferModule(pl.LightningModule):
     def _rates_from_settings(self, checkpoint: dict[str, Any]) -> None:
         """Put today's learning rates into a resumed run's optimizer and scheduler state, which would
         otherwise bring back the saved ones: a changed lr, norm_lr_scale or decay would be ignored."""
-        try:
-            self.trainer  # noqa: B018  (raises when not attached)
-        except RuntimeError:  # load_from_checkpoint: no optimizer to restore
+        if self._attached_trainer() is None:  # load_from_checkpoint: no optimizer to restore
             return
         factor = self._factor_at(checkpoint.get("global_step", 0))
         for state in checkpoint.get("optimizer_states", []):
@@ -386,13 +384,19 @@ class StyleTransferModule(pl.LightningModule):
                 state["base_lrs"] = self._base_rates(len(state["base_lrs"]))
                 state["_last_lr"] = [base * factor for base in state["base_lrs"]]
 
-    def _resuming_without_average(self) -> bool:
-        """Whether a Trainer is restoring this module with no moving average of the weights attached."""
+    def _attached_trainer(self) -> Any:
+        """The Trainer restoring this module, or None under ``load_from_checkpoint`` (none attached)."""
         try:
-            trainer = self.trainer
-        except RuntimeError:  # not attached: load_from_checkpoint (the average, as saved, is the network)
-            return False
-        return not any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
+            return self.trainer
+        except RuntimeError:
+            return None
+
+    def _resuming_without_average(self) -> bool:
+        """Whether a Trainer is restoring this module with no moving average of the weights attached.
+
+        Not attached (load_from_checkpoint): False, the average as saved is the network."""
+        trainer = self._attached_trainer()
+        return trainer is not None and not any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
 
     def _with_loss_network(self, saved: dict[str, Any]) -> dict[str, Any]:
         """A saved state as the module loads it: the loss network we built ourselves put back, so that
