@@ -254,6 +254,27 @@ def test_eta_is_not_wrapped_at_a_day():
     assert format_duration(57 * 3600 + 3 * 60 + 12) == "57:03:12"  # time.strftime of gmtime gave 09:03:12
 
 
+@pytest.mark.parametrize("resumed_bar", [False, True])
+def test_a_resumed_epochs_bar_counts_its_rate_from_where_it_resumed(resumed_bar):
+    """Resumed at batch 507 of 600, one batch in 50 s: 0.02 it/s and 92 x 50 s left, not the 10 it/s
+    and seconds left that Lightning's own bar shows."""
+    import time
+
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    from fastnst.training.trainer import ResumedProgressBar
+
+    callback = ResumedProgressBar() if resumed_bar else TQDMProgressBar()
+    callback.train_progress_bar = bar = callback.init_train_tqdm()
+    bar.reset(total=600)
+    callback.on_train_batch_start(None, None, {}, 507)  # type: ignore[arg-type]
+    bar.n, bar.start_t = 508, time.time() - 50.0  # one batch, 50 s after the epoch's start
+    shown = bar.format_meter(**bar.format_dict)
+    bar.close()
+    assert "508/600" in shown
+    assert ("<1:16:40,  0.02it/s" in shown) == resumed_bar, shown
+
+
 def test_ema_weights_are_exported_and_a_resumed_run_matches(run_training, tmp_path):
     """trainer.ema_decay: checkpoints hold the moving average as the weights and the trained ones under
     current_model_state; export takes the average (--no-ema the trained); a resumed run matches."""
