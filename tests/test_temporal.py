@@ -131,6 +131,21 @@ def test_eval_video_measures_smoothed_statistics_and_judges_frames(tmp_path: Pat
     assert "wave~smooth0.9" in printed and "style_gram" in printed and "frames 0, 3" in printed
 
 
+def test_eval_names_shipped_models_as_given(tmp_path: Path) -> None:
+    """wave and wave_stable (file video/wave.onnx) side by side need no --label; a file keeps its stem."""
+    pytest.importorskip("cv2", reason="the flicker measure needs OpenCV: pip install -e '.[video]'")
+    import shutil
+
+    from fastnst.cli import main
+    from fastnst.styles import resolve_model
+
+    shutil.copy(resolve_model("wave"), tmp_path / "mine.onnx")
+    out = tmp_path / "flicker"
+    args = ["eval", "--video", str(asset(CLIP)), "--frames", "2", "--max-size", "64", "-q", "-o", str(out)]
+    assert main([*args, "--model", "wave", "--model", "wave_stable", "--model", str(tmp_path / "mine.onnx")]) == 0
+    assert list(json.loads((out / "flicker.json").read_text())["models"]) == ["wave", "wave_stable", "mine"]
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [("--smooth-stats", "1", "--smooth-stats=1.0: expected a momentum"), ("--judge-frames", "0", "--judge-frames 0")],

@@ -111,18 +111,28 @@ def _stylize(stylizer: Any, photo: Image.Image, photo_path: Path) -> Image.Image
         raise EvalError(f"{photo_path}: {e}") from e
 
 
+def _default_name(kind: str, given: str, path: Path) -> str:
+    """A method's name without --label: a shipped model's name as given (``the_scream_stable``, whose file
+    is ``video/the_scream.onnx``), else the file's stem or the folder's name."""
+    if kind != "model":
+        return path.name
+    return path.stem if Path(given).exists() else given  # not a file: resolve_model found the name
+
+
 def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, Path]]]:
     """The methods to judge, in order, as ``(kind, path)``, and their names; checked before any work."""
     from fastnst.styles import resolve_model
 
     # --model takes a file or a shipped style's name, as fastnst infer does.
-    methods = [(kind, resolve_model(p) if kind == "model" else p) for kind, p in getattr(args, "methods", None) or []]
+    given = getattr(args, "methods", None) or []
+    methods = [(kind, resolve_model(p) if kind == "model" else p) for kind, p in given]
     if not methods:
         raise EvalError("nothing to judge: give --model x.onnx or --images folder (or several)")
     labels = args.label or []
     if len(labels) > len(methods):
         raise EvalError(f"--label given {len(labels)} times for {len(methods)} --model/--images")
-    names = labels + [path.stem if kind == "model" else path.name for kind, path in methods[len(labels) :]]
+    defaults = [_default_name(kind, str(p), path) for (kind, p), (_, path) in zip(given, methods, strict=True)]
+    names = labels + defaults[len(labels) :]
     if len(set(names)) != len(names):
         raise EvalError(f"two methods share the name {names}: name them with --label")
     for kind, path in methods:
