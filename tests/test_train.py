@@ -256,23 +256,28 @@ def test_eta_is_not_wrapped_at_a_day():
 
 @pytest.mark.parametrize("resumed_bar", [False, True])
 def test_a_resumed_epochs_bar_counts_its_rate_from_where_it_resumed(resumed_bar):
-    """Resumed at batch 507 of 600, one batch in 50 s: 0.02 it/s and 92 x 50 s left, not the 10 it/s
-    and seconds left that Lightning's own bar shows."""
-    import time
+    """Resumed at step 940 of 1,600, at batch 648 of a 660-batch epoch, one batch in 50 s: 649/660 at
+    0.02 it/s, 11 x 50 s left in the epoch; Lightning's own bar shows 13 it/s."""
+    from types import SimpleNamespace
 
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     from fastnst.training.trainer import ResumedProgressBar
 
+    trainer = SimpleNamespace(
+        current_epoch=6, num_training_batches=660, max_epochs=-1, max_steps=1600, global_step=940, is_global_zero=True
+    )
     callback = ResumedProgressBar() if resumed_bar else TQDMProgressBar()
+    callback.setup(trainer, None, "fit")  # type: ignore[arg-type]
     callback.train_progress_bar = bar = callback.init_train_tqdm()
-    bar.reset(total=600)
-    callback.on_train_batch_start(None, None, {}, 507)  # type: ignore[arg-type]
-    bar.n, bar.start_t = 508, time.time() - 50.0  # one batch, 50 s after the epoch's start
-    shown = bar.format_meter(**bar.format_dict)
+    callback.on_train_epoch_start(trainer)  # type: ignore[arg-type]
+    callback.on_train_batch_start(trainer, None, {}, 648)  # type: ignore[arg-type]
+    callback.on_train_batch_start(trainer, None, {}, 649)  # type: ignore[arg-type]  (later batches: no change)
+    bar.n = 649  # one batch done, 50 s after the epoch's start
+    shown = bar.format_meter(**{**bar.format_dict, "elapsed": 50.0})
     bar.close()
-    assert "508/600" in shown
-    assert ("<1:16:40,  0.02it/s" in shown) == resumed_bar, shown
+    assert "649/660" in shown
+    assert ("<09:10,  0.02it/s" in shown) == resumed_bar, shown
 
 
 def test_ema_weights_are_exported_and_a_resumed_run_matches(run_training, tmp_path):

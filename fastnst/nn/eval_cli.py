@@ -116,7 +116,7 @@ def _default_name(kind: str, given: str, path: Path) -> str:
     is ``video/the_scream.onnx``), else the file's stem or the folder's name."""
     if kind != "model":
         return path.name
-    return path.stem if Path(given).exists() else given  # not a file: resolve_model found the name
+    return path.stem if Path(given).expanduser().is_file() else given  # no file: resolve_model found the name
 
 
 def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, Path]]]:

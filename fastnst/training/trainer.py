@@ -128,16 +128,28 @@ class ResumedProgressBar(TQDMProgressBar):
     """Lightning's progress bar, its rate and time left counted from where a resumed epoch starts.
 
     Lightning's bar starts each epoch at 0 and counts the batches a resumed run skips as done in the
-    time since it started ("508/600 [00:50, 10 it/s]" at a real 0.2 steps/s): here the first batch of a
-    resumed epoch becomes the bar's starting point, as tqdm's ``initial``.
+    time since it started ("508/600 [00:50, 10 it/s]" at a real 0.2 steps/s), with a total that counts
+    the steps left from batch 0: here the first batch of a resumed epoch becomes the bar's starting
+    point, as tqdm's ``initial``, and the total counts from it.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._epoch_started = False
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self._epoch_started = True
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        bar = self.train_progress_bar  # made in on_train_start, before any batch
-        if bar.n == 0 and bar.initial == 0 and batch_idx > 0:
+        if self._epoch_started:  # the epoch's first batch only: later ones may leave n at 0 (refresh rate > 1)
+            self._epoch_started = False
+            bar = self.train_progress_bar
             bar.n = bar.initial = batch_idx
+            if batch_idx and trainer.max_steps > 0:  # Lightning's total counts the steps left from batch 0
+                bar.total = min(trainer.num_training_batches, batch_idx + trainer.max_steps - trainer.global_step)
 
 
 class ProgressLog(Callback):
