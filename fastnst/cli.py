@@ -171,6 +171,7 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-scale", type=float, help="size at which the styles are seen, relative to the result")
     p.add_argument("--tensorboard", help="log losses and intermediate images to this folder")
     p.add_argument("--output-bits", type=int, choices=(8, 16), help="16: a 16-bit PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse it)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides, key=value (see conf/optimize.yaml)")
 

@@ -6,6 +6,7 @@ No torch here: the inference path may use it too.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -64,4 +65,22 @@ def blocking_file(folder: Path) -> Path | None:
     for path in (folder, *folder.parents):
         if os.path.lexists(path):
             return None if path.is_dir() else path
+    return None
+
+
+def cannot_write(output: str | Path) -> str | None:
+    """Why the file ``output`` could not be written (a folder there, a file where a folder should be, a
+    folder that takes no new files), or None: asked before any work, so that no work is lost at the end."""
+    output = Path(output).expanduser()
+    if output.is_dir():
+        return "is a folder; give the file to write"
+    blocking = blocking_file(output.parent)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    base = next(p for p in (output.parent, *output.parent.parents) if os.path.lexists(p))
+    try:  # the one sure test: make a file there (and remove it); the missing folders are made only at the end
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as e:
+        return f"cannot write in {base} ({e.strerror or e})"
     return None

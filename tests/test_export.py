@@ -367,7 +367,12 @@ def test_not_a_checkpoint_is_one_line_naming_the_file(tmp_path, checkpoint, kind
 
 
 @pytest.mark.parametrize(
-    "kwargs, words", [({"precision": "fp8"}, ("precision=fp8", "fp32")), ({"opset": 13}, ("opset=13", "17"))]
+    "kwargs, words",
+    [
+        ({"precision": "fp8"}, ("precision=fp8", "fp32")),
+        ({"opset": 13}, ("opset=13", "17")),
+        ({"opset": 99}, ("opset=99", "the installed onnx knows opsets up to")),
+    ],
 )
 def test_bad_settings(checkpoint, tmp_path, kwargs, words):
     output = tmp_path / "out" / "model.onnx"
@@ -375,6 +380,39 @@ def test_bad_settings(checkpoint, tmp_path, kwargs, words):
         export_onnx(checkpoint, output, **kwargs)
     _assert_failed_cleanly(error, output, *words)
     assert "\n" not in str(error.value)
+
+
+def test_a_model_or_a_folder_given_as_the_checkpoint(fp32, tmp_path):
+    # Said before the output is checked: the default output of a model named as the checkpoint is itself.
+    for given, words in [
+        (fp32.path, "is an exported ONNX model, not a training checkpoint"),
+        (tmp_path, "is a folder"),
+    ]:
+        output = tmp_path / "out" / "model.onnx"
+        with pytest.raises(ExportError) as error:
+            export_onnx(given, output)
+        _assert_failed_cleanly(error, output, str(given), words)
+        assert "\n" not in str(error.value)
+
+
+def test_an_interrupted_export_leaves_no_new_folders(net, hparams, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_export", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_network(net, hparams, tmp_path / "new" / "deeper" / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_summary_of_an_unverified_export():
+    report = export.ExportReport(Path("m.onnx"), "fp32", 210_000, 0.0, 0.0, {}, verified=False)
+    assert report.summary() == "m.onnx (fp32, 0.21 MB): not checked against PyTorch (--no-verify)"
+    report = export.ExportReport(Path("m.onnx"), "fp16", 100_000, 1e-3, 2e-4, {"1x64x64": 1e-3})
+    assert report.summary() == (
+        "m.onnx (fp16, 0.10 MB): |onnxruntime - torch| max 1.00e-03 on random images of sizes 1x64x64, "
+        "mean 2.00e-04 on a photo"
+    )
 
 
 def test_verification_failure_writes_nothing(checkpoint, tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from fastnst.nn.optimize import (
     save_image,
     scale_sizes,
     scale_step_counts,
+    total_iterations,
     with_chroma,
 )
 from fastnst.nn.vgg import vgg19
@@ -712,9 +713,85 @@ def test_cli_failing_run_keeps_the_existing_output(tmp_path, capsys):
     output = tmp_path / "x.png"
     Image.new("RGB", (5, 5), (1, 2, 3)).save(output)
     before = output.read_bytes()
-    assert cli.main(cli_args(CHELSEA, output, style=str(tmp_path / "nope.jpg"))) == 2
+    assert cli.main(cli_args(CHELSEA, output, "--overwrite", style=str(tmp_path / "nope.jpg"))) == 2
     assert output.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("output is a folder", "output=OUT/x.png: is a folder; give the file to write"),
+        ("output under a file", "output=OUT/f.txt/x.png: OUT/f.txt is a file, not a folder"),
+        ("output exists", "output=OUT/x.png: exists; choose another -o, or --overwrite to replace it"),
+        ("style weight 0", "--style-weight [0.0]: expected finite weights >= 0, one of them above 0"),
+        ("style weight nan", "--style-weight [nan]: expected finite weights >= 0, one of them above 0"),
+        ("tensorboard is a file", "tensorboard=OUT/f.txt: OUT/f.txt is a file, not a folder"),
+    ],
+)
+def test_cli_refuses_before_any_work(tmp_path, capsys, monkeypatch, case, words):
+    def no_work(*args, **kwargs):
+        raise AssertionError("optimized before the settings were checked")
+
+    monkeypatch.setattr(ocli, "optimize", no_work)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f.txt").write_text("kept")
+    output, extra = out / "x.png", []
+    if case == "output is a folder":
+        output.mkdir()
+    elif case == "output under a file":
+        output = out / "f.txt" / "x.png"
+    elif case == "output exists":
+        output.write_bytes(b"an earlier result")
+    elif case.startswith("style weight"):
+        extra = ["--style-weight", case.split()[-1]]
+    elif case == "tensorboard is a file":
+        extra = ["--tensorboard", str(out / "f.txt")]
+    before = {p.name: (p.read_bytes() if p.is_file() else None) for p in out.iterdir()}
+    assert cli.main(cli_args(CHELSEA, output, *extra)) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line == "error: " + words.replace("OUT", str(out))
+    assert {p.name: (p.read_bytes() if p.is_file() else None) for p in out.iterdir()} == before
+
+
+@needs_vgg
+def test_cli_overwrite_replaces_an_earlier_result(tmp_path, capsys):
+    output = tmp_path / "x.png"
+    output.write_bytes(b"an earlier result")
+    assert cli.main(cli_args(CHELSEA, output, "--overwrite")) == 0
+    with Image.open(output) as img:
+        assert img.size == (64, 43)
+
+
+@needs_vgg
+def test_cli_interrupted_writes_nothing_and_says_where_it_stopped(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from fastnst.runtime.infer_cli import Interrupted
+
+    real = ocli.optimize
+
+    def two_then_ctrl_c(content, styles, s, weights, masks, init, callback):
+        def cb(p: Progress) -> None:
+            callback(p)
+            if p.total_iteration == 2:
+                raise Interrupted(signal.SIGINT)
+
+        return real(content, styles, s, weights, masks, init, cb)
+
+    monkeypatch.setattr(ocli, "optimize", two_then_ctrl_c)
+    output = tmp_path / "x.png"
+    assert cli.main(cli_args(CHELSEA, output)) == 130
+    captured = capsys.readouterr()
+    assert error_lines(captured.err) == [f"interrupted by SIGINT at iteration 2 of 4; {output} not written"]
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_total_iterations_counts_one_per_level_at_least():
+    assert total_iterations(Settings(size=128, scales=3, scale_factor=2, steps=20)) == 20  # levels 64, 128
+    assert total_iterations(Settings(size=256, scales=3, scale_factor=2, steps=2)) == 3  # 1 + 1 + 1
+    assert total_iterations(Settings(size=64, scales=3, scale_steps=[1, 2, 3])) == 3  # 64 px only: the last
 
 
 # -- out of GPU memory ----------------------------------------------------------------------------
@@ -775,6 +852,25 @@ def test_run_out_of_memory(tmp_path, monkeypatch):
     assert ocli.run(cfg, quiet=True) == output
     with Image.open(output) as img:
         assert max(img.size) == 88
+
+
+@needs_vgg
+def test_run_out_of_cpu_memory_is_one_line(tmp_path, monkeypatch):
+    def fake(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+            "allocate 30000000000 bytes. Error code 12 (Cannot allocate memory)"
+        )
+
+    monkeypatch.setattr(ocli, "optimize", fake)
+    output = tmp_path / "x.png"
+    cfg = ocli.compose(cli.build_parser().parse_args(cli_args(CHELSEA, output, size=128)))
+    with pytest.raises(OptimizeError) as error:
+        ocli.run(cfg, quiet=True)
+    assert str(error.value) == (
+        "size=128, style_scale=1.0: out of memory (one tensor of 30.0 GB); ask for a smaller --size or --style-scale"
+    )
+    assert not output.exists()
 
 
 # -- TensorBoard ----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from fastnst import __version__
+from fastnst.atomic import new_folders
 from fastnst.errors import FastNSTError, one_line
 from fastnst.nn.checkpoint import read_checkpoint
 from fastnst.nn.transformer_net import (
@@ -176,11 +177,15 @@ class ExportReport:
     mean_abs_error: float
     errors_by_size: dict[str, float] = field(default_factory=dict)
 
+    verified: bool = True
+
     def summary(self) -> str:
+        head = f"{self.path} ({self.precision}, {self.size_bytes / 1e6:.2f} MB)"
+        if not self.verified:
+            return f"{head}: not checked against PyTorch (--no-verify)"
         return (
-            f"{self.path} ({self.precision}, {self.size_bytes / 1e6:.2f} MB): |onnxruntime - torch| max "
-            f"{self.max_abs_error:.2e} on random images of sizes {', '.join(self.errors_by_size) or '-'}, "
-            f"mean {self.mean_abs_error:.2e} on a photo"
+            f"{head}: |onnxruntime - torch| max {self.max_abs_error:.2e} on random images of sizes "
+            f"{', '.join(self.errors_by_size)}, mean {self.mean_abs_error:.2e} on a photo"
         )
 
 
@@ -316,6 +321,13 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
             },
             verbose=False,
         )
+    import onnx
+
+    written = {
+        i.version for i in onnx.load(str(path), load_external_data=False).opset_import if i.domain in ("", "ai.onnx")
+    }
+    if written != {opset}:  # the exporter falls back to its own opset when it cannot convert
+        raise ExportError(f"opset={opset}: the exporter wrote opset {', '.join(map(str, sorted(written)))} instead")
 
 
 def _finish_graph(
@@ -441,6 +453,21 @@ def _check_settings(precision: str, opset: int) -> None:
         raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
     if opset < 17:
         raise ExportError(f"opset={opset}: fastnst exports opset 17 or newer")
+    import onnx
+
+    if opset > onnx.defs.onnx_opset_version():
+        raise ExportError(f"opset={opset}: the installed onnx knows opsets up to {onnx.defs.onnx_opset_version()}")
+
+
+def check_checkpoint(checkpoint: str | Path) -> None:
+    """Refuse, before any work, a checkpoint that is missing, a folder or an exported model."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give the .ckpt file train.py wrote (its last.ckpt, for example)")
+    if not path.is_file():
+        raise ExportError(f"{path}: no such checkpoint")
+    if _is_onnx(path):
+        raise ExportError(f"{path}: is an exported ONNX model, not a training checkpoint (a .ckpt train.py wrote)")
 
 
 def export_onnx(
@@ -472,6 +499,7 @@ def export_onnx(
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
     """
     _check_settings(precision, opset)  # before the checkpoint is read
+    check_checkpoint(checkpoint)
     check_output(output, checkpoint)
     net, hparams = load_network(checkpoint, averaged)
     return export_network(
@@ -502,8 +530,8 @@ def export_network(
     check_finite_weights(net, source)  # even with check=False: such a network only outputs NaN
     stats_net = StatsTransformerNet(net, half=precision == "fp16", style_maps=style_maps)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images, source)
+        with new_folders(output.parent):  # a failed or interrupted export leaves no empty folders
+            return _export(net, hparams, stats_net, output, precision, opset, check, calibration_images, source)
     except OSError as e:  # an unwritable folder or a full disk: nothing is left half-written
         raise ExportError(f"{output}: cannot write ({e})") from e
 
@@ -540,7 +568,7 @@ def _export(
             )
         mean = _mean_error(final, net) if check else 0.0
         os.replace(final, output)
-    return ExportReport(output, precision, output.stat().st_size, worst, mean, errors)
+    return ExportReport(output, precision, output.stat().st_size, worst, mean, errors, verified=check)
 
 
 def _mean_error(path: Path, net: StyleNetwork) -> float:

@@ -122,6 +122,12 @@ def scale_step_counts(settings: Settings, levels: int) -> list[int]:
     return [*coarse, max(1, settings.steps - sum(coarse))]
 
 
+def total_iterations(settings: Settings) -> int:
+    """The iterations :func:`optimize` runs in all, over every level (at least one per level, so it can
+    be more than ``steps``; ``scale_steps`` instead of ``steps`` when set)."""
+    return sum(scale_step_counts(settings, len(scale_sizes(settings))))
+
+
 # -- colour ----------------------------------------------------------------------
 
 

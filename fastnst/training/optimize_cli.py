@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
+import re
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +27,24 @@ from fastnst.nn.optimize import (
     load_mask,
     optimize,
     save_image,
+    scale_sizes,
+    total_iterations,
 )
-from fastnst.overwrite import refuse_overwrite
+from fastnst.overwrite import cannot_write, refuse_overwrite
 from fastnst.progress import Progress as Bar
+from fastnst.runtime.infer_cli import Interrupted, stop_on_signals
 from fastnst.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
+
+
+class OptimizeInterrupted(FastNSTError):
+    """Ctrl-C or SIGTERM during the optimization: nothing was written."""
+
+    @property
+    def signum(self) -> int:
+        return self.__cause__.signum if isinstance(self.__cause__, Interrupted) else signal.SIGINT
+
 
 # Flags that are shorthands for config keys.
 FLAG_KEYS = {
@@ -79,6 +95,8 @@ def compose(args: argparse.Namespace) -> DictConfig:
     if args.output:
         cfg.output = args.output
     weights = args.style_weight or [1.0] * len(args.style)
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not sum(weights) > 0:
+        raise FastNSTError(f"--style-weight {args.style_weight}: expected finite weights >= 0, one of them above 0")
     masks = args.mask or [None] * len(args.style)
     for flag, given in (("--style-weight", args.style_weight), ("--mask", args.mask)):
         if given and len(given) != len(args.style):
@@ -122,8 +140,9 @@ def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[f
     return content, styles, weights, masks, init_image
 
 
-def _checked_output(cfg: DictConfig) -> Path:
-    """The output path, after checking that there is a photo, a style and a usable output file name."""
+def _checked_output(cfg: DictConfig, overwrite: bool = False) -> Path:
+    """The output path, after checking that there is a photo, a style, a usable output file name that
+    can be written, and no earlier result there (unless ``overwrite``)."""
     if not cfg.content:
         raise OptimizeError("content: no photo given (--content photo.jpg)")
     if not cfg.styles:
@@ -133,6 +152,12 @@ def _checked_output(cfg: DictConfig) -> Path:
         raise OptimizeError(f"output={output}: expected a .png or .jpg file")
     if cfg.output_bits == 16 and output.suffix.lower() != ".png":
         raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
+    if (why := cannot_write(output)) is not None:
+        raise OptimizeError(f"output={output}: {why}")
+    if output.exists() and not overwrite:
+        raise OptimizeError(f"output={output}: exists; choose another -o, or --overwrite to replace it")
+    if cfg.tensorboard and (why := cannot_write(Path(cfg.tensorboard) / "events")) is not None:
+        raise OptimizeError(f"tensorboard={cfg.tensorboard}: {why}")
     return output
 
 
@@ -180,6 +205,15 @@ def _optimize_fitting(
         return attempt(settings.size)
     except torch.cuda.OutOfMemoryError:
         fits = largest_size_that_fits(lambda s: attempt(s, steps=1, cb=None), settings.size)
+    except RuntimeError as e:  # the CPU's allocator: not probed for a size (that could swap the machine)
+        if "can't allocate memory" not in str(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        amount = f" (one tensor of {int(asked[1]) / 1e9:.1f} GB)" if asked else ""
+        raise OptimizeError(
+            f"size={settings.size}, style_scale={settings.style_scale}: out of memory{amount}; "
+            "ask for a smaller --size or --style-scale"
+        ) from e
     if fits is None:
         raise OptimizeError("out of GPU memory even at 64 px; use device=cpu")
     if not cfg.auto_size_down:
@@ -191,18 +225,32 @@ def _optimize_fitting(
     return attempt(fits)
 
 
-def run(cfg: DictConfig, quiet: bool = False) -> Path:
+def run(cfg: DictConfig, quiet: bool = False, overwrite: bool = False) -> Path:
     """Load the images, optimize, write the result; returns its path."""
     settings = settings_from(cfg)
-    output = _checked_output(cfg)
+    output = _checked_output(cfg, overwrite)
     refuse_overwrite(output, _inputs(cfg, settings), error=OptimizeError)  # before any work
     inputs = _load_inputs(cfg, settings)
     writer = _summary_writer(cfg)
     start = time.perf_counter()
-    with Bar(settings.steps, "optimize", enabled=not quiet) as bar:
-        result = _optimize_fitting(cfg, settings, inputs, _progress_callback(bar, writer, cfg.log_every))
-    if writer is not None:
-        writer.close()
+    total = total_iterations(settings)
+    levels = len(scale_sizes(settings))
+    if settings.scale_steps is not None and levels < len(settings.scale_steps):
+        log.warning(
+            "scale_steps=%s: %d of its levels are below 64 px at size=%d and dropped; %d iterations in all",
+            list(settings.scale_steps), len(settings.scale_steps) - levels, settings.size, total,
+        )  # fmt: skip
+    bar = Bar(total, "optimize", enabled=not quiet)
+    try:
+        with stop_on_signals(), bar:
+            result = _optimize_fitting(cfg, settings, inputs, _progress_callback(bar, writer, cfg.log_every))
+    except Interrupted as e:
+        raise OptimizeInterrupted(
+            f"interrupted by {e} at iteration {bar.count} of {total}; {output} not written"
+        ) from e
+    finally:
+        if writer is not None:
+            writer.close()
     save_image(result, output, bits=cfg.output_bits)
     log.info("wrote %s (%dx%d) in %.1f s", output, result.shape[-1], result.shape[-2], time.perf_counter() - start)
     return output
@@ -210,6 +258,10 @@ def run(cfg: DictConfig, quiet: bool = False) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``fastnst optimize``."""
-    output = run(compose(args), quiet=args.quiet)
+    try:
+        output = run(compose(args), quiet=args.quiet, overwrite=args.overwrite)
+    except OptimizeInterrupted as e:
+        print(e, file=sys.stderr)
+        return 128 + e.signum
     print(output)
     return 0
