@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,58 @@ def test_cli_errors_are_one_line(tmp_path, capsys, extra, words) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and len(err.splitlines()) == 1
     assert (tmp_path / "notes.txt").read_text() == "my notes"
+
+
+def test_result_in_folder_matches_the_stem_exactly(tmp_path) -> None:
+    from fastnst.nn.eval_cli import EvalError, result_in_folder
+
+    for name in ["amber.old.png", "amber.png", "shot[1].png", "sub.png"]:
+        if name == "sub.png":
+            (tmp_path / name).mkdir()  # a folder with an image's name is not a result
+        else:
+            Image.new("RGB", (4, 4)).save(tmp_path / name)
+    assert result_in_folder(tmp_path, Path("photos/amber.jpg")) == tmp_path / "amber.png"
+    assert result_in_folder(tmp_path, Path("photos/shot[1].jpg")) == tmp_path / "shot[1].png"  # no glob
+    with pytest.raises(EvalError, match=r"no result for sub\.jpg"):
+        result_in_folder(tmp_path, Path("photos/sub.jpg"))
+    Image.new("RGB", (4, 4)).save(tmp_path / "amber.jpg")
+    with pytest.raises(EvalError, match=r"2 results for amber\.jpg \(amber\.jpg, amber\.png\)"):
+        result_in_folder(tmp_path, Path("photos/amber.jpg"))
+
+
+@pytest.mark.parametrize("case", ["label is a path", "over the photo", "over the --images results", "file in the way"])
+def test_cli_never_writes_over_its_inputs(tmp_path, capsys, tiny_onnx, case) -> None:
+    photos = tmp_path / "pp"
+    _write(photos, PHOTOS[:1], lambda im: im.resize((64, 48)))
+    before = tmp_path / "o" / "before"
+    before.parent.mkdir()
+    _write(before, PHOTOS[:1], lambda im: im.resize((64, 48)))
+    out, extra, words = tmp_path / "o", ["--model", str(tiny_onnx)], ""
+    if case == "label is a path":
+        extra += ["--label", "../escaped"]
+        words = "--label '../escaped': a name, without / or a leading dot"
+    elif case == "over the photo":
+        out, extra = tmp_path, [*extra, "--label", "pp"]
+        words = f"-o {tmp_path}: pp's results would be written over the input {photos / (PHOTOS[0].stem + '.png')}"
+    elif case == "over the --images results":
+        extra = ["--images", str(before), *extra, "--label", "old", "--label", "before"]
+        words = f"-o {out}: before's results would be written over the input {before}"
+    else:
+        (out / "tiny").write_text("my notes")
+        extra += ["--label", "tiny"]
+        words = f"-o {out}: {out / 'tiny'} is a file; tiny's results go into the folder {out / 'tiny'}"
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code = main(["eval", "-s", "starry_night", "-c", str(photos), "-o", str(out), "-q", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: {words}") and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files  # nothing written or changed
+
+
+def test_cli_checks_every_images_result_before_any_work(tmp_path, capsys, tiny_onnx) -> None:
+    photos = PHOTOS[:2]
+    _write(tmp_path / "res", photos[:1], lambda im: im)  # the second photo's result is missing
+    out = tmp_path / "o"
+    args = ["eval", "-s", "starry_night", "-c", *map(str, photos), "-o", str(out), "-m", str(tiny_onnx)]
+    assert main([*args, "--images", str(tmp_path / "res")]) == 2
+    assert f"no result for {photos[1].name}" in capsys.readouterr().err
+    assert not out.exists()  # the model ran on nothing

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
-from fastnst.overwrite import blocking_file
+from fastnst.overwrite import InputSet, blocking_file
 from fastnst.progress import Progress
 from fastnst.runtime.imageio import IMAGE_EXTENSIONS, ImageError, open_rgb
 
@@ -73,7 +73,7 @@ def find_photos(items: list[str]) -> list[Path]:
     for item in items:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
             if not found:
                 raise EvalError(f"--content {item}: folder holds no images")
             photos += found
@@ -89,10 +89,17 @@ def find_photos(items: list[str]) -> list[Path]:
 
 
 def result_in_folder(folder: Path, photo: Path) -> Path:
-    """The stylized image of ``photo`` in ``folder``: same file name stem, any image extension."""
-    matches = sorted(p for p in folder.glob(f"{photo.stem}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    """The stylized image of ``photo`` in ``folder``: the same file name stem exactly (``amber.png`` for
+    ``amber.jpg``, never ``amber.old.png``), any image extension, and only one such file."""
+    matches = sorted(
+        p for p in folder.iterdir() if p.stem == photo.stem and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
     if not matches:
         raise EvalError(f"--images {folder}: no result for {photo.name} (expected {photo.stem}.png or .jpg)")
+    if len(matches) > 1:
+        raise EvalError(
+            f"--images {folder}: {len(matches)} results for {photo.name} ({', '.join(p.name for p in matches)})"
+        )
     return matches[0]
 
 
@@ -132,6 +139,9 @@ def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, 
     if len(labels) > len(methods):
         raise EvalError(f"--label given {len(labels)} times for {len(methods)} --model/--images")
     defaults = [_default_name(kind, str(p), path) for (kind, p), (_, path) in zip(given, methods, strict=True)]
+    for label in labels:  # a model's results go to -o/<label>/: a name, not a path
+        if not label.strip() or label.startswith(".") or "/" in label or "\\" in label:
+            raise EvalError(f"--label {label!r}: a name, without / or a leading dot (it names a folder in -o)")
     names = labels + defaults[len(labels) :]
     if len(set(names)) != len(names):
         raise EvalError(f"two methods share the name {names}: name them with --label")
@@ -211,6 +221,27 @@ def _print_report(report: dict[str, Any], names: list[str], output: Path, sheet:
     print(f"wrote {', '.join(str(output / w) for w in written)}")
 
 
+def check_writes(output: Path, names: list[str], methods: list[tuple[str, Path]], photos: list[Path]) -> None:
+    """Refuse, before any work, results that would be written over an input (a photo, or a result in an
+    ``--images`` folder) or where a file or folder is in the way; and find every ``--images`` result."""
+    folders = [path for kind, path in methods if kind == "images"]
+    inputs = InputSet([*photos, *folders, *(result_in_folder(f, photo) for f in folders for photo in photos)])
+    for name, (kind, _) in zip(names, methods, strict=True):
+        if kind != "model":
+            continue
+        folder = output / name
+        if (blocking := blocking_file(folder)) is not None:
+            raise EvalError(f"-o {output}: {blocking} is a file; {name}'s results go into the folder {folder}")
+        for target in [folder, *(folder / f"{photo.stem}.png" for photo in photos)]:
+            if inputs.holds(target):
+                raise EvalError(
+                    f"-o {output}: {name}'s results would be written over the input {target}; choose another -o"
+                )
+    for written in ("scores.csv", "summary.json", "contact_sheet.png"):
+        if (output / written).is_dir():
+            raise EvalError(f"-o {output}: {output / written} is a folder; eval writes a file there")
+
+
 def check_output_folder(output: Path) -> None:
     """Refuse, before any work, an ``-o`` that is a file or lies under one (eval writes a folder)."""
     blocking = blocking_file(output)
@@ -231,6 +262,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise EvalError(f"--limit {args.limit}: expected at least 1 photo")
     names, methods = _plan_methods(args)
     photos = find_photos(args.content)[: args.limit]
+    check_writes(args.output, names, methods, photos)
 
     # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
     from fastnst.nn.evaluate import Judge, contact_sheet, write_outputs
