@@ -31,6 +31,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from fastnst.errors import FastNSTError
+from fastnst.nn.eval_cli import find_photos
+
 ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 60  # how often a running training is checked for new checkpoints
 SETTLE_SECONDS = 30  # a checkpoint this fresh may still be being written: judged on the next look
@@ -87,7 +90,10 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subpr
 
 
 def run_quiet(*command: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "fastnst", *command], env=env, check=True, stdout=subprocess.DEVNULL)
+    """``fastnst <command>``, its output hidden; a failure (its error is printed above) ends the script in one line."""
+    done = subprocess.run([sys.executable, "-m", "fastnst", *command], env=env, stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"error: fastnst {command[0]} {command[1]} stopped with exit status {done.returncode}")
 
 
 def styles_of(run: Path, only: list[str] | None = None) -> list[tuple[str | None, str]]:
@@ -147,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     run_dir = (args.output / args.name).resolve()
+    try:  # the photos before any training: a typo must not cost the minutes up to the first judgement
+        find_photos(args.content)
+    except FastNSTError as e:
+        raise SystemExit(f"error: {e}") from None
     if args.judge_only:  # e.g. beside a --judge-at-end run that is still training
         if not (run_dir / "started").is_file():
             raise SystemExit(f"{run_dir}: no run of that name to judge")
@@ -156,11 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     if training is None:
         judge_new(args, run_dir, env, final=True)
         return
-    if args.judge_at_end:
+    try:
+        if args.judge_at_end:
+            training.wait()
+        while training.poll() is None:  # judge each kept checkpoint while the run goes on
+            judge_new(args, run_dir, env, final=False)
+            time.sleep(POLL_SECONDS)
+    except BaseException:  # a failed judgement or Ctrl-C: stop the training too (it saves its last.ckpt)
+        training.terminate()
         training.wait()
-    while training.poll() is None:  # judge each kept checkpoint while the run goes on
-        judge_new(args, run_dir, env, final=False)
-        time.sleep(POLL_SECONDS)
+        raise
     if training.returncode != 0:
         raise SystemExit(f"training stopped with exit status {training.returncode}; rerun the same command to resume")
     judge_new(args, run_dir, env, final=True)

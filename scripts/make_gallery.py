@@ -17,7 +17,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from fastnst.atomic import atomic_write
+from fastnst.errors import FastNSTError
 from fastnst.nn.eval_cli import find_photos
+from fastnst.overwrite import cannot_write, refuse_overwrite
 from fastnst.runtime.imageio import open_rgb
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.styles import QUALITY_SUFFIX, StyleError, quality_model, resolve_style_image, shipped_models
@@ -80,6 +82,15 @@ def gallery(models: dict[str, Path], photos: list[Path], size: int, cell: int) -
     return grid
 
 
+def check_gallery_output(output: Path, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that is not a .jpg file that can be written, or is an input."""
+    if output.suffix.lower() not in (".jpg", ".jpeg"):
+        raise FastNSTError(f"-o {output}: the gallery is a JPEG; give a .jpg file")
+    if (why := cannot_write(output)) is not None:
+        raise FastNSTError(f"-o {output}: {why}")
+    refuse_overwrite(output, [("input", path) for path in inputs])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
@@ -91,8 +102,16 @@ def main() -> None:
     p.add_argument("--cell", type=int, default=256, help="cell width in the grid")
     p.add_argument("--quality", type=int, default=82, help="JPEG quality")
     args = p.parse_args()
-    models = photo_networks() if args.shipped else labelled(args.models)
-    image = gallery(models, find_photos(args.photos), args.size, args.cell)
+    try:
+        models = photo_networks() if args.shipped else labelled(args.models)
+        for item in args.photos:  # find_photos names eval's flag
+            if not Path(item).expanduser().exists():
+                raise FastNSTError(f"--photos {item}: no such file or folder")
+        photos = find_photos(args.photos)
+        check_gallery_output(args.output, photos + list(models.values()))
+        image = gallery(models, photos, args.size, args.cell)
+    except FastNSTError as e:
+        raise SystemExit(f"error: {e}") from None
     with atomic_write(args.output) as f:
         image.save(f, format="JPEG", quality=args.quality, optimize=True, progressive=True)
     print(f"wrote {args.output} ({image.width}x{image.height}, {args.output.stat().st_size / 1e3:.0f} kB)")

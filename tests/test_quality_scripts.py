@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -113,6 +114,27 @@ def test_learning_curve_judges_each_checkpoint_and_each_style(tmp_path, vgg_weig
     proc = subprocess.run([sys.executable, script, *judge_udnie, "--judge-style", "candy"],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "--judge-style candy: not a style of" in proc.stderr
+
+
+@pytest.mark.parametrize("output", ["photo.jpg", "gallery.png", "photo.jpg/gallery.jpg"])
+def test_gallery_refuses_a_bad_output_before_any_work(tmp_path, output):
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(sample_photos_dir() / "coffee.jpg", photo)
+    before = photo.read_bytes()
+    script = str(REPO / "scripts" / "make_gallery.py")
+    args = ["--models", str(REPO / "fastnst" / "assets" / "models" / "wave.onnx"), "--photos", str(photo)]
+    proc = subprocess.run([sys.executable, script, *args, "-o", str(tmp_path / output)], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: -o {tmp_path / output}: ")
+    assert len(proc.stderr.splitlines()) == 1 and photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
+
+
+def test_learning_curve_checks_the_photos_before_training(tmp_path):
+    script = str(REPO / "scripts" / "learning_curve.py")
+    args = ["--name", "x", "--steps", "3", "--every", "2", "--content", str(tmp_path / "nope.jpg"), "-o", str(tmp_path)]
+    proc = subprocess.run([sys.executable, script, *args, "--", "style=wave"], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr == f"error: --content {tmp_path / 'nope.jpg'}: no such file or folder\n"
+    assert list(tmp_path.iterdir()) == []  # no run folder, no training
 
 
 @pytest.mark.slow
