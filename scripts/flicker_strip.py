@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fastnst.errors import FastNSTError
 from fastnst.runtime.flicker import pair_flows, read_frames, warp
 from fastnst.runtime.imageio import save_image, to_uint8
 from fastnst.runtime.stylizer import Stylizer
@@ -61,6 +62,18 @@ def strip(rows: list[tuple[str, list[np.ndarray]]]) -> Image.Image:
     return sheet
 
 
+def checked_inputs(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
+    """The frames (up to the strip's last) and a label per model, after checking the settings."""
+    if args.start < 0 or args.count < 2:
+        raise FastNSTError(f"--start {args.start} --count {args.count}: expected a start >= 0 and at least 2 frames")
+    if len(args.label or []) > len(args.model):
+        raise FastNSTError(f"--label given {len(args.label)} times for {len(args.model)} --model")
+    frames = read_frames(args.video, args.start + args.count, args.max_size)
+    if len(frames) < args.start + 2:
+        raise FastNSTError(f"--start {args.start}: {args.video} has {len(frames)} frames")
+    return frames, (args.label or []) + args.model[len(args.label or []) :]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, required=True)
@@ -72,9 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-size", type=int, default=320, help="long side of the frames")
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args(argv)
-    frames = read_frames(args.video, args.start + args.count, args.max_size)
+    try:
+        write_strip(args)
+    except FastNSTError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def write_strip(args: argparse.Namespace) -> None:
+    """The strip of ``args`` (main's flags), written to ``args.output``."""
+    frames, labels = checked_inputs(args)
     shown = frames[args.start :]
-    labels = (args.label or []) + args.model[len(args.label or []) :]
     runs = [(label, model, None) for label, model in zip(labels, args.model, strict=True)]
     if args.smooth_stats is not None:
         runs.append((f"{labels[0]} smoothed {args.smooth_stats:g}", args.model[0], args.smooth_stats))

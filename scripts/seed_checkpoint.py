@@ -28,7 +28,7 @@ from reexport_onnx import rebuild  # a sibling script
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError, one_line
 from fastnst.nn.checkpoint import read_checkpoint
-from fastnst.overwrite import refuse_overwrite
+from fastnst.overwrite import cannot_write, refuse_overwrite
 
 
 def seed(checkpoint: dict, weights: dict[str, torch.Tensor], source: str) -> dict:
@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 raise FastNSTError(f"{path}: no such file")
         refuse_overwrite(args.output, [("recipe checkpoint", args.checkpoint), ("model", args.model)])
+        if args.output.suffix != ".ckpt":  # train.py's ckpt_path= reads it; never replace a file of another kind
+            raise FastNSTError(f"-o {args.output}: give a .ckpt file to write")
+        if (why := cannot_write(args.output)) is not None:
+            raise FastNSTError(f"-o {args.output}: {why}")
         checkpoint = read_checkpoint(args.checkpoint, str(args.checkpoint))
         if "state_dict" not in checkpoint or "optimizer_states" not in checkpoint:
             raise FastNSTError(f"{args.checkpoint}: not a training checkpoint (no state_dict and optimizer state)")

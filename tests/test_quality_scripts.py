@@ -282,6 +282,35 @@ def test_seed_checkpoint_refuses_another_network_in_one_line(tmp_path, tiny_chec
     assert str(model) in proc.stderr and not (tmp_path / "s.ckpt").exists()
 
 
+@pytest.mark.parametrize("output", ["notes.txt", "folder"])
+def test_seed_checkpoint_writes_only_a_ckpt(tmp_path, tiny_checkpoint, output):
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "folder").mkdir()
+    model = REPO / "fastnst" / "assets" / "models" / "wave.onnx"
+    command = [sys.executable, REPO / "scripts" / "seed_checkpoint.py", tiny_checkpoint, model, "-o", tmp_path / output]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr == f"error: -o {tmp_path / output}: give a .ckpt file to write\n"
+    assert (tmp_path / "notes.txt").read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder",
+        "notes.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--count", "1"], "--start 0 --count 1: expected a start >= 0 and at least 2 frames"),
+        (["--label", "a", "--label", "b"], "--label given 2 times for 1 --model"),
+    ],
+)
+def test_flicker_strip_settings_in_one_line(tmp_path, flags, words):
+    command = [sys.executable, REPO / "scripts" / "flicker_strip.py", "--video", tmp_path / "clip.mp4"]
+    proc = subprocess.run(
+        [*command, "--model", "wave", *flags, "-o", tmp_path / "s.jpg"], capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and proc.stderr == f"error: {words}\n"
+
+
 def build_like(hparams: dict, torch):
     """A network of the checkpoint's architecture with random instance-norm scales and shifts (not the identity)."""
     from fastnst.nn.transformer_net import build_network

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from fastnst.nn.evaluate import Judge, contact_sheet, write_outputs
 
     judge = Judge(resolve_style_image(args.style, "--style"))
-    rows, thumbs_photos, thumbs = _judge_all(args, names, methods, photos, judge)
+    try:
+        rows, thumbs_photos, thumbs = _judge_all(args, names, methods, photos, judge)
+    except KeyboardInterrupt:
+        print(f"interrupted: no scores written to {args.output}", file=sys.stderr)
+        raise
     sheet = None if args.no_sheet else contact_sheet(thumbs_photos, judge.style_image, thumbs)
     settings = {
         "style": str(args.style),

@@ -323,7 +323,7 @@ class Stylizer:
             own = self.metadata.get(STYLE_NAME_KEY, "")
             if style is not None and style != own:
                 raise ValueError(
-                    f"style {style!r}: this model has one style ({own or self.path.stem}); leave --style out"
+                    f"style {style!r}: this model has one style ({own or self.path.stem}), so there is none to choose"
                 )
             return {}
         return parse_style_mix(style if style is not None else self.style_names[0], self.style_names)
