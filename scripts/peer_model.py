@@ -30,8 +30,11 @@ import torch.nn.functional as F
 from benchlib import SHARED_ASSETS
 from PIL import Image
 
+from fastnst.atomic import atomic_write
+from fastnst.errors import FastNSTError
 from fastnst.nn.eval_cli import find_photos
 from fastnst.nn.evaluate import JUDGE_SIZE, Judge, judged_size
+from fastnst.overwrite import blocking_file
 from fastnst.runtime.imageio import open_rgb
 from fastnst.styles import resolve_style_image
 
@@ -151,6 +154,20 @@ def main() -> None:
         raise SystemExit(f"{path}: no such file (the peer model is in the development assets)")
     if args.peer == "multistyle26" and args.index is None and args.style is None:
         p.error("multistyle26 needs --style (the painting to match) or --index")
+    if args.index is not None and not 0 <= args.index < 26:
+        p.error(f"--index {args.index}: multistyle26's styles are 0 to 25")
+    if args.pick_on < 1:
+        p.error(f"--pick-on {args.pick_on}: expected at least 1 photo")
+    if (blocking := blocking_file(args.output)) is not None:
+        p.error(f"-o {args.output}: {blocking} is a file; the results go into a folder")
+    try:
+        run(args, path)
+    except FastNSTError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def run(args: argparse.Namespace, path: Path) -> None:
+    """The peer's results on the photos of ``args`` (main's flags), picking multistyle26's style if asked."""
     photos = find_photos(args.content)
     if args.peer == "lengstrom_udnie":
         write_results(LengstromPeer(path), photos, args.output / args.peer, f"peer {args.peer}")
@@ -158,7 +175,7 @@ def main() -> None:
     peer = Peer(path)
     index = args.index
     if index is None:
-        judge = Judge(resolve_style_image(args.style))
+        judge = Judge(resolve_style_image(args.style, "--style"))
         images = [open_rgb(f) for f in photos[: args.pick_on]]
         scores = sorted((np.mean([judge.score(peer(im, k), im).style_gram for im in images]), k) for k in range(26))
         print("peer styles closest to", args.style, "(style_gram):", ", ".join(f"{k}: {g:.3f}" for g, k in scores[:5]))
@@ -170,7 +187,8 @@ def write_results(stylize: Callable[[Image.Image], Image.Image], photos: list[Pa
     """Each photo stylized, as ``folder/<photo stem>.png`` (the names ``fastnst eval --images`` matches)."""
     folder.mkdir(parents=True, exist_ok=True)
     for f in photos:
-        stylize(open_rgb(f)).save(folder / f"{f.stem}.png")
+        with atomic_write(folder / f"{f.stem}.png") as out:  # eval --images reads these: never a half file
+            stylize(open_rgb(f)).save(out, format="PNG")
     print(f"{label}: {len(photos)} results in {folder}")
 
 
