@@ -160,7 +160,7 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
 def test_learning_curve_judge_only_needs_a_run(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "learning_curve.py"), "--name", "none", "--steps", "2", "--every", "1",
-         "--content", "x.jpg", "--judge-only", "-o", str(tmp_path)],
+         "--content", str(sample_photos_dir() / "coffee.jpg"), "--judge-only", "-o", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode != 0
