@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fastnst.errors import FastNSTError
+from fastnst.overwrite import cannot_write
 from fastnst.runtime.flicker import pair_flows, read_frames, warp
 from fastnst.runtime.imageio import save_image, to_uint8
 from fastnst.runtime.stylizer import Stylizer
@@ -66,6 +67,10 @@ def checked_inputs(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str
     """The frames (up to the strip's last) and a label per model, after checking the settings."""
     if args.start < 0 or args.count < 2:
         raise FastNSTError(f"--start {args.start} --count {args.count}: expected a start >= 0 and at least 2 frames")
+    if args.output.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        raise FastNSTError(f"-o {args.output}: give a .jpg or .png file")
+    if (why := cannot_write(args.output)) is not None:
+        raise FastNSTError(f"-o {args.output}: {why}")
     if len(args.label or []) > len(args.model):
         raise FastNSTError(f"--label given {len(args.label)} times for {len(args.model)} --model")
     frames = read_frames(args.video, args.start + args.count, args.max_size)

@@ -89,11 +89,12 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subpr
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
-def run_quiet(*command: str, env: dict[str, str]) -> None:
-    """``fastnst <command>``, its output hidden; a failure (its error is printed above) ends the script in one line."""
+def run_quiet(*command: str, env: dict[str, str], about: Path) -> None:
+    """``fastnst <command>`` on ``about``, its output hidden; a failure (its error is printed above) ends the
+    script in one line."""
     done = subprocess.run([sys.executable, "-m", "fastnst", *command], env=env, stdout=subprocess.DEVNULL)
     if done.returncode != 0:
-        raise SystemExit(f"error: fastnst {command[0]} {command[1]} stopped with exit status {done.returncode}")
+        raise SystemExit(f"error: fastnst {command[0]} of {about} stopped with exit status {done.returncode}")
 
 
 def styles_of(run: Path, only: list[str] | None = None) -> list[tuple[str | None, str]]:
@@ -125,12 +126,12 @@ def judge(args: argparse.Namespace, ckpt: Path, state: dict, env: dict[str, str]
     figures = {}
     for suffix, flags in [("", [])] + ([("~raw", ["--no-ema"])] if "current_model_state" in state else []):
         onnx = ckpt.with_name(f"{ckpt.stem}{suffix}.onnx")
-        run_quiet("export", str(ckpt), "-o", str(onnx), *flags, env=env)
+        run_quiet("export", str(ckpt), "-o", str(onnx), *flags, env=env, about=ckpt)
         for style, painting in styles_of(ckpt.parent, args.judge_style):
             out = ckpt.with_suffix("") / f"{style or ''}{suffix}"
             pick = ["--model-style", style] if style else []
             run_quiet("eval", "--style", painting, "--content", *args.content, "--model", str(onnx), *pick,
-                      "-o", str(out), "-q", "--device", "cpu", env=env)  # fmt: skip
+                      "-o", str(out), "-q", "--device", "cpu", env=env, about=onnx)  # fmt: skip
             summary = json.loads((out / "summary.json").read_text())["summary"]
             label = f"{args.name}{suffix}"
             figures[f"{label}@{style}" if style else label] = next(iter(summary.values()))
@@ -172,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
         while training.poll() is None:  # judge each kept checkpoint while the run goes on
             judge_new(args, run_dir, env, final=False)
             time.sleep(POLL_SECONDS)
-    except BaseException:  # a failed judgement or Ctrl-C: stop the training too (it saves its last.ckpt)
+    except KeyboardInterrupt:  # Ctrl-C reached the training too (one process group): let it save its last.ckpt
+        training.wait()
+        raise
+    except BaseException:  # a failed judgement: stop the training too (SIGTERM; it saves its last.ckpt)
         training.terminate()
         training.wait()
         raise

@@ -110,8 +110,8 @@ def main() -> None:
         photos = find_photos(args.photos)
         check_gallery_output(args.output, photos + list(models.values()))
         image = gallery(models, photos, args.size, args.cell)
-    except FastNSTError as e:
-        raise SystemExit(f"error: {e}") from None
+    except FastNSTError as e:  # find_photos names eval's flag
+        raise SystemExit(f"error: {str(e).replace('--content', '--photos')}") from None
     with atomic_write(args.output) as f:
         image.save(f, format="JPEG", quality=args.quality, optimize=True, progressive=True)
     print(f"wrote {args.output} ({image.width}x{image.height}, {args.output.stat().st_size / 1e3:.0f} kB)")

@@ -155,11 +155,11 @@ def main() -> None:
     if args.peer == "multistyle26" and args.index is None and args.style is None:
         p.error("multistyle26 needs --style (the painting to match) or --index")
     if args.index is not None and not 0 <= args.index < 26:
-        p.error(f"--index {args.index}: multistyle26's styles are 0 to 25")
+        raise SystemExit(f"error: --index {args.index}: multistyle26's styles are 0 to 25")
     if args.pick_on < 1:
-        p.error(f"--pick-on {args.pick_on}: expected at least 1 photo")
+        raise SystemExit(f"error: --pick-on {args.pick_on}: expected at least 1 photo")
     if (blocking := blocking_file(args.output)) is not None:
-        p.error(f"-o {args.output}: {blocking} is a file; the results go into a folder")
+        raise SystemExit(f"error: -o {args.output}: {blocking} is a file; the results go into a folder")
     try:
         run(args, path)
     except FastNSTError as e:

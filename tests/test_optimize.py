@@ -854,7 +854,6 @@ def test_run_out_of_memory(tmp_path, monkeypatch):
         assert max(img.size) == 88
 
 
-@needs_vgg
 def test_run_out_of_cpu_memory_is_one_line(tmp_path, monkeypatch):
     def fake(*args, **kwargs):
         raise RuntimeError(

@@ -17,6 +17,8 @@ from fastnst.overwrite import InputSet, blocking_file
 from fastnst.progress import Progress
 from fastnst.runtime.imageio import IMAGE_EXTENSIONS, ImageError, open_rgb
 
+WRITTEN = ("scores.csv", "summary.json", "contact_sheet.png")  # eval's own files in -o
+
 
 class EvalError(FastNSTError):
     """Inputs that cannot be judged: missing results, unreadable files, bad settings."""
@@ -141,8 +143,11 @@ def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, 
         raise EvalError(f"--label given {len(labels)} times for {len(methods)} --model/--images")
     defaults = [_default_name(kind, str(p), path) for (kind, p), (_, path) in zip(given, methods, strict=True)]
     for label in labels:  # a model's results go to -o/<label>/: a name, not a path
-        if not label.strip() or label.startswith(".") or "/" in label or "\\" in label:
-            raise EvalError(f"--label {label!r}: a name, without / or a leading dot (it names a folder in -o)")
+        if not label.strip() or label.startswith(".") or "/" in label or "\\" in label or label in WRITTEN:
+            raise EvalError(
+                f"--label {label!r}: a name, without / or a leading dot and not one of eval's files "
+                "(it names a folder in -o)"
+            )
     names = labels + defaults[len(labels) :]
     if len(set(names)) != len(names):
         raise EvalError(f"two methods share the name {names}: name them with --label")
@@ -238,9 +243,11 @@ def check_writes(output: Path, names: list[str], methods: list[tuple[str, Path]]
                 raise EvalError(
                     f"-o {output}: {name}'s results would be written over the input {target}; choose another -o"
                 )
-    for written in ("scores.csv", "summary.json", "contact_sheet.png"):
-        if (output / written).is_dir():
-            raise EvalError(f"-o {output}: {output / written} is a folder; eval writes a file there")
+    for written in WRITTEN:
+        if (output / written).is_dir() or inputs.holds(output / written):
+            raise EvalError(
+                f"-o {output}: eval writes {output / written}, which is a folder or an input; choose another -o"
+            )
 
 
 def check_output_folder(output: Path) -> None:

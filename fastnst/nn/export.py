@@ -466,7 +466,11 @@ def check_checkpoint(checkpoint: str | Path) -> None:
         raise ExportError(f"{path}: is a folder; give the .ckpt file train.py wrote (its last.ckpt, for example)")
     if not path.is_file():
         raise ExportError(f"{path}: no such checkpoint")
-    if _is_onnx(path):
+    try:
+        exported = _is_onnx(path)
+    except OSError as e:
+        raise ExportError(f"{path}: cannot read ({e.strerror or e})") from None
+    if exported:
         raise ExportError(f"{path}: is an exported ONNX model, not a training checkpoint (a .ckpt train.py wrote)")
 
 

@@ -140,9 +140,9 @@ def _load_inputs(cfg: DictConfig, settings: Settings) -> tuple[Any, list, list[f
     return content, styles, weights, masks, init_image
 
 
-def _checked_output(cfg: DictConfig, overwrite: bool = False) -> Path:
-    """The output path, after checking that there is a photo, a style, a usable output file name that
-    can be written, and no earlier result there (unless ``overwrite``)."""
+def _checked_output(cfg: DictConfig) -> Path:
+    """The output path, after checking that there is a photo, a style, and a usable output file name that
+    can be written."""
     if not cfg.content:
         raise OptimizeError("content: no photo given (--content photo.jpg)")
     if not cfg.styles:
@@ -154,8 +154,6 @@ def _checked_output(cfg: DictConfig, overwrite: bool = False) -> Path:
         raise OptimizeError(f"output={output}: 16-bit output needs a .png file")
     if (why := cannot_write(output)) is not None:
         raise OptimizeError(f"output={output}: {why}")
-    if output.exists() and not overwrite:
-        raise OptimizeError(f"output={output}: exists; choose another -o, or --overwrite to replace it")
     if cfg.tensorboard and (why := cannot_write(Path(cfg.tensorboard) / "events")) is not None:
         raise OptimizeError(f"tensorboard={cfg.tensorboard}: {why}")
     return output
@@ -206,7 +204,7 @@ def _optimize_fitting(
     except torch.cuda.OutOfMemoryError:
         fits = largest_size_that_fits(lambda s: attempt(s, steps=1, cb=None), settings.size)
     except RuntimeError as e:  # the CPU's allocator: not probed for a size (that could swap the machine)
-        if "can't allocate memory" not in str(e):
+        if "can't allocate memory" not in str(e) and "not enough memory" not in str(e):  # Linux/macOS, Windows
             raise
         asked = re.search(r"allocate (\d+) bytes", str(e))
         amount = f" (one tensor of {int(asked[1]) / 1e9:.1f} GB)" if asked else ""
@@ -228,8 +226,10 @@ def _optimize_fitting(
 def run(cfg: DictConfig, quiet: bool = False, overwrite: bool = False) -> Path:
     """Load the images, optimize, write the result; returns its path."""
     settings = settings_from(cfg)
-    output = _checked_output(cfg, overwrite)
+    output = _checked_output(cfg)
     refuse_overwrite(output, _inputs(cfg, settings), error=OptimizeError)  # before any work
+    if output.exists() and not overwrite:
+        raise OptimizeError(f"output={output}: exists; choose another -o, or --overwrite to replace it")
     inputs = _load_inputs(cfg, settings)
     writer = _summary_writer(cfg)
     start = time.perf_counter()
