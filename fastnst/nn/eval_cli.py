@@ -51,7 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-style", help="for models of several styles: the style (or mixture) to judge (default: the first)"
     )
-    p.add_argument("--label", action="append", help="a name per --model/--images, in order (default: file names)")
+    p.add_argument(
+        "--label", action="append", help="a name (not a path) per --model/--images, in order (default: file names)"
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("eval"), help="folder for scores, summary, sheet")
     p.add_argument("--limit", type=int, help="judge only the first N photos")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where models run")
