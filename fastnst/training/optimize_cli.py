@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import math
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -39,11 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class OptimizeInterrupted(FastNSTError):
-    """Ctrl-C or SIGTERM during the optimization: nothing was written."""
+    """Ctrl-C or SIGTERM (``signum``) during the optimization: nothing was written."""
 
-    @property
-    def signum(self) -> int:
-        return self.__cause__.signum if isinstance(self.__cause__, Interrupted) else signal.SIGINT
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 # Flags that are shorthands for config keys.
@@ -245,9 +244,8 @@ def run(cfg: DictConfig, quiet: bool = False, overwrite: bool = False) -> Path:
         with stop_on_signals(), bar:
             result = _optimize_fitting(cfg, settings, inputs, _progress_callback(bar, writer, cfg.log_every))
     except Interrupted as e:
-        raise OptimizeInterrupted(
-            f"interrupted by {e} at iteration {bar.count} of {total}; {output} not written"
-        ) from e
+        message = f"interrupted by {e} at iteration {bar.count} of {total}; {output} not written"
+        raise OptimizeInterrupted(message, e.signum) from e
     finally:
         if writer is not None:
             writer.close()
