@@ -43,8 +43,8 @@ FIELDS = ("name", "step", "minutes", "content", "style_gram", "style_stats", "ov
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True, help="recipe name (folder under --output)")
-    p.add_argument("--steps", type=int, required=True, help="training steps in all")
-    p.add_argument("--every", type=int, required=True, help="judge a checkpoint every N steps")
+    p.add_argument("--steps", type=int, help="training steps in all (not needed with --judge-only)")
+    p.add_argument("--every", type=int, help="judge a checkpoint every N steps (not needed with --judge-only)")
     p.add_argument("--content", nargs="+", required=True, help="photos to judge on (files or folders)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for training and judging")
     p.add_argument("--judge-at-end", action="store_true", help="judge only after training ends (no CPU taken from it)")
@@ -57,7 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("-o", "--output", type=Path, default=Path("curves"))
     p.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("steps", "every"):
+        value = getattr(args, flag)
+        if value is None and not args.judge_only:
+            p.error(f"--{flag} is required unless --judge-only is given")
+        if value is not None and value < 1:
+            p.error(f"--{flag} {value}: must be at least 1")
+    return args
 
 
 def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subprocess.Popen | None:

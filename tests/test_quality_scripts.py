@@ -149,8 +149,8 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
     assert by[("ema", "3")]["style_gram"] != by[("ema~raw", "3")]["style_gram"]  # two different networks
     # --judge-only judges what the run kept, trains nothing, and the judge gives the same figures again
     (tmp_path / "curves.csv").unlink()
-    run_script("learning_curve.py", "--name", "ema", "--steps", "3", "--every", "2", "--content", str(photo),
-               "--judge-only", "-o", str(tmp_path), "--", "style=wave", "trainer.ema_decay=0.5", *tiny)  # fmt: skip
+    run_script("learning_curve.py", "--name", "ema", "--content", str(photo), "--judge-only", "-o", str(tmp_path),
+               "--", "style=wave", "trainer.ema_decay=0.5", *tiny)  # fmt: skip
     again = {(r["name"], r["step"]): r for r in csv.DictReader((tmp_path / "curves.csv").open())}
     assert again.keys() == by.keys()
     assert all(again[k]["style_gram"] == by[k]["style_gram"] for k in by)
@@ -159,12 +159,25 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
 
 def test_learning_curve_judge_only_needs_a_run(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "learning_curve.py"), "--name", "none", "--steps", "2", "--every", "1",
+        [sys.executable, str(REPO / "scripts" / "learning_curve.py"), "--name", "none",
          "--content", str(sample_photos_dir() / "coffee.jpg"), "--judge-only", "-o", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == f"{tmp_path / 'none'}: no run of that name to judge"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--every", "2"], "--steps is required unless --judge-only is given"),
+     (["--steps", "0", "--every", "2"], "--steps 0: must be at least 1")],
+)  # fmt: skip
+def test_learning_curve_training_needs_steps_and_every(tmp_path, flags, message):
+    script = str(REPO / "scripts" / "learning_curve.py")
+    args = ["--name", "x", *flags, "--content", str(sample_photos_dir() / "coffee.jpg"), "-o", str(tmp_path)]
+    proc = subprocess.run([sys.executable, script, *args, "--", "style=wave"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"error: {message}")
+    assert list(tmp_path.iterdir()) == []  # nothing trained
 
 
 @pytest.fixture(scope="module")
