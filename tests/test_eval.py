@@ -150,6 +150,15 @@ def test_cli_judges_a_model(tiny_onnx, tmp_path, capsys) -> None:
     assert summary["content"] > 0 and summary["style_gram"] > 0
 
 
+def test_cli_no_sheet_leaves_no_earlier_sheet_beside_new_scores(tiny_onnx, tmp_path) -> None:
+    out = tmp_path / "eval"
+    args = ["eval", "-s", "starry_night", "-c", str(PHOTOS[0]), "-o", str(out), "-q"]
+    assert main([*args, "-m", str(tiny_onnx)]) == 0 and (out / "contact_sheet.png").is_file()
+    assert main([*args, "-m", "udnie", "--no-sheet"]) == 0
+    assert not (out / "contact_sheet.png").exists()  # it showed tiny_onnx's results, not these
+    assert list(json.loads((out / "summary.json").read_text())["summary"]) == ["udnie"]
+
+
 def test_cli_takes_a_shipped_model_by_name(tmp_path) -> None:
     out = tmp_path / "eval"
     assert main(["eval", "-s", "udnie", "-c", str(PHOTOS[0]), "-m", "udnie", "-o", str(out), "-q"]) == 0

@@ -199,6 +199,8 @@ def write_outputs(out_dir: Path, rows: Sequence[Row], sheet: Image.Image | None,
     if sheet is not None:
         with atomic_write(out_dir / "contact_sheet.png") as f:
             sheet.save(f, format="PNG", optimize=True)
+    else:  # an earlier run's sheet beside these scores would show other results as if they were these
+        (out_dir / "contact_sheet.png").unlink(missing_ok=True)
     return report
 
 
