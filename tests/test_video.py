@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import numpy as np
 import pytest
 
 from fastnst.errors import FastNSTError
-from fastnst.runtime.video import VIDEO_EXTENSIONS, VideoReport, is_video, stylize_video, video_mark
+from fastnst.runtime.video import (
+    VIDEO_EXTENSIONS,
+    VideoInterrupted,
+    VideoReport,
+    is_video,
+    stylize_video,
+    video_mark,
+)
 
 av = pytest.importorskip("av")
 
@@ -308,6 +316,43 @@ def test_failure_leaves_nothing_behind(clips: dict[str, Path], tmp_path: Path, e
         assert dst.read_bytes() == b"an older result"
 
 
+def interrupted_after(batches: int) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """A stylize function that Ctrl-C stops in its batch number ``batches`` (0: the first)."""
+    calls = []
+
+    def stylize(frames: list[np.ndarray]) -> list[np.ndarray]:
+        calls.append(len(frames))
+        if len(calls) > batches:
+            raise KeyboardInterrupt
+        return invert(frames)
+
+    return stylize
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_an_interrupt_keeps_the_frames_done_as_a_playable_video(
+    clips: dict[str, Path], tmp_path: Path, earlier: bool
+) -> None:
+    dst = tmp_path / "out.mp4"
+    if earlier:  # an earlier interrupted run's frames are never replaced
+        (tmp_path / "out.partial.mp4").write_bytes(b"earlier frames")
+    with pytest.raises(VideoInterrupted) as stop:
+        stylize_video(clips["aac"], dst, interrupted_after(3), batch_size=4, progress=False, mark="fastnst:test")
+    kept = tmp_path / ("out.partial-2.mp4" if earlier else "out.partial.mp4")
+    assert (stop.value.frames, stop.value.total, stop.value.kept, stop.value.signum) == (12, 48, kept, 2)
+    names = ["out.partial-2.mp4", "out.partial.mp4"] if earlier else ["out.partial.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no out.mp4, no temporary file
+    got, source = read_video(kept), read_video(clips["aac"])
+    assert len(got["frames"]) == 12 and mean_abs_diff(got["frames"], invert(source["frames"][:12])) < 6
+    assert read_audio(kept) is not None and video_mark(kept) == "fastnst:test"
+
+
+def test_an_interrupt_before_any_frame_keeps_nothing(clips: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(VideoInterrupted) as stop:
+        stylize_video(clips["aac"], tmp_path / "out.mp4", interrupted_after(0), batch_size=4, progress=False)
+    assert (stop.value.frames, stop.value.kept) == (0, None) and list(tmp_path.iterdir()) == []
+
+
 def test_bad_stylize_output_is_an_error(clips: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(FastNSTError, match="shape"):
         stylize_video(clips["aac"], tmp_path / "out.mp4", lambda fs: [f[:10] for f in fs], progress=False)
@@ -369,6 +414,18 @@ def test_progress_bar(clips: dict[str, Path], tmp_path: Path, capsys: pytest.Cap
     assert "stylize odd.mkv: 12/12 done" in capsys.readouterr().err  # Matroska does not: from its duration
     stylize_video(clips["aac"], tmp_path / "c.mp4", invert, progress=False)
     assert capsys.readouterr() == ("", "")
+    # a Matroska stream that starts after 0 (a remuxed clip's often does): its duration counts from there
+    late = tmp_path / "late.mkv"
+    with av.open(str(clips["odd"])) as inp, av.open(str(late), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        shift = round(Fraction(1, 2) / vin.time_base)  # half a second: 12 frame periods
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, vout
+                out.mux(packet)
+    stylize_video(late, tmp_path / "d.mp4", invert, progress=True)
+    assert "stylize late.mkv: 12/12 done" in capsys.readouterr().err
 
 
 def test_missing_pyav_is_one_line(clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

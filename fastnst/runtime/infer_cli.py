@@ -50,7 +50,7 @@ from fastnst.runtime.imageio import (
 from fastnst.runtime.masks import parse_mask_spec
 from fastnst.runtime.stylizer import Stylizer
 from fastnst.runtime.temporal import MOMENTUM, SmoothedStats, check_momentum
-from fastnst.runtime.video import VIDEO_EXTENSIONS, is_video, stylize_video, video_mark
+from fastnst.runtime.video import VIDEO_EXTENSIONS, VideoInterrupted, is_video, stylize_video, video_mark
 from fastnst.styles import QUALITY_SUFFIX, STABLE_SUFFIX, quality_model, video_model
 
 _KEEP_FORMAT = frozenset({".jpg", ".jpeg", ".png", ".webp"})  # other image inputs are written as PNG
@@ -322,6 +322,7 @@ class InferRun:
         self.errors: list[dict[str, str]] = []
         self.skipped: list[dict[str, str]] = list(skipped or [])  # not stylized, on purpose
         self.pending: list[Pending] = []
+        self.partial: dict[str, Any] | None = None  # the frames an interrupted video kept
         self.bar: Progress | None = None  # counts inputs as they are finished: written or failed
         # After a signal, an output whose file changed was written, even if its record was not made yet.
         self.stamps = {dst: _stamp(dst) for dst in outputs}
@@ -416,7 +417,7 @@ class InferRun:
     def video(self, src: Path, dst: Path) -> None:
         self.flush()
         t0 = time.perf_counter()
-        with new_folders(dst.parent):  # the temporary file is written beside the output
+        with new_folders(dst.parent), _keeping(self, src):  # the temporary file is written beside the output
             report = stylize_video(
                 src,
                 dst,
@@ -446,6 +447,22 @@ class InferRun:
             for (src, _), dst in zip(self.jobs, self.outputs, strict=True)
             if str(dst) not in recorded and str(src) not in failed and _stamp(dst) != self.stamps[dst]
         ]
+
+
+@contextlib.contextmanager
+def _keeping(run: InferRun, src: Path) -> Iterator[None]:
+    """Record where an interrupted video kept the frames it finished (the interrupt goes on)."""
+    try:
+        yield
+    except VideoInterrupted as stop:
+        total = f" of about {stop.total}" if stop.total else ""
+        run.partial = {"input": str(src), "frames": stop.frames, "of": stop.total, "output": str(stop.kept)}
+        run.partial["note"] = (
+            f"{src}: the first {stop.frames}{total} frames kept in {stop.kept}"
+            if stop.kept is not None
+            else f"{src}: the {stop.frames}{total} frames stylized could not be kept"
+        )
+        raise
 
 
 # -- reporting ---------------------------------------------------------------------------------------
@@ -479,6 +496,8 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
     }
     if signum is not None:
         report.update(interrupted=signal.Signals(signum).name, not_written=missing)
+        if run.partial is not None:
+            report["partial"] = run.partial
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -492,6 +511,8 @@ def _report(run: InferRun, args: argparse.Namespace, seconds: float, signum: int
         print(f"{len(run.errors)} of {len(run.jobs)} input(s) failed (listed above)", file=sys.stderr)
     if signum is not None:
         print(line, file=sys.stderr)
+        if run.partial is not None:
+            print(run.partial["note"], file=sys.stderr)
         return 128 + signum
     return 1 if run.errors else 0
 

@@ -11,6 +11,7 @@ import io
 import math
 import os
 import re
+import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class VideoReport:
     audio: bool  # an audio stream was carried over (copied or re-encoded)
     declared: int | None = None  # frames the source's header declares; None: not stored (Matroska, WebM)
     declared_end: float | None = None  # where the header says the video ends, in seconds; None: unknown
+    declared_start: float = 0.0  # where the header says the video starts, in seconds
     end: float = 0.0  # where the last frame written ends, in seconds on the source's clock
     stopped: str | None = None  # why reading ended before the end of the file (a truncated or damaged file)
 
@@ -65,7 +67,8 @@ class VideoReport:
         if self.declared is not None:
             written = f"{self.frames} of {self.declared} declared frames written"
         elif self.declared_end is not None:
-            written = f"{self.frames} of about {round(self.declared_end * self.fps)} frames written"
+            about = round((self.declared_end - self.declared_start) * self.fps)
+            written = f"{self.frames} of about {about} frames written"
         else:
             written = f"{self.frames} frames written"
         if self.declared_end is not None:
@@ -235,6 +238,7 @@ class _Writer:
         self.out = None
         self.audio_queue: deque[Any] = deque()  # audio packets not yet muxed, in order
         self.video_seconds: Fraction | None = None  # the latest video timestamp muxed
+        self.frames = 0  # stylized frames handed to the encoder
         with self._errors():
             self.out = av.open(str(tmp), "w")
             if mark is not None:  # the container's comment tag: every supported container keeps it
@@ -323,6 +327,7 @@ class _Writer:
             frame = frame.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
             frame.pts, frame.time_base = pts, self.time_base
             self._mux_video(self.vout.encode(frame))
+        self.frames += 1
 
     def _mux_video(self, packets: list[Any]) -> None:
         for packet in packets:
@@ -421,10 +426,15 @@ def _declared_end(container: Any, vin: Any) -> float | None:
     return None
 
 
+def _declared_start(vin: Any) -> float:
+    """Where the video stream starts, in seconds (a remuxed clip's Matroska stream often starts after 0)."""
+    return float(vin.start_time * vin.time_base) if vin.start_time and vin.time_base else 0.0
+
+
 def _expected_frames(container: Any, vin: Any, fps: Fraction) -> int | None:
     """The frame count for the progress bar: declared (MP4), else from the duration (Matroska, WebM)."""
     end = _declared_end(container, vin)
-    return vin.frames or (round(end * fps) if end else None)
+    return vin.frames or (round((end - _declared_start(vin)) * fps) if end else None)
 
 
 def _report(container: Any, vin: Any, clock: _Clock, writer: _Writer, reader: _Reader, frames: int) -> VideoReport:
@@ -437,9 +447,29 @@ def _report(container: Any, vin: Any, clock: _Clock, writer: _Writer, reader: _R
         audio=writer.aout is not None,
         declared=vin.frames or None,
         declared_end=_declared_end(container, vin),
+        declared_start=_declared_start(vin),
         end=clock.end(),
         stopped=reader.stopped,
     )
+
+
+class VideoInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped :func:`stylize_video`; the frames stylized by then are in ``kept`` (None: none
+    could be kept), ``frames`` of about ``total`` (None: unknown)."""
+
+    def __init__(self, signum: int, frames: int, total: int | None, kept: Path | None) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.frames, self.total, self.kept = signum, frames, total, kept
+
+
+def partial_name(dst: Path) -> Path:
+    """Where an interrupted run keeps the frames it finished: ``clip_wave.partial.mp4`` beside ``dst``, or
+    ``clip_wave.partial-2.mp4`` (and so on) when an earlier one is there."""
+    path, n = dst.with_name(f"{dst.stem}.partial{dst.suffix}"), 1
+    while os.path.lexists(path):
+        n += 1
+        path = dst.with_name(f"{dst.stem}.partial-{n}{dst.suffix}")
+    return path
 
 
 class _Partial:
@@ -458,6 +488,21 @@ class _Partial:
     def publish(self) -> None:
         assert self.tmp is not None
         _publish(self.tmp, self.dst)
+
+    def keep(self, path: Path) -> Path | None:
+        """Finish the file with the frames encoded so far and name it ``path`` (never replacing a file there).
+        None, and no file left, when there are no frames or finishing fails (a second signal, a full disk)."""
+        if self.writer is None or self.writer.frames == 0 or os.path.lexists(path):  # lexists: a race
+            self.discard()
+            return None
+        try:
+            self.writer.finish()
+            assert self.tmp is not None
+            _publish(self.tmp, path)
+        except BaseException:  # a second signal too: the interrupt that brought us here is raised by the caller
+            self.discard()
+            return None
+        return path
 
     def discard(self) -> None:
         if self.writer is not None:
@@ -559,7 +604,8 @@ def stylize_video(
     video is encoded with H.264 (libx264, yuv420p, ``crf``; VP9 for ``.webm``); an odd width/height is padded
     by one edge-replicated column/row. The first audio stream is copied when the output container accepts its
     codec, else re-encoded (AAC; Opus for ``.webm``). ``dst`` is written through a temporary file of its own
-    in its folder and replaced only on success. Frames over the pixel limit (``fastnst.runtime.imageio``) are
+    in its folder and replaced only on success; on Ctrl-C or SIGTERM the frames done so far are kept in
+    :func:`partial_name` (``VideoInterrupted`` says so). Frames over the pixel limit (``fastnst.runtime.imageio``) are
     refused before decoding. A file that ends early is written as far as it decodes (``VideoReport.shortfall``).
     ``mark`` is written as the container's comment (:func:`video_mark`). Raises FastNSTError for a missing,
     unreadable or too large ``src``, a ``dst`` that is ``src`` or not a video name, or a write failure.
@@ -572,6 +618,7 @@ def stylize_video(
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(src, ffmpeg_reason(exc)) from None
     partial = _Partial(dst)
+    total = None
     try:
         with container:
             vin = _video_stream(av, container, src)
@@ -588,7 +635,11 @@ def stylize_video(
                 _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
             report = _report(container, vin, clock, writer, reader, bar.count)
         partial.publish()
-    except BaseException:  # errors, and Ctrl-C / SIGTERM (KeyboardInterrupt): never leave the temporary file
+    except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the frames done so far are a playable video
+        frames = 0 if partial.writer is None else partial.writer.frames
+        kept = partial.keep(partial_name(dst))
+        raise VideoInterrupted(getattr(stop, "signum", signal.SIGINT), frames, total, kept) from stop
+    except BaseException:  # errors: never leave the temporary file
         partial.discard()
         raise
     return report

@@ -86,7 +86,7 @@ def test_two_runs_writing_the_same_video_both_succeed_with_a_complete_file(bikes
 
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_a_video_leaves_no_temporary_file(bikes, tmp_path, sig, status):
+def test_a_signal_during_a_video_keeps_the_frames_done_and_no_temporary_file(bikes, tmp_path, sig, status):
     out = tmp_path / "out"
     proc = subprocess.Popen(
         infer_cmd(bikes, "-o", out / "bikes.mp4"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -98,10 +98,15 @@ def test_a_signal_during_a_video_leaves_no_temporary_file(bikes, tmp_path, sig, 
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == status, stderr
-    assert not out.exists()  # no temporary file, and not the folder made for the output either
     (line,) = [line for line in nonblank(stderr) if "interrupted" in line]
     assert signal.Signals(sig).name in line and "0 of 1" in line and "bikes.mp4" in line
     assert " -> " not in stdout
+    # the frames stylized before the signal, as a playable video named as such; no temporary file, no bikes.mp4
+    (kept,) = [line for line in nonblank(stderr) if "frames kept in" in line]
+    pattern = rf"{re.escape(str(bikes))}: the first (\d+) of about 250 frames kept in {re.escape(str(out))}/"
+    frames = int(re.fullmatch(pattern + r"bikes\.partial\.mp4", kept)[1])
+    assert sorted(p.name for p in out.iterdir()) == ["bikes.partial.mp4"]
+    assert 0 < frames < BIKES_FRAMES and probe(out / "bikes.partial.mp4") == (frames, (640, 272))
 
 
 # -- 10. the pixel limit applies to video frames -----------------------------------------------------
