@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -74,8 +75,10 @@ def test_eval_video_prints_both_figures_and_writes_json(tmp_path, capsys):
     wave = report["models"]["wave"]["warping_error"]
     floor = report["input_warping_error"]
     assert 0 < floor < wave  # per-frame stylization flickers more than the clip itself
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     assert f"{wave:.6f}" in printed and f"{floor:.6f}" in printed and "5 pairs" in printed
+    # what infer would use for this clip is another network: said, not measured unasked
+    assert "note: --model wave is the per-frame network; fastnst infer stylizes videos with wave_stable" in err
 
 
 def test_eval_without_video_still_needs_style_and_content(capsys):
@@ -112,6 +115,66 @@ def test_eval_video_measures_a_file_cut_short_on_the_frames_it_has(tmp_path, cap
     out = tmp_path / "flicker"
     assert main(["eval", "--video", str(cut), "--model", "wave", "--max-size", "64", "-o", str(out), "-q"]) == 0
     report = json.loads((out / "flicker.json").read_text())
-    (warning,) = capsys.readouterr().err.strip().splitlines()
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warning.startswith(f"warning: {cut}: {report['frames']} frames read, then: ")
     assert 2 <= report["frames"] < 250 and "Errno" not in warning
+
+
+def size_change_clip(path):
+    """Raw H.264: five 64x48 frames, then five 96x64 ones (a stream whose frame size changes)."""
+    av = pytest.importorskip("av")
+
+    def encode(width: int, height: int) -> bytes:
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="h264") as out:
+            stream = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for i in range(5):
+                frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        return buffer.getvalue()
+
+    path.write_bytes(encode(64, 48) + encode(96, 64))
+    return path
+
+
+def test_eval_video_scales_frames_whose_size_changes_to_the_first_ones(tmp_path, capsys):
+    from fastnst.cli import main
+    from fastnst.runtime.flicker import read_frames
+
+    clip = size_change_clip(tmp_path / "sizes.h264")
+    frames = read_frames(clip)
+    assert len(frames) == 10 and {f.shape for f in frames} == {(48, 64, 3)}  # as fastnst infer scales them
+    assert abs(int(frames[9].mean()) - 160) <= 2  # the last frame, scaled, not dropped
+    assert main(["eval", "--video", str(clip), "--model", "wave", "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert json.loads((tmp_path / "out" / "flicker.json").read_text())["pairs"] == 9
+
+
+@pytest.mark.parametrize("case", ["flicker.json is a folder", "pixel limit", "memory"])
+def test_eval_video_refuses_before_any_frame_is_stylized(tmp_path, capsys, monkeypatch, case):
+    from fastnst.cli import main
+    from fastnst.runtime import flicker, stylizer
+
+    calls = []
+    monkeypatch.setattr(stylizer.Stylizer, "__call__", lambda self, *a, **k: calls.append(1))
+    out = tmp_path / "out"
+    clip = asset("videos/bikes.mp4")
+    expected = {
+        "flicker.json is a folder": f"error: -o {out}: eval writes {out / 'flicker.json'}, which is a folder",
+        "pixel limit": f"error: {clip}: video frames: 640x272 = 174,080 pixels, over the limit of 1,000",
+        "memory": f"error: {clip}: measuring 100 frames at 64x27 takes about 0 GB (each frame, its flow and mask "
+        "are kept), more than this machine's 0 GB: measure fewer with --frames or smaller with --max-size",
+    }[case]
+    if case == "flicker.json is a folder":
+        (out / "flicker.json").mkdir(parents=True)
+    if case == "pixel limit":
+        monkeypatch.setenv("FASTNST_MAX_IMAGE_PIXELS", "1000")
+    if case == "memory":
+        monkeypatch.setattr(flicker, "physical_memory", lambda: 1_000_000)  # 100 x 64 x 27 x 18 = 3.1 MB needed
+    args = ["eval", "--video", str(clip), "--model", "wave", "--frames", "100", "--max-size", "64", "-o", str(out)]
+    assert main([*args, "-q"]) != 0
+    (line,) = capsys.readouterr().err.splitlines()  # one line: no note about a measurement that never was
+    assert line.startswith(expected) and calls == []
+    assert not (out / "flicker.json").is_file()

@@ -325,6 +325,21 @@ def _check_video_settings(args: argparse.Namespace) -> None:
         raise EvalError(f"--judge-frames {args.judge_frames}: expected at least 1")
     if not args.video.is_file():
         raise EvalError(f"--video {args.video}: no such file")
+    if (args.output / "flicker.json").is_dir():
+        raise EvalError(f"-o {args.output}: eval writes {args.output / 'flicker.json'}, which is a folder")
+
+
+def _note_per_frame_models(args: argparse.Namespace) -> None:
+    """Say when a --model name is a per-frame network whose style has a stable one: infer would use that."""
+    from fastnst.styles import STABLE_SUFFIX, video_model
+
+    for kind, given in getattr(args, "methods", None) or []:
+        if kind == "model" and video_model(given) is not None:
+            print(
+                f"note: --model {given} is the per-frame network; fastnst infer stylizes videos with "
+                f"{given}{STABLE_SUFFIX} (name it to measure that too)",
+                file=sys.stderr,
+            )
 
 
 def _video_outputs(
@@ -384,4 +399,5 @@ def run_flicker(args: argparse.Namespace) -> int:
         f.write(json.dumps(report, indent=2).encode())
     print(format_report(report))
     print(f"wrote {args.output / 'flicker.json'}")
+    _note_per_frame_models(args)
     return 0

@@ -13,6 +13,7 @@ No torch; OpenCV (``opencv-python-headless``) and PyAV are imported only when us
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from fastnst.errors import FastNSTError
 from fastnst.runtime.imageio import fit_size
-from fastnst.runtime.video import ffmpeg_reason
+from fastnst.runtime.video import check_frame_pixels, ffmpeg_reason
 
 FLOW = "OpenCV DIS optical flow (PRESET_MEDIUM) on the input frames"
 JUDGED = ("content", "style_gram", "style_stats")  # the judge's figures, as fastnst.nn.evaluate names them
@@ -131,8 +132,14 @@ def warping_error(
     return float(np.mean(errors))
 
 
+# Bytes a measured clip holds per pixel of each frame: the frame (3), one model's stylized frame (3), the
+# flow to the previous frame (2 float32) and its occlusion mask (float32).
+BYTES_PER_PIXEL = 18
+
+
 def read_frames(path: Path, limit: int | None = None, max_size: int | None = None) -> list[np.ndarray]:
-    """The first ``limit`` frames of a video as uint8 RGB arrays, long side at most ``max_size``."""
+    """The first ``limit`` frames of a video as uint8 RGB arrays, long side at most ``max_size``; every frame
+    at the first one's size (a clip whose frame size changes is scaled as ``fastnst infer`` scales it)."""
     try:
         import av
     except ImportError:
@@ -141,9 +148,12 @@ def read_frames(path: Path, limit: int | None = None, max_size: int | None = Non
     frames: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
+            _check_planned_size(path, container, limit, max_size)
+            size = None
             for frame in container.decode(video=0):
+                check_frame_pixels(f"{path}: frame {len(frames)}", frame.width, frame.height)
                 rgb = frame.to_ndarray(format="rgb24")
-                size = fit_size(rgb.shape[1], rgb.shape[0], max_size)
+                size = size or fit_size(rgb.shape[1], rgb.shape[0], max_size)
                 if size != (rgb.shape[1], rgb.shape[0]):
                     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
                 frames.append(rgb)
@@ -157,6 +167,38 @@ def read_frames(path: Path, limit: int | None = None, max_size: int | None = Non
     if len(frames) < 2:
         raise FastNSTError(f"{path}: {len(frames)} frame(s) read; the warping error needs at least 2")
     return frames
+
+
+def _check_planned_size(path: Path, container: Any, limit: int | None, max_size: int | None) -> None:
+    """Refuse a clip before decoding when its header's frame size is over the pixel limit, or when all the
+    frames measured at that size would not fit in this machine's memory."""
+    if not container.streams.video:
+        raise FastNSTError(f"{path}: not a readable video (no video stream)")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    check_frame_pixels(f"{path}: video frames", width, height)
+    size = fit_size(width, height, max_size)
+    declared = stream.frames or (
+        round(float(stream.duration * stream.time_base * stream.average_rate))
+        if stream.duration and stream.time_base and stream.average_rate
+        else 0
+    )
+    count = min(declared, limit) if limit is not None and declared else declared
+    need, memory = count * size[0] * size[1] * BYTES_PER_PIXEL, physical_memory()
+    if memory is not None and need > memory:
+        raise FastNSTError(
+            f"{path}: measuring {count} frames at {size[0]}x{size[1]} takes about {need / 1e9:.0f} GB "
+            f"(each frame, its flow and mask are kept), more than this machine's {memory / 1e9:.0f} GB: "
+            "measure fewer with --frames or smaller with --max-size"
+        )
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes; None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def sampled(count: int, samples: int) -> list[int]:

@@ -403,12 +403,13 @@ def _video_stream(av: Any, container: Any, src: Path) -> Any:
     width, height = vin.codec_context.width, vin.codec_context.height
     if not width or not height:
         raise _unreadable(src, "unknown frame size")
-    _check_pixels(f"{src}: video frames", width, height)
+    check_frame_pixels(f"{src}: video frames", width, height)
     return vin
 
 
-def _check_pixels(what: str, width: int, height: int) -> None:
-    """Frames are decoded at full size whatever --max-size says: a tiny file can declare gigapixel frames."""
+def check_frame_pixels(what: str, width: int, height: int) -> None:
+    """Refuse frames over the pixel limit (``fastnst.runtime.imageio``) in one line naming ``what``. Frames are
+    decoded at full size whatever --max-size says: a tiny file can declare gigapixel frames."""
     limit = max_image_pixels()
     if limit is not None and width * height > limit:
         raise FastNSTError(pixel_limit_message(what, width, height, limit))
@@ -571,7 +572,7 @@ def _transcode(av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock
         if not isinstance(item, av.VideoFrame):
             writer.audio(item)
             continue
-        _check_pixels(f"{reader.src}: frame {reader.frames}", item.width, item.height)  # a mid-stream size change
+        check_frame_pixels(f"{reader.src}: frame {reader.frames}", item.width, item.height)  # a mid-stream size change
         if clock.first is None:
             writer.start(item)
         # Decoded frames are converted with the source's own colour matrix, and scaled to the output size
