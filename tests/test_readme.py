@@ -77,6 +77,15 @@ def test_readme_train_examples_compose(compose):
                     assert str(node).lower() == value.lower() or float(node) == float(value), line
 
 
+def test_readme_stability_resume_goes_on_from_the_first_command(compose):
+    # "300 steps more on a 1,500-step run": the same recipe, with steps left after the run it resumes
+    first, resume = (shlex.split(line)[2:] for line in readme_lines("python train.py") if "temporal_weight" in line)
+    assert "ckpt_path=last" in resume and not any(a.startswith("ckpt_path") for a in first)
+    assert set(first) - set(resume) == {"loss.temporal_weight=100", "trainer.max_steps=1500"}
+    steps = [compose(args).trainer.max_steps for args in (first, [a for a in resume if a != "ckpt_path=last"])]
+    assert steps == [1500, 1800]
+
+
 def python_snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README, flags=re.S)
 

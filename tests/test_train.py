@@ -148,14 +148,20 @@ def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_without_dataset_says_how_to_get_one(tmp_path):
-    result = _train_cli("style=starry_night", "data.root=no/such/folder", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+@pytest.mark.parametrize("command", ["python train.py", "fastnst train"])
+def test_cli_without_dataset_says_how_to_get_one(tmp_path, command):
+    args = ["style=starry_night", "data.root=no/such/folder", f"hydra.run.dir={tmp_path}"]
+    if command == "python train.py":
+        result = _train_cli(*args, cwd=tmp_path)
+    else:  # the hint repeats the command the user ran
+        fastnst = [sys.executable, "-m", "fastnst", "train", *args]
+        result = subprocess.run(fastnst, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     out = result.stdout + result.stderr
     lines = [line for line in out.splitlines() if "error:" in line]
     assert len(lines) == 1, out
     assert "data.root=no/such/folder" in lines[0]
-    assert "scripts/download_coco.py" in lines[0] and "data=sample" in lines[0]
+    assert "scripts/download_coco.py" in lines[0] and f"`{command} data=sample model=small trainer=cpu`" in lines[0]
     assert "Traceback" not in out
 
 

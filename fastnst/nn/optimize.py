@@ -67,7 +67,7 @@ class Settings:
     scale_steps: list[int] | None = setting(None, "iterations per level (default: 15% per coarse level, the rest last)")
     optimizer: str = setting("lbfgs", "the optimizer", choices=("lbfgs", "adam"))
     lr: float | None = setting(
-        None, "default: 1.0 for L-BFGS; Adam: 0.02 ([0, 1] units) or 5.0 (0-255 units, raw losses)", above=0
+        None, "default: 1.0 for L-BFGS; Adam: 0.02 ([0, 1] units) or 0.02 x 255 (0-255 units, raw losses)", above=0
     )
     lbfgs_history: int = setting(100, "L-BFGS history size", min=1)
     lbfgs_line_search: bool = setting(False, "Strong-Wolfe line search: steadier, about 2x the evaluations")

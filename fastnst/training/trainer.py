@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import math
 import shutil
+import sys
 import time
 import typing
 from collections.abc import Sequence
@@ -34,7 +35,13 @@ from fastnst.nn.precision import lightning_precision
 
 log = logging.getLogger(__name__)
 
-QUICK_CPU_COMMAND = "python train.py data=sample model=small trainer=cpu"
+QUICK_CPU_SETTINGS = "data=sample model=small trainer=cpu"
+
+
+def training_command() -> str:
+    """The command this run was started with, for hints: ``fastnst train`` (whose sys.argv[0] is ``fastnst``,
+    fastnst.training.train.run_cli) or ``python train.py`` in a checkout."""
+    return "fastnst train" if sys.argv[:1] == ["fastnst"] else "python train.py"
 
 
 def resolve_accelerator(accelerator: str) -> str:
@@ -290,8 +297,8 @@ def check_data_root(root: str | None) -> None:
     cpu_note = "" if torch.cuda.is_available() else " (no GPU here: a full-size run would take days on this CPU)"
     raise FastNSTError(
         f"data.root={root}: no such folder. Get COCO with `python scripts/download_coco.py data/coco` "
-        f"(train2017, 18 GB) or point data.root at any folder of photos; "
-        f"or train on the embedded sample photos{cpu_note}: `{QUICK_CPU_COMMAND}`"
+        f"(train2017, 18 GB; the script is in fastnst's source tree) or point data.root at any folder of photos; "
+        f"or train on the embedded sample photos{cpu_note}: `{training_command()} {QUICK_CPU_SETTINGS}`"
     )
 
 
@@ -301,9 +308,10 @@ def warn_if_slow(trainer: pl.Trainer, max_steps: int) -> None:
     if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and max_steps > 5000:
         log.warning(
             "training on the CPU: %d steps will take hours (a GPU does a step in milliseconds). "
-            "For a quick CPU run: `%s`",
+            "For a quick CPU run: `%s %s`",
             max_steps,
-            QUICK_CPU_COMMAND,
+            training_command(),
+            QUICK_CPU_SETTINGS,
         )
 
 
