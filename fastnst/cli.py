@@ -360,6 +360,12 @@ def _add_infer(sub: Any) -> None:
         help="refuse larger images and video frames (decompression-bomb guard; 0: no limit)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="stylize fastnst's own outputs of this style too (default: skip them, so a rerun on a folder "
+        "makes no photo_wave_wave.jpg)",
+    )
     p.add_argument("--format", choices=("png", "jpeg", "webp"), help="image format for -o - (default png)")
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -182,7 +182,7 @@ def test_a_rerun_on_a_folder_skips_existing_and_its_own_outputs(tiny_onnx, tmp_p
     assert snapshot(tmp_path) == first  # no photo_wave_wave, nothing rewritten
     assert report["outputs"] == [] and report["errors"] == []
     reasons = {Path(s["input"]).name: s["reason"] for s in report["skipped"]}
-    assert reasons[f"p0_{style}.png"] == f"an output of fastnst with style {style}"
+    assert reasons[f"p0_{style}.png"] == f"an output of fastnst with style {style} (--again stylizes it)"
     assert reasons["p0.png"] == f"{tmp_path / f'p0_{style}.png'} exists (--overwrite replaces it)"
     assert len(reasons) == 4
 
@@ -190,6 +190,12 @@ def test_a_rerun_on_a_folder_skips_existing_and_its_own_outputs(tiny_onnx, tmp_p
     again = snapshot(tmp_path)
     assert sorted(again) == sorted(first)
     assert again[f"p0_{style}.png"] != first[f"p0_{style}.png"] and again["p0.png"] == first["p0.png"]
+
+    # --again: a second pass over an output, asked for by name
+    assert run_cli("--model", tiny_onnx, tmp_path / f"p0_{style}.png", "-q") == 0
+    assert snapshot(tmp_path) == again
+    assert run_cli("--model", tiny_onnx, tmp_path / f"p0_{style}.png", "-q", "--again") == 0
+    assert sorted(snapshot(tmp_path)) == sorted([*first, f"p0_{style}_{style}.png"])
 
 
 def test_a_photo_whose_name_ends_like_an_output_is_still_stylized(tiny_onnx, tmp_path):

@@ -533,7 +533,9 @@ def _prepare(args: argparse.Namespace) -> InferRun:
     """Settings, model, inputs and planned outputs, all checked before any work."""
     check_settings(args)
     stylizer = _stylizer(args)
-    jobs, skipped = _earlier_outputs(expand_inputs(args.inputs), stylizer.style)
+    jobs, skipped = expand_inputs(args.inputs), []
+    if not args.again:
+        jobs, skipped = _earlier_outputs(jobs, stylizer.style)
     if not jobs:
         return InferRun(stylizer, args, [], [], skipped)
     if len(jobs) > 1 and args.output is not None and (args.output.is_file() or args.output.suffix):
@@ -576,7 +578,8 @@ def _earlier_outputs(jobs: list[Job], style: str) -> tuple[list[Job], list[dict[
     skipped: list[dict[str, str]] = []
     for src, base in jobs:
         if video_mark(src) == fastnst_mark(style) if is_video(src) else made_by_fastnst(src, style):
-            skipped.append({"input": str(src), "reason": f"an output of fastnst with style {style}"})
+            reason = f"an output of fastnst with style {style} (--again stylizes it)"
+            skipped.append({"input": str(src), "reason": reason})
         else:
             kept.append((src, base))
     return kept, skipped
