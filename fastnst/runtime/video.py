@@ -519,7 +519,10 @@ def _temp_for(dst: Path) -> Path:
     Unique per call: two runs writing the same output never write into one file; only the final rename is
     shared, and the last one wins with a complete video.
     """
-    fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}")
+    try:
+        fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}")
+    except OSError as exc:  # named by the output the user gave, not by the hidden file's random name
+        raise FastNSTError(f"{dst}: cannot write the video there ({exc.strerror or exc})") from None
     os.close(fd)
     return Path(name)
 
