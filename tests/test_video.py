@@ -457,4 +457,5 @@ def test_no_torch_on_the_video_path(clips: dict[str, Path], tmp_path: Path) -> N
 def test_a_folder_that_takes_no_file_is_named_by_the_output(clips: dict[str, Path]) -> None:
     with pytest.raises(FastNSTError) as info:
         stylize_video(clips["aac"], Path("/proc/out.mp4"), invert, progress=False)
-    assert str(info.value).startswith("/proc/out.mp4: cannot write the video there (") and "partial" not in str(info.value)
+    message = str(info.value)
+    assert message.startswith("/proc/out.mp4: cannot write the video there (") and "partial" not in message
