@@ -480,6 +480,7 @@ class _Partial:
         self.dst = dst
         self.tmp: Path | None = None
         self.writer: _Writer | None = None
+        self.total: int | None = None  # the frames expected, once known
 
     def open(self, av: Any, size: tuple[int, int], ain: Any, clock: _Clock, crf: int, mark: str | None) -> _Writer:
         self.tmp = _temp_for(self.dst)
@@ -622,28 +623,36 @@ def stylize_video(
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(src, ffmpeg_reason(exc)) from None
     partial = _Partial(dst)
-    total = None
     try:
         with container:
-            vin = _video_stream(av, container, src)
-            vin.thread_type = "AUTO"  # frame and slice threads for decoding
-            ain = container.streams.audio[0] if container.streams.audio else None
-            fps = vin.average_rate or vin.guessed_rate or Fraction(30)
-            clock = _Clock(fps, vin.time_base, cfr=dst.suffix.lower() == ".avi")
-            # --max-size as for images, each side even: yuv420p needs it
-            size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
-            writer = partial.open(av, size, ain, clock, crf, mark)
-            reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-            total = _expected_frames(container, vin, fps)
-            with Progress(total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
-                _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
-            report = _report(container, vin, clock, writer, reader, bar.count)
+            report = _stylize_container(av, container, src, partial, stylize, batch_size, progress, crf, max_size, mark)
         partial.publish()
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the frames done so far are a playable video
         frames = 0 if partial.writer is None else partial.writer.frames
         kept = partial.keep(partial_name(dst))
-        raise VideoInterrupted(getattr(stop, "signum", signal.SIGINT), frames, total, kept) from stop
+        raise VideoInterrupted(getattr(stop, "signum", signal.SIGINT), frames, partial.total, kept) from stop
     except BaseException:  # errors: never leave the temporary file
         partial.discard()
         raise
     return report
+
+
+def _stylize_container(
+    av: Any, container: Any, src: Path, partial: _Partial, stylize: Stylize, *settings: Any
+) -> VideoReport:
+    """The work of :func:`stylize_video` on the opened ``container``, into ``partial``'s temporary file;
+    ``settings``: its batch_size, progress, crf, max_size and mark."""
+    batch_size, progress, crf, max_size, mark = settings
+    vin = _video_stream(av, container, src)
+    vin.thread_type = "AUTO"  # frame and slice threads for decoding
+    ain = container.streams.audio[0] if container.streams.audio else None
+    fps = vin.average_rate or vin.guessed_rate or Fraction(30)
+    clock = _Clock(fps, vin.time_base, cfr=partial.dst.suffix.lower() == ".avi")
+    # --max-size as for images, each side even: yuv420p needs it
+    size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
+    writer = partial.open(av, size, ain, clock, crf, mark)
+    reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
+    partial.total = _expected_frames(container, vin, fps)
+    with Progress(partial.total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
+        _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
+    return _report(container, vin, clock, writer, reader, bar.count)
