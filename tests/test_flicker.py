@@ -178,3 +178,34 @@ def test_eval_video_refuses_before_any_frame_is_stylized(tmp_path, capsys, monke
     (line,) = capsys.readouterr().err.splitlines()  # one line: no note about a measurement that never was
     assert line.startswith(expected) and calls == []
     assert not (out / "flicker.json").is_file()
+
+
+def test_shift_error_known_values(photo):
+    from fastnst.runtime.flicker import shift_error
+
+    image = photo[:200, :240]
+    assert shift_error(lambda x: x, image, 1) == 0.0  # the identity follows any pan
+
+    def columns(x: np.ndarray) -> np.ndarray:  # stripes fixed to the frame, every other column: period 2
+        out = np.zeros(x.shape, np.float32)
+        out[:, 1::2] = 0.1
+        return out
+
+    assert shift_error(columns, image, 1) == pytest.approx(0.01)  # every pixel off by 0.1
+    assert shift_error(columns, image, 2) == 0.0
+    with pytest.raises(ValueError, match="shift 17: expected 1 to the border"):
+        shift_error(columns, image, 17)
+
+
+def test_shift_error_script_ranks_a_stable_network_below_its_per_frame_one():
+    import subprocess
+    import sys
+
+    photo = REPO / "fastnst" / "assets" / "sample_photos" / "chelsea.jpg"
+    args = ["--model", "wave", "--model", "wave_stable", "--photo", str(photo), "--size", "256", "--shifts", "1", "4"]
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "shift_error.py"), *args],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in proc.stdout.splitlines()[2:]}
+    assert rows["wave_stable"][0] < rows["wave"][0] / 2  # trained to follow motion
+    assert max(rows["wave"][1], rows["wave_stable"][1]) < 1e-3  # both subsample by 4: a 4-px pan is followed

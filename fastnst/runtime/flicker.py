@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,23 @@ def warping_error(
 # Bytes a measured clip holds per pixel of each frame: the frame (3), one model's stylized frame (3), the
 # flow to the previous frame (2 float32) and its occlusion mask (float32).
 BYTES_PER_PIXEL = 18
+
+
+def shift_error(stylize: Callable[[np.ndarray], np.ndarray], image: np.ndarray, shift: int, border: int = 16) -> float:
+    """How far ``stylize`` is from following a pan of ``shift`` pixels: the mean squared difference (RGB in
+    [0, 1]) between stylizing the image moved right by ``shift`` and moving the stylized image, away from a
+    ``border`` on each side. 0 for a shift-equivariant model; a network that subsamples by 4 is equivariant to
+    shifts of 4 only, and what it does at 1 and 2 is texture swimming under slow camera motion (flicker)."""
+    if not 0 < shift <= border:
+        raise ValueError(f"shift {shift}: expected 1 to the border ({border})")
+    image = np.asarray(image)
+    width = image.shape[1] - 2 * border
+    if width <= 2 * border or image.shape[0] <= 2 * border:
+        raise ValueError(f"image {image.shape[1]}x{image.shape[0]}: too small for a border of {border}")
+    still = _to_float(stylize(image[:, border : border + width]))
+    moved = _to_float(stylize(image[:, border - shift : border - shift + width]))  # moved(x) = still(x - shift)
+    inner = slice(border, -border)
+    return float(np.mean((moved[inner, border + shift : -border] - still[inner, border : -border - shift]) ** 2))
 
 
 def read_frames(path: Path, limit: int | None = None, max_size: int | None = None) -> list[np.ndarray]:
