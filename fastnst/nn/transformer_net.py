@@ -7,6 +7,9 @@ transposed convolutions), instance norm and reflection padding throughout.
 :class:`LightTransformerNet` (``architecture="light"``): the same encoder / residual / decoder
 shape with no layer at full resolution (pixel unshuffle in, pixel shuffle out), depthwise-separable
 residual blocks and fewer channels: 5.6k multiply-adds per pixel, 28x fewer than Johnson's network.
+``architecture="light_aa"`` is the same network anti-aliased: a fixed low-pass (:class:`Blur`) before each
+subsampling and after the pixel shuffle, and bilinear upsampling, so that a photo moved by a pixel is painted
+with the same texture (less flicker in video; ``scripts/shift_error.py`` measures it).
 
 Input and output are RGB in [0, 1]. Any height and width are accepted: the image
 is padded to a multiple of 4 and the result cropped back.
@@ -23,6 +26,7 @@ shifts from the identity row (0) to the styles' (1): a trained-in strength, not 
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -158,13 +162,35 @@ class ResidualBlock(Conditioned):
 
 
 class UpsampleConvLayer(CondSequential):
-    """Nearest-neighbour 2x upsampling followed by a conv layer (Odena et al. 2016)."""
+    """Nearest-neighbour (or bilinear) 2x upsampling followed by a conv layer (Odena et al. 2016)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, num_styles: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, num_styles: int = 0, mode: str = "nearest"
+    ) -> None:
         super().__init__(
-            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Upsample(scale_factor=2, mode=mode),
             ConvLayer(in_channels, out_channels, kernel_size, num_styles=num_styles),
         )
+
+
+def binomial_kernel(channels: int) -> torch.Tensor:
+    """The 3x3 binomial low-pass ``[1, 2, 1]^T [1, 2, 1] / 16`` for each of ``channels`` (depthwise weights):
+    zero response at the Nyquist frequency, the filter of Zhang (ICML 2019) that keeps a subsampling network
+    from aliasing."""
+    taps = torch.tensor([1.0, 2.0, 1.0])
+    return (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).clone()
+
+
+class Blur(nn.Module):
+    """Each channel filtered by :func:`binomial_kernel`, reflection padded (a fixed filter, no weights)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.register_buffer("kernel", binomial_kernel(channels), persistent=False)  # not in checkpoints
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.kernel.to(x.dtype), groups=self.kernel.shape[0])
 
 
 class StyleNetwork(nn.Module):
@@ -325,27 +351,37 @@ class LightTransformerNet(StyleNetwork):
         num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
     """
 
-    def __init__(self, width: float = 1.0, num_residual_blocks: int = 3, num_styles: int = 0) -> None:
+    def __init__(
+        self, width: float = 1.0, num_residual_blocks: int = 3, num_styles: int = 0, antialias: bool = False
+    ) -> None:
         super().__init__()
         _check_shape(width, num_residual_blocks, num_styles)
         self.num_styles = num_styles
         c1, c2 = (max(1, round(c * width)) for c in (24, 48))
         k = {"num_styles": num_styles}
+        blur = [Blur] if antialias else []  # before each subsampling and after the shuffle: ~2% more work
         self.encoder = CondSequential(
+            *(b(3) for b in blur),
             nn.PixelUnshuffle(2),
             ConvLayer(12, c1, kernel_size=3, **k),
+            *(b(c1) for b in blur),
             ConvLayer(c1, c2, kernel_size=3, stride=2, **k),
         )
         self.residuals = CondSequential(*(SeparableResidualBlock(c2, **k) for _ in range(num_residual_blocks)))
         last = ConvLayer(c1, 12, kernel_size=3, norm_relu=False)
-        self.decoder = CondSequential(UpsampleConvLayer(c2, c1, **k), last, nn.PixelShuffle(2))
+        up = UpsampleConvLayer(c2, c1, **k, mode="bilinear" if antialias else "nearest")
+        self.decoder = CondSequential(up, last, nn.PixelShuffle(2), *(b(3) for b in blur))
         conv = last[1]
         with torch.no_grad():  # ICNR: one kernel per colour, repeated for its 2x2 sub-pixels
             conv.weight.copy_(conv.weight[::4].repeat_interleave(4, dim=0))
             conv.bias.copy_(conv.bias[::4].repeat_interleave(4))
 
 
-ARCHITECTURES = {"johnson": TransformerNet, "light": LightTransformerNet}
+ARCHITECTURES = {
+    "johnson": TransformerNet,
+    "light": LightTransformerNet,
+    "light_aa": functools.partial(LightTransformerNet, antialias=True),
+}
 
 
 def build_network(
@@ -355,7 +391,7 @@ def build_network(
     num_styles: int = 0,
     gated_strength: bool = False,
 ) -> StyleNetwork:
-    """The style network named ``architecture`` (``johnson`` or ``light``); conditional if ``num_styles``;
+    """The style network named ``architecture`` (``johnson``, ``light`` or ``light_aa``); conditional if ``num_styles``;
     with ``gated_strength`` (a trained strength) its output is :func:`strength_output`."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")

@@ -49,7 +49,7 @@ GIB = 2**30
 # Peak memory of one onnxruntime pass per input pixel at width 1.0, rounded up from CPU measurements at
 # 512-2048 px (fp32 and fp16 alike: 1164-1345 B/px for Johnson's network, 181-199 for the light one),
 # numpy buffers included; see docs/benchmarks.md. A width scales the channels, hence the memory.
-BYTES_PER_PIXEL = {"johnson": 1400, "light": 210}
+BYTES_PER_PIXEL = {"johnson": 1400, "light": 210, "light_aa": 230}  # light_aa: estimated, light + 10%
 MEMORY_BUDGET = {"cpu": 2 * GIB, "gpu": 6 * GIB}  # default peak memory of one pass
 
 
