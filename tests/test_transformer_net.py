@@ -190,3 +190,34 @@ def test_build_network_names() -> None:
     assert isinstance(build_network("johnson", 1.0, 5), TransformerNet)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_network("resnet")
+
+
+def test_binomial_blur_known_values() -> None:
+    from fastnst.nn.transformer_net import Blur
+
+    flat = torch.full((1, 2, 5, 6), 0.3)
+    torch.testing.assert_close(Blur(2)(flat), flat)  # a low-pass keeps a constant
+    nyquist = torch.tensor([1.0, -1.0]).repeat(3).expand(1, 1, 6, 6)  # +1 -1 +1 ... along x
+    assert Blur(1)(nyquist)[..., 1:-1].abs().max() < 1e-6  # zero response at the Nyquist frequency
+    impulse = torch.zeros(1, 1, 5, 5)
+    impulse[..., 2, 2] = 16
+    expected = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]])
+    torch.testing.assert_close(Blur(1)(impulse)[0, 0, 1:4, 1:4], expected)
+
+
+def test_antialiased_light_network_has_the_light_weights_and_follows_a_pan_better() -> None:
+    torch.manual_seed(8)
+    light, smooth = build_network("light"), build_network("light_aa")
+    assert isinstance(smooth, LightTransformerNet) and smooth.state_dict().keys() == light.state_dict().keys()
+    smooth.load_state_dict(light.state_dict())  # the same weights: only the fixed filters differ
+    image = torch.rand(1, 3, 64, 96).cumsum(-1).cumsum(-2)  # a smooth photo-like ramp with texture
+    image = (image - image.min()) / (image.max() - image.min())
+
+    def shift_error(net: nn.Module) -> float:  # stylize the image moved right by 1 px against moving the result
+        with torch.no_grad():
+            still, moved = net(image[..., 8:-8]), net(image[..., 7:-9])
+        return float((moved[..., 8:-8, 9:-8] - still[..., 8:-8, 8:-9]).square().mean())
+
+    assert shift_error(smooth) < 0.5 * shift_error(light)
+    out = smooth(torch.rand(2, 3, 33, 47))
+    assert out.shape == (2, 3, 33, 47) and out.min() >= 0 and out.max() <= 1

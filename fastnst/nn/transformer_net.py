@@ -359,18 +359,17 @@ class LightTransformerNet(StyleNetwork):
         self.num_styles = num_styles
         c1, c2 = (max(1, round(c * width)) for c in (24, 48))
         k = {"num_styles": num_styles}
-        blur = [Blur] if antialias else []  # before each subsampling and after the shuffle: ~2% more work
-        self.encoder = CondSequential(
-            *(b(3) for b in blur),
-            nn.PixelUnshuffle(2),
-            ConvLayer(12, c1, kernel_size=3, **k),
-            *(b(c1) for b in blur),
-            ConvLayer(c1, c2, kernel_size=3, stride=2, **k),
-        )
+        down = ConvLayer(c1, c2, kernel_size=3, stride=2, **k)
+        unshuffle, shuffle = nn.PixelUnshuffle(2), nn.PixelShuffle(2)
+        if antialias:  # a low-pass before each subsampling and after the shuffle: ~2% more multiply-adds
+            # Put inside the weightless layers, so that light and light_aa checkpoints have the same keys.
+            unshuffle, shuffle = nn.Sequential(Blur(3), unshuffle), nn.Sequential(shuffle, Blur(3))
+            down[0] = nn.Sequential(Blur(c1), down[0])
+        self.encoder = CondSequential(unshuffle, ConvLayer(12, c1, kernel_size=3, **k), down)
         self.residuals = CondSequential(*(SeparableResidualBlock(c2, **k) for _ in range(num_residual_blocks)))
         last = ConvLayer(c1, 12, kernel_size=3, norm_relu=False)
         up = UpsampleConvLayer(c2, c1, **k, mode="bilinear" if antialias else "nearest")
-        self.decoder = CondSequential(up, last, nn.PixelShuffle(2), *(b(3) for b in blur))
+        self.decoder = CondSequential(up, last, shuffle)
         conv = last[1]
         with torch.no_grad():  # ICNR: one kernel per colour, repeated for its 2x2 sub-pixels
             conv.weight.copy_(conv.weight[::4].repeat_interleave(4, dim=0))
