@@ -90,10 +90,14 @@ def python_snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
-def test_python_snippet_loads_a_checkpoint_and_stylizes(tiny_checkpoint, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["one style", "three styles with a strength"])
+def test_python_snippet_loads_a_checkpoint_and_stylizes(
+    tiny_checkpoint, tiny_conditional_checkpoint, tmp_path, monkeypatch, kind
+):
     (snippet,) = [s for s in python_snippets() if "load_from_checkpoint" in s]
     photo = REPO / "fastnst" / "assets" / "sample_photos" / "chelsea.jpg"
-    code = snippet.replace("checkpoints/starry_night/<run>/last.ckpt", str(tiny_checkpoint))
+    checkpoint = tiny_checkpoint if kind == "one style" else tiny_conditional_checkpoint
+    code = snippet.replace("checkpoints/starry_night/<run>/last.ckpt", str(checkpoint))
     code = code.replace('"photo.jpg"', repr(str(photo))).replace('"stylized.png"', repr(str(tmp_path / "out.png")))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})

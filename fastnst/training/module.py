@@ -93,6 +93,8 @@ class StyleTransferModule(pl.LightningModule):
 
     def __init__(self, **settings: Any) -> None:
         defaults = module_defaults()
+        # Derived, not set: what a strength network's output means, saved with it (see _network).
+        output = settings.pop("output", None)
         unknown = sorted(set(settings) - set(defaults))
         if unknown:
             raise TypeError(f"StyleTransferModule: no setting {', '.join(unknown)}")
@@ -102,6 +104,8 @@ class StyleTransferModule(pl.LightningModule):
             raise TypeError(f"StyleTransferModule: {', '.join(missing)} needed (no default)")
         super().__init__()
         net, hparams, self.trained = _network(hparams)
+        if output is not None:  # a loaded checkpoint keeps what it recorded
+            hparams["output"] = output
         self.save_hyperparameters(hparams)
         style_layers, content_layers = self.hparams.style_layers, self.hparams.content_layers
         # A zero weight switches a layer off (Hydra merges dict overrides, so this is how
