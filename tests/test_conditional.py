@@ -785,6 +785,13 @@ def test_init_adds_a_style_and_trains_only_its_rows(compose, tmp_path, base_run)
         assert torch.equal(norms[key][:2], rows[:2]), key  # the base's styles
         assert torch.equal(norms[key][3], rows[2]), key  # the identity row, still last
     assert any(not torch.equal(norms[k][2], base_norms[k][:2].mean(0)) for k in norms)  # the new row trained
+    # its export stylizes with the painting added, unless another style is asked for
+    from fastnst.nn.export import export_onnx
+    from fastnst.runtime.stylizer import Stylizer
+
+    stylizer = Stylizer(export_onnx(run / "last.ckpt", tmp_path / "the_scream.onnx").path, device="cpu")
+    assert stylizer.style_names == ["wave", "udnie", "the_scream"] and stylizer.style_mix == {"the_scream": 1.0}
+    assert stylizer.with_style("udnie").style_mix == {"udnie": 1.0}
 
 
 def test_init_train_all_from_step_trains_the_convolutions(compose, tmp_path, base_run):

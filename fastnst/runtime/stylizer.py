@@ -221,7 +221,8 @@ class Stylizer:
         model: path of a ``.onnx`` file written by ``fastnst export`` or by training, or a shipped style's name.
         style: for a model of several styles (:attr:`style_names`): one of them (``"wave"``), a
             mixture (``"wave=0.7,udnie=0.3"`` or ``{"wave": 0.7, "udnie": 0.3}``, normalised to sum
-            to 1); ``None``: the first style.
+            to 1); ``None``: the model's own style (``init=`` runs: the painting added to the base), else the
+            first.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         max_size: downscale inputs so their long side is at most this (``None``: keep the size).
         tile_size: largest side processed in one pass; larger images are tiled. ``None`` (the
@@ -326,7 +327,10 @@ class Stylizer:
                     f"style {style!r}: this model has one style ({own or self.path.stem}), so there is none to choose"
                 )
             return {}
-        return parse_style_mix(style if style is not None else self.style_names[0], self.style_names)
+        if style is None:  # the model's own style when it names one of its styles (a painting added to a base)
+            own = self.metadata.get(STYLE_NAME_KEY, "")
+            style = own if own in self.style_names else self.style_names[0]
+        return parse_style_mix(style, self.style_names)
 
     def _masks(self, masks: Sequence[str | tuple[Any, str | Mapping[str, float]]]) -> list[tuple[np.ndarray, dict]]:
         """``(mask array, {style: weight})`` per mask, checked: the model must take style maps."""
