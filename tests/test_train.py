@@ -194,6 +194,28 @@ def test_cli_bad_style_image_is_one_line_error(tmp_path):
     assert "style.image=missing.jpg" in out and "starry_night" in out and "Traceback" not in out
 
 
+@pytest.mark.parametrize("kind", ["over the pixel limit", "not an image"])
+def test_cli_unreadable_or_huge_painting_is_one_line_error_before_the_run(tmp_path, kind):
+    from PIL import Image
+
+    painting = tmp_path / "painting.png"
+    if kind == "not an image":
+        painting.write_text("my notes")
+    else:
+        Image.new("RGB", (400, 300)).save(painting)
+    env = {**os.environ, "FASTNST_MAX_IMAGE_PIXELS": "100000"}  # 400 x 300 = 120,000 pixels
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "data=sample", f"style.image={painting}", f"hydra.run.dir={run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]
+    expected = "over the limit of 100,000" if kind == "over the pixel limit" else "not a readable image"
+    assert f"style.image={painting}: {painting}" in line and expected in line
+    assert not run.exists()  # no run folder left behind
+
+
 def test_multirun_sweep_writes_one_run_per_job(tmp_path, vgg_weights_file):
     result = _train_cli(
         "-m", *TINY, "trainer.max_steps=1", "loss.style_weight=1,3", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path

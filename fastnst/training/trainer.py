@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib.util
 import logging
@@ -382,19 +381,21 @@ def _check_val_images(val_images: Any) -> None:
 
 
 def _check_style(style: Any) -> None:
-    from PIL import Image
-
+    from fastnst.runtime.imageio import ImageError, open_rgb
     from fastnst.styles import resolve_style_image
 
     path = resolve_style_image(style.image)  # names the built-in styles when it is not found
-    with contextlib.suppress(OSError), Image.open(path) as painting:  # not an image: the loss says so
-        if max(painting.size) * 2 <= style.size:
-            log.warning(
-                "style.image=%s is %dx%d px, scaled up to style.size=%d: its strokes will be blurred",
-                style.image,
-                *painting.size,
-                style.size,
-            )
+    try:  # unreadable, or over the pixel limit (a decompression bomb): refused before the run starts
+        painting = open_rgb(path)
+    except ImageError as e:
+        raise FastNSTError(f"style.image={style.image}: {e}") from None
+    if max(painting.size) * 2 <= style.size:
+        log.warning(
+            "style.image=%s is %dx%d px, scaled up to style.size=%d: its strokes will be blurred",
+            style.image,
+            *painting.size,
+            style.size,
+        )
 
 
 def _warn_about_schedule(trainer: Any) -> None:
