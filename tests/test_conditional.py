@@ -935,6 +935,14 @@ def test_eval_judges_the_chosen_style_of_a_several_style_model(tiny_conditional_
         assert rc == 0, err
         figures[style] = json.loads((tmp_path / style / "summary.json").read_text())["summary"]
     assert figures["wave"] != figures["udnie"]
+    # without --model-style: the model's style named like the painting judged (--style), else a note says which
+    rc, _, err = cli("eval", "--style", "udnie", "--content", photo, "--model", model, "-o", tmp_path / "u", "-q",
+                     "--no-sheet")  # fmt: skip
+    assert rc == 0 and json.loads((tmp_path / "u" / "summary.json").read_text())["summary"] == figures["udnie"]
+    assert "note:" not in err
+    rc, _, err = cli("eval", "--style", "the_scream", "--content", photo, "--model", model, "-o", tmp_path / "s",
+                     "-q", "--no-sheet")  # fmt: skip
+    assert rc == 0 and "note: three has styles starry_night, wave, udnie; judged on starry_night" in err
     rc, _, err = cli("eval", "--style", "wave", "--content", photo, "--model", model, "--model-style", "zz", "-q")
     assert rc != 0 and "'zz' is not a style of this model" in err and len(err.strip().splitlines()) == 1
 

@@ -160,16 +160,34 @@ def _plan_methods(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, 
 
 
 def _stylizers(
-    names: list[str], methods: list[tuple[str, Path]], device: str, max_size: int, style: str | None = None
+    names: list[str],
+    methods: list[tuple[str, Path]],
+    device: str,
+    max_size: int,
+    style: str | None = None,
+    painting: str | None = None,
 ) -> dict[str, Any]:
-    """A :class:`~fastnst.runtime.stylizer.Stylizer` per ``--model`` method, by name (``style``: ``--model-style``)."""
+    """A :class:`~fastnst.runtime.stylizer.Stylizer` per ``--model`` method, by name (``style``: ``--model-style``).
+    Without ``style``, a model of several styles is judged on the one named like ``painting`` (``--style``), if
+    it has it, and a note says which style it was judged on otherwise."""
     from fastnst.runtime.stylizer import Stylizer
 
-    return {
-        name: Stylizer(path, style=style, device=device, max_size=max_size)
-        for name, (kind, path) in zip(names, methods, strict=True)
-        if kind == "model"
-    }
+    stylizers = {}
+    for name, (kind, path) in zip(names, methods, strict=True):
+        if kind != "model":
+            continue
+        stylizer = Stylizer(path, style=style, device=device, max_size=max_size)
+        if style is None and stylizer.style_names:
+            if painting in stylizer.style_names:
+                stylizer = stylizer.with_style(painting)
+            else:
+                print(
+                    f"note: {name} has styles {', '.join(stylizer.style_names)}; judged on "
+                    f"{', '.join(stylizer.style_mix)} (--model-style picks another)",
+                    file=sys.stderr,
+                )
+        stylizers[name] = stylizer
+    return stylizers
 
 
 def _stylize_and_save(stylizer: Any, photo: Image.Image, photo_path: Path, folder: Path) -> Image.Image:
@@ -188,7 +206,7 @@ def _judge_all(
 
     from fastnst.nn.evaluate import JUDGE_SIZE, Row
 
-    stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE, args.model_style)
+    stylizers = _stylizers(names, methods, args.device, JUDGE_SIZE, args.model_style, str(args.style))
     rows: list[Row] = []
     thumbs_photos: list[Image.Image] = []
     thumbs: dict[str, list[Image.Image]] = {name: [] for name in names}
