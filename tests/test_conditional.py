@@ -460,7 +460,8 @@ def test_stylizer_style_picks_the_style(exported):
     np.testing.assert_allclose(b(photo), expected, atol=1e-6, rtol=0)
     assert np.abs(first(photo) - expected).max() > 1e-3
     mix = Stylizer(path, style="a=1,c=1", device="cpu", margin=0)
-    assert mix.style == "a_c"
+    assert mix.style == "a50_c50"
+    assert Stylizer(path, style="c=0.7,a=0.3", device="cpu").style == "a30_c70"  # in name order, by weight
     expected = _ort(path, image, style_weights=np.array([[0.5, 0, 0.5]], np.float32))[0].transpose(1, 2, 0)
     np.testing.assert_allclose(mix(photo), expected, atol=1e-6, rtol=0)
 

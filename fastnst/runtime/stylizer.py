@@ -214,6 +214,14 @@ class Result:
     tiles: int
 
 
+def _mix_name(mix: Mapping[str, float]) -> str:
+    """A style, or a mixture by its styles in name order with their percentages: another mixture of the same
+    styles gets another name (``wave=0.7,udnie=0.3`` -> ``udnie30+wave70``)."""
+    if len(mix) == 1:
+        return next(iter(mix))
+    return "+".join(f"{name}{round(100 * weight)}" for name, weight in sorted(mix.items()))
+
+
 class Stylizer:
     """Stylize images with a fastnst ONNX model.
 
@@ -367,13 +375,14 @@ class Stylizer:
     @property
     def style(self) -> str:
         """The style name, made safe to use in a file name: the chosen style of a several-style model
-        (``wave+udnie`` for a mixture), else the name recorded in the model (else the model's file name).
+        (``udnie30_wave70`` for a mixture: names in order, percentages), else the name recorded in the model
+        (else the model's file name).
 
         The metadata is data from a file that anyone can write: it never becomes a path as it is.
         """
-        name = "+".join(self.style_mix) if self.style_mix else self.metadata.get(STYLE_NAME_KEY, "")
+        name = _mix_name(self.style_mix) if self.style_mix else self.metadata.get(STYLE_NAME_KEY, "")
         for _, mix in self.mask_layers:  # masks: their styles too (udnie_wave: wave over udnie)
-            name += "_" + "+".join(mix)
+            name += "_" + _mix_name(mix)
         return safe_name(name, fallback=self.path.stem)
 
     def _conditions(self, strength: float, weights_map: np.ndarray | None = None) -> dict[str, np.ndarray]:
