@@ -110,8 +110,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     """Export a training checkpoint to ONNX (verified against PyTorch)."""
     from fastnst.nn.export import export_onnx
     from fastnst.runtime.infer_cli import Interrupted, stop_on_signals
+    from fastnst.styles import shipped_bases
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
+    if not Path(args.checkpoint).exists() and args.checkpoint in shipped_bases():  # a base by name, as init= takes
+        args.checkpoint = str(shipped_bases()[args.checkpoint])
     if sys.stderr.isatty():  # it takes a while (verification at several sizes): say what is going on
         checked = ", then checking onnxruntime against PyTorch" if not args.no_verify else ""
         print(f"exporting {args.checkpoint} to {output} ({args.precision}{checked})...", file=sys.stderr)
@@ -200,7 +203,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_export(sub: Any) -> None:
     """The ``fastnst export`` sub-parser."""
     p = sub.add_parser("export", help="export a training checkpoint to ONNX")
-    p.add_argument("checkpoint", help="a .ckpt written by train.py")
+    p.add_argument("checkpoint", help="a .ckpt written by train.py, or a shipped base by name (six_styles)")
     p.add_argument("-o", "--output", type=Path, help="the .onnx file (default: next to the checkpoint)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument(

@@ -483,3 +483,14 @@ def test_training_settings_are_the_metadata_without_the_export_facts():
     assert training_settings({**meta, "other.key": "x"}) == {**hparams, "architecture": "johnson"}
     # An export with --style-maps marks the graph, not the training: not a setting either.
     assert training_settings({**meta, "fastnst.style_maps": "true"}) == {**hparams, "architecture": "johnson"}
+
+
+def test_cli_exports_a_shipped_base_by_name(tmp_path, monkeypatch):
+    import onnx
+
+    from fastnst.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no file named six_styles here: the name is the shipped base's
+    assert main(["export", "six_styles", "--no-verify"]) == 0
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "six_styles.onnx")).metadata_props}
+    assert "wave" in metadata["fastnst.style_names"] and "udnie" in metadata["fastnst.style_names"]

@@ -343,7 +343,10 @@ class Stylizer:
     def _masks(self, masks: Sequence[str | tuple[Any, str | Mapping[str, float]]]) -> list[tuple[np.ndarray, dict]]:
         """``(mask array, {style: weight})`` per mask, checked: the model must take style maps."""
         if masks and not self.style_maps:
-            raise ValueError("this model takes no style maps (masks); export it with fastnst export --style-maps")
+            raise ValueError(
+                "this model takes no style maps (masks); export its checkpoint with fastnst export --style-maps "
+                "(the shipped base by name: fastnst export six_styles --style-maps)"
+            )
         layers = []
         for item in masks:
             mask, style = parse_mask_spec(item) if isinstance(item, str) else item
