@@ -358,6 +358,13 @@ def test_parse_style_mix_mapping_with_a_non_number():
         parse_style_mix({"wave": "lots"}, ["wave"])
 
 
+def test_parse_style_mix_refuses_a_style_given_twice_and_a_list():
+    with pytest.raises(ValueError, match=r"style wave given twice in 'wave=0.7,wave=0.3'"):
+        parse_style_mix("wave=0.7,wave=0.3", ["wave", "udnie"])
+    with pytest.raises(ValueError, match=r"style \['wave', 'udnie'\]: expected a name"):
+        parse_style_mix(["wave", "udnie"], ["wave", "udnie"])  # type: ignore[arg-type]
+
+
 # -- 5. export: the conditional inputs against PyTorch ----------------------------------------
 
 

@@ -78,7 +78,13 @@ def parse_style_mix(spec: str | Mapping[str, float], names: list[str]) -> dict[s
     """
     if isinstance(spec, str):
         pairs = [part.partition("=") for part in spec.split(",") if part.strip()]
+        given = [name.strip() for name, _, _ in pairs]
+        twice = sorted({name for name in given if given.count(name) > 1})
+        if twice:
+            raise ValueError(f"style {', '.join(twice)} given twice in {spec!r}: give each style once")
         spec = {name.strip(): _weight(name.strip(), value) if eq else 1.0 for name, eq, value in pairs}
+    elif not isinstance(spec, Mapping):
+        raise ValueError(f"style {spec!r}: expected a name, 'a=0.7,b=0.3' or a mapping of names to weights")
     choices = ", ".join(names) if names else "none"
     spec = {name: _weight(name, weight) for name, weight in spec.items()}
     for name, weight in spec.items():
