@@ -863,6 +863,7 @@ def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base
     with pytest.raises(FastNSTError, match="already has style 'wave'") as err:
         _train(compose, tmp_path / "taken", [*TINY, "style=wave", f"init={base_run / 'last.ckpt'}"])
     assert "\n" not in str(err.value) and str(err.value).endswith("another name (style.name=...)")
+    assert "it paints it already (fastnst infer --model <its export> --style wave)" in str(err.value)
     # Several new styles: style.name names the run, not a style; the fix is the list (once: style.name=...).
     with pytest.raises(FastNSTError, match="already has style 'wave'; list only styles it lacks") as err:
         _train(compose, tmp_path / "taken2", [*TINY, "style=[wave,the_scream]", f"init={base_run / 'last.ckpt'}"])

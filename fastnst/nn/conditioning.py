@@ -118,7 +118,8 @@ def extend_base(
         raise FastNSTError(
             f"init={source}: already has style {clash[0]!r}; "
             + (
-                "give the new style another name (style.name=...)"
+                f"it paints it already (fastnst infer --model <its export> --style {clash[0]}); for another painting "
+                "of that name, give the new style another name (style.name=...)"
                 if len(new) == 1
                 else f"list only styles it lacks (it has {', '.join(sorted(taken))})"
             )
