@@ -217,7 +217,7 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
         ("loss.style_wieght=3", "loss.style_wieght: no such setting (did you mean loss.style_weight?)"),
         ("ckpt_path={tmp}/nonexistent.ckpt", "ckpt_path={tmp}/nonexistent.ckpt: no such file"),
         ("style.name=../escape", "style.name=../escape: a name, not a path"),  # once a run folder beside checkpoints/
-        ("model=huge", "model=huge: no such model preset; choose from light, small, transformer_net"),
+        ("model=huge", "model=huge: no such model preset; choose from light, light_aa, small, transformer_net"),
         ("style=[wave,nonexist]", "style=nonexist: no such style preset; choose from composition_vii, shipwreck,"),
     ],
 )
