@@ -113,8 +113,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from fastnst.styles import shipped_bases
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
-    if not Path(args.checkpoint).exists() and args.checkpoint in shipped_bases():  # a base by name, as init= takes
-        args.checkpoint = str(shipped_bases()[args.checkpoint])
+    bases = shipped_bases()
+    if not Path(args.checkpoint).exists() and args.checkpoint in bases:  # a base by name, as init= takes
+        args.checkpoint = str(bases[args.checkpoint])
     if sys.stderr.isatty():  # it takes a while (verification at several sizes): say what is going on
         checked = ", then checking onnxruntime against PyTorch" if not args.no_verify else ""
         print(f"exporting {args.checkpoint} to {output} ({args.precision}{checked})...", file=sys.stderr)

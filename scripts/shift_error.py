@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How well each model follows a slow pan, without a video: the shift error (fastnst.runtime.flicker.shift_error)
+"""How well each model follows a slow pan, without a video: the shift error (fastnst.runtime.flicker.shift_errors)
 of stylizing a photo moved right by 1, 2 and 4 pixels against moving its stylized image, averaged over photos.
 
     python scripts/shift_error.py --model wave --model wave_stable --photo ../shared/assets/content/chicago.jpg
@@ -18,7 +18,7 @@ import numpy as np
 
 from fastnst.errors import FastNSTError
 from fastnst.nn.eval_cli import find_photos
-from fastnst.runtime.flicker import shift_error
+from fastnst.runtime.flicker import shift_errors
 from fastnst.runtime.imageio import fit_size, open_rgb, to_uint8
 from fastnst.runtime.stylizer import Stylizer
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         def stylize(frame: np.ndarray, stylizer: Stylizer = stylizer) -> np.ndarray:
             return to_uint8(stylizer.stylize_arrays([frame])[0].image)
 
-        errors = [np.mean([shift_error(stylize, photo, s) for photo in photos]) for s in args.shifts]
+        errors = np.mean([shift_errors(stylize, photo, args.shifts) for photo in photos], axis=0)
         print(f"{name:28s}" + "".join(f"{e:12.5f}" for e in errors))
 
 

@@ -16,6 +16,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from fastnst.errors import FastNSTError
 from fastnst.runtime.imageio import fit_size
-from fastnst.runtime.video import check_frame_pixels, ffmpeg_reason
+from fastnst.runtime.video import check_frame_pixels, expected_frames, ffmpeg_reason
 
 FLOW = "OpenCV DIS optical flow (PRESET_MEDIUM) on the input frames"
 JUDGED = ("content", "style_gram", "style_stats")  # the judge's figures, as fastnst.nn.evaluate names them
@@ -132,26 +133,35 @@ def warping_error(
     return float(np.mean(errors))
 
 
-# Bytes a measured clip holds per pixel of each frame: the frame (3), one model's stylized frame (3), the
-# flow to the previous frame (2 float32) and its occlusion mask (float32).
-BYTES_PER_PIXEL = 18
-
-
-def shift_error(stylize: Callable[[np.ndarray], np.ndarray], image: np.ndarray, shift: int, border: int = 16) -> float:
-    """How far ``stylize`` is from following a pan of ``shift`` pixels: the mean squared difference (RGB in
-    [0, 1]) between stylizing the image moved right by ``shift`` and moving the stylized image, away from a
-    ``border`` on each side. 0 for a shift-equivariant model; a network that subsamples by 4 is equivariant to
-    shifts of 4 only, and what it does at 1 and 2 is texture swimming under slow camera motion (flicker)."""
-    if not 0 < shift <= border:
-        raise ValueError(f"shift {shift}: expected 1 to the border ({border})")
+def shift_errors(
+    stylize: Callable[[np.ndarray], np.ndarray], image: np.ndarray, shifts: Sequence[int], border: int = 16
+) -> list[float]:
+    """How far ``stylize`` is from following a pan of each of ``shifts`` pixels: the mean squared difference
+    (RGB in [0, 1]) between stylizing the image moved right by the shift and moving the stylized image, away
+    from a ``border`` on each side. 0 for a shift-equivariant model; a network that subsamples by 4 is
+    equivariant to shifts of 4 only, and what it does at 1 and 2 is texture swimming under slow camera motion
+    (flicker)."""
+    for shift in shifts:
+        if not 0 < shift <= border:
+            raise ValueError(f"shift {shift}: expected 1 to the border ({border})")
     image = np.asarray(image)
     width = image.shape[1] - 2 * border
     if width <= 2 * border or image.shape[0] <= 2 * border:
         raise ValueError(f"image {image.shape[1]}x{image.shape[0]}: too small for a border of {border}")
-    still = _to_float(stylize(image[:, border : border + width]))
-    moved = _to_float(stylize(image[:, border - shift : border - shift + width]))  # moved(x) = still(x - shift)
+    still = _to_float(stylize(image[:, border : border + width]))  # once for every shift
     inner = slice(border, -border)
-    return float(np.mean((moved[inner, border + shift : -border] - still[inner, border : -border - shift]) ** 2))
+    errors = []
+    for shift in shifts:
+        moved = _to_float(stylize(image[:, border - shift : border - shift + width]))  # moved(x) = still(x - shift)
+        errors.append(
+            float(np.mean((moved[inner, border + shift : -border] - still[inner, border : -border - shift]) ** 2))
+        )
+    return errors
+
+
+def shift_error(stylize: Callable[[np.ndarray], np.ndarray], image: np.ndarray, shift: int, border: int = 16) -> float:
+    """:func:`shift_errors` for one shift."""
+    return shift_errors(stylize, image, [shift], border)[0]
 
 
 def read_frames(path: Path, limit: int | None = None, max_size: int | None = None) -> list[np.ndarray]:
@@ -186,6 +196,11 @@ def read_frames(path: Path, limit: int | None = None, max_size: int | None = Non
     return frames
 
 
+# Bytes a measured clip holds per pixel of each frame: the frame (3), one model's stylized frame (3), the
+# flow to the previous frame (2 float32) and its occlusion mask (float32).
+BYTES_PER_PIXEL = 18
+
+
 def _check_planned_size(path: Path, container: Any, limit: int | None, max_size: int | None) -> None:
     """Refuse a clip before decoding when its header's frame size is over the pixel limit, or when all the
     frames measured at that size would not fit in this machine's memory."""
@@ -195,11 +210,7 @@ def _check_planned_size(path: Path, container: Any, limit: int | None, max_size:
     width, height = stream.codec_context.width, stream.codec_context.height
     check_frame_pixels(f"{path}: video frames", width, height)
     size = fit_size(width, height, max_size)
-    declared = stream.frames or (
-        round(float(stream.duration * stream.time_base * stream.average_rate))
-        if stream.duration and stream.time_base and stream.average_rate
-        else 0
-    )
+    declared = expected_frames(container, stream, stream.average_rate or stream.guessed_rate or Fraction(30)) or 0
     count = min(declared, limit) if limit is not None and declared else declared
     need, memory = count * size[0] * size[1] * BYTES_PER_PIXEL, physical_memory()
     if memory is not None and need > memory:

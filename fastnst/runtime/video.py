@@ -432,7 +432,7 @@ def _declared_start(vin: Any) -> float:
     return float(vin.start_time * vin.time_base) if vin.start_time and vin.time_base else 0.0
 
 
-def _expected_frames(container: Any, vin: Any, fps: Fraction) -> int | None:
+def expected_frames(container: Any, vin: Any, fps: Fraction) -> int | None:
     """The frame count for the progress bar: declared (MP4), else from the duration (Matroska, WebM)."""
     end = _declared_end(container, vin)
     return vin.frames or (round((end - _declared_start(vin)) * fps) if end else None)
@@ -652,7 +652,7 @@ def _stylize_container(
     size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
     writer = partial.open(av, size, ain, clock, crf, mark)
     reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-    partial.total = _expected_frames(container, vin, fps)
+    partial.total = expected_frames(container, vin, fps)
     with Progress(partial.total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
         _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
     return _report(container, vin, clock, writer, reader, bar.count)
