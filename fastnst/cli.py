@@ -113,6 +113,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from fastnst.styles import shipped_bases
 
     output = args.output or Path(args.checkpoint).with_suffix(".onnx")
+    replacing = Path(output).is_file()  # an earlier export (anything else is refused): say it went
     bases = shipped_bases()
     if not Path(args.checkpoint).exists() and args.checkpoint in bases:  # a base by name, as init= takes
         args.checkpoint = str(bases[args.checkpoint])
@@ -133,7 +134,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         except Interrupted as e:
             print(f"interrupted by {e}; {output} not written", file=sys.stderr)
             return 128 + e.signum
-    print(report.summary())
+    print(report.summary() + ("; it replaced the earlier file" if replacing else ""))
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -469,6 +470,8 @@ class Stylizer:
 
     def _trained(self, strength: float) -> float:
         """The strength given to the graph: the value asked for when trained in, else 1 (blended after)."""
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
+            raise TypeError(f"strength={strength!r}: expected a number from 0 to 1, not {type(strength).__name__}")
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength={strength}: expected a value from 0 to 1")
         return strength if self.trained_strength else 1.0

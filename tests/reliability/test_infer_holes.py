@@ -388,3 +388,22 @@ def test_names_differing_by_case_get_distinct_outputs(tmp_path):
             got = np.asarray(img.convert("RGB"), np.int16)
         distance = {name: np.abs(got - e).mean() for name, e in expected.items()}
         assert min(distance, key=distance.get) == src_name, (out_name, distance)
+
+
+@pytest.mark.parametrize("strength", ["0.5", None, True, [0.5]])
+def test_a_strength_that_is_not_a_number_is_named_in_one_line(strength):
+    photo = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(TypeError, match=r"^strength=.*expected a number from 0 to 1, not \w+$"):
+        Stylizer("wave", device="cpu")(photo, strength=strength)
+
+
+@pytest.mark.parametrize("strength", [1.5, -0.1, float("nan")])
+def test_a_strength_outside_0_to_1_is_refused(strength):
+    with pytest.raises(ValueError, match=r"^strength=.*expected a value from 0 to 1$"):
+        Stylizer("wave", device="cpu")(np.zeros((8, 8, 3), np.float32), strength=strength)
+
+
+def test_a_numpy_strength_is_a_number():
+    photo = np.full((8, 8, 3), 0.5, np.float32)
+    stylizer = Stylizer("wave", device="cpu")
+    np.testing.assert_array_equal(stylizer(photo, strength=np.float32(0.5)), stylizer(photo, strength=0.5))

@@ -178,8 +178,11 @@ def test_export_may_replace_an_earlier_export(tiny_checkpoint, tiny_onnx, tmp_pa
     ckpt, output = tmp_path / "run.ckpt", tmp_path / "model.bin"  # an ONNX file under another name
     shutil.copy(tiny_checkpoint, ckpt)
     shutil.copy(tiny_onnx, output)
-    rc, _, err = cli("export", ckpt, "-o", output, "--no-verify")
+    rc, out, err = cli("export", ckpt, "-o", output, "--no-verify")
     assert rc == 0, err
+    assert out.strip().endswith("it replaced the earlier file"), out
+    rc, out, err = cli("export", ckpt, "-o", tmp_path / "new.onnx", "--no-verify")
+    assert rc == 0 and "replaced" not in out, out + err
     import onnx
 
     assert onnx.load(str(output)).graph.node
