@@ -355,6 +355,12 @@ def _add_infer(sub: Any) -> None:
     )
     p.add_argument("--batch-size", type=int, default=4, help="images or video frames per model call")
     p.add_argument(
+        "--frames",
+        type=int,
+        metavar="N",
+        help="videos: the first N frames only, a preview (written as clip_STYLE.firstN.mp4 unless -o names the file)",
+    )
+    p.add_argument(
         "--tile-size",
         type=int,
         help="tile images larger than this side (default: tile only what does not fit 2 GiB on CPU, 6 GiB on GPU)",

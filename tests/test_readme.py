@@ -156,6 +156,7 @@ def test_readme_fastnst_commands_run(tiny_checkpoint, tiny_conditional_checkpoin
     expected += ["starry_night.onnx", "starry_night_fp16.onnx", "starry_night_int8.onnx"]
     expected += ["stylized.jpg"]
     expected += ["stylized/coffee_starry_night.jpg", "photos/rocket_starry_night.jpg", "clip_starry_night.mp4"]
+    expected += ["clip_starry_night.first75.mp4"]
     expected += ["clip_smooth.mp4", "three_styles_maps.onnx", "photo_masked.jpg"]
     expected += ["three_styles.onnx", "photo_wave.jpg", "photo_mix.jpg", "photo_three_styles_sheet.jpg"]
     for name in expected:

@@ -347,6 +347,32 @@ def test_an_interrupt_keeps_the_frames_done_as_a_playable_video(
     assert read_audio(kept) is not None and video_mark(kept) == "fastnst:test"
 
 
+@pytest.mark.parametrize(("clip", "suffix"), [("aac", ".mp4"), ("pcm", ".webm")])  # audio copied; re-encoded
+def test_a_preview_keeps_the_first_frames_and_cuts_the_audio_there(
+    clips: dict[str, Path], tmp_path: Path, clip: str, suffix: str
+) -> None:
+    dst = tmp_path / f"out{suffix}"
+    report = stylize_video(clips[clip], dst, invert, batch_size=4, progress=False, max_frames=10)
+    assert (report.frames, report.limit, report.shortfall()) == (10, 10, None)
+    assert report.seconds == pytest.approx(10 / FPS)
+    got, source = read_video(dst), read_video(clips[clip])
+    assert len(got["frames"]) == 10 and mean_abs_diff(got["frames"], invert(source["frames"][:10])) < TOLERANCE
+    audio = read_audio(dst)
+    assert audio is not None and audio["seconds"] == pytest.approx(10 / FPS, abs=0.05)  # not the whole source
+
+
+def test_a_preview_longer_than_the_clip_is_the_whole_clip(clips: dict[str, Path], tmp_path: Path) -> None:
+    report = stylize_video(clips["aac"], tmp_path / "out.mp4", invert, progress=False, max_frames=1000)
+    assert (report.frames, report.shortfall()) == (48, None)
+    assert read_audio(tmp_path / "out.mp4")["seconds"] == pytest.approx(read_audio(clips["aac"])["seconds"], abs=0.1)
+
+
+def test_a_preview_of_no_frames_is_refused(clips: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(FastNSTError, match="max_frames must be at least 1, got 0"):
+        stylize_video(clips["aac"], tmp_path / "out.mp4", invert, progress=False, max_frames=0)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_interrupt_before_any_frame_keeps_nothing(clips: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(VideoInterrupted) as stop:
         stylize_video(clips["aac"], tmp_path / "out.mp4", interrupted_after(0), batch_size=4, progress=False)

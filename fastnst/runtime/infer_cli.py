@@ -136,6 +136,16 @@ def plan_outputs(jobs: list[Job], output: Path | None, style: str) -> list[Path]
     return planned
 
 
+def preview_names(jobs: list[Job], outputs: list[Path], output: Path | None, frames: int) -> list[Path]:
+    """``--frames N``: a video's output named ``clip_wave.firstN.mp4``, so that a preview is never taken for
+    (or skips) the whole clip's ``clip_wave.mp4``; a file named by ``-o`` keeps its name."""
+    named = output is not None and len(jobs) == 1 and outputs[0] == output
+    return [
+        dst.with_name(f"{dst.stem}.first{frames}{dst.suffix}") if is_video(src) and not named else dst
+        for (src, _), dst in zip(jobs, outputs, strict=True)
+    ]
+
+
 def _inside(path: Path, folder: Path) -> bool:
     """Whether ``path`` (its folder's real path, then its own name) lies inside ``folder``."""
     root = os.path.realpath(folder)
@@ -184,6 +194,8 @@ def check_settings(args: argparse.Namespace) -> None:
     """Settings errors, once, before the model or any input is read."""
     if args.batch_size < 1:
         raise FastNSTError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.frames is not None and args.frames < 1:
+        raise FastNSTError(f"--frames {args.frames}: expected at least 1 (the first frames of each video)")
     if not 0.0 <= args.strength <= 1.0:
         raise FastNSTError(f"--strength {args.strength}: expected a value from 0 to 1")
     if args.max_size is not None and args.max_size < 1:
@@ -218,6 +230,7 @@ def _media_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
     flags = (
         ("--smooth-stats", args.smooth_stats, True),
         ("--no-stable", args.no_stable, True),
+        ("--frames", args.frames is not None, True),
         ("--fast", args.fast, False),
     )
     return [(flag, for_videos) for flag, given, for_videos in flags if given]
@@ -426,6 +439,7 @@ class InferRun:
                 progress=not self.args.quiet,
                 max_size=self.args.max_size,
                 mark=fastnst_mark(self.stylizer.style),
+                max_frames=self.args.frames,
             )
         record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
         record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))
@@ -542,6 +556,8 @@ def _prepare(args: argparse.Namespace) -> InferRun:
         raise FastNSTError(f"-o {args.output}: {len(jobs)} inputs need an output folder, not a file name")
     check_media_settings(args, jobs)
     outputs = plan_outputs(jobs, args.output, stylizer.style)
+    if args.frames is not None:
+        outputs = preview_names(jobs, outputs, args.output, args.frames)
     check_outputs(jobs, outputs, args.output)
     return InferRun(stylizer, args, jobs, outputs, skipped, _video_stylizer(args, jobs), _photo_stylizer(args, jobs))
 

@@ -15,7 +15,7 @@ import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class VideoReport:
     declared_start: float = 0.0  # where the header says the video starts, in seconds
     end: float = 0.0  # where the last frame written ends, in seconds on the source's clock
     stopped: str | None = None  # why reading ended before the end of the file (a truncated or damaged file)
+    limit: int | None = None  # the frames asked for (a preview of the first ones); None: all of them
 
     def shortfall(self) -> str | None:
         """One line saying that the video ends before its header says it does (a cut file), or None.
@@ -61,6 +62,8 @@ class VideoReport:
         Judged by time, with two frames and 2% of slack: durations are rounded by muxers, and frame counts
         are not always decoded frames (AVI counts the empty slots of a variable frame rate).
         """
+        if self.limit is not None and self.frames >= self.limit:  # ended where asked to
+            return None
         cut = self.declared_end is not None and self.end < 0.98 * self.declared_end - 2 / self.fps
         if not cut and self.stopped is None:
             return None
@@ -363,13 +366,15 @@ class _Writer:
                 return
             self.out.mux(self.audio_queue.popleft())
 
-    def finish(self) -> None:
-        """Drain the encoders, mux the remaining audio and write the trailer."""
+    def finish(self, audio_until: float | None = None) -> None:
+        """Drain the encoders, mux the remaining audio (up to ``audio_until`` seconds: the end of a video cut
+        short on purpose) and write the trailer."""
         with self._errors():
             self._mux_video(self.vout.encode(None))
             if self.aout is not None and not self.copy_audio:
                 self.audio_queue.extend(self.aout.encode(None))
-            self._release(None)
+            self._release(None if audio_until is None else Fraction(audio_until))
+            self.audio_queue.clear()
             self.out.close()
 
     def abort(self) -> None:
@@ -379,9 +384,11 @@ class _Writer:
                 self.out.close()
 
 
-def _check_paths(src: Path, dst: Path, batch_size: int) -> None:
+def _check_paths(src: Path, dst: Path, batch_size: int, max_frames: int | None = None) -> None:
     if batch_size < 1:
         raise FastNSTError(f"batch_size must be at least 1, got {batch_size}")
+    if max_frames is not None and max_frames < 1:
+        raise FastNSTError(f"max_frames must be at least 1, got {max_frames}")
     require_regular_file(src)  # a FIFO named clip.mp4 would block FFmpeg forever
     if not is_video(dst):
         raise FastNSTError(f"{dst}: output must be a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})")
@@ -569,10 +576,14 @@ class _Frames:
         return count
 
 
-def _transcode(av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock: _Clock, bar: Progress) -> None:
-    """Read, stylize and write every frame; audio goes through as it comes."""
+def _transcode(
+    av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock: _Clock, bar: Progress, limit: int | None
+) -> None:
+    """Read, stylize and write every frame (the first ``limit`` ones); audio goes through as it comes."""
     width, height = frames.size
     for item in reader:
+        if limit is not None and reader.frames > limit:  # a preview: the audio is cut where its video ends
+            break
         if not isinstance(item, av.VideoFrame):
             writer.audio(item)
             continue
@@ -589,7 +600,7 @@ def _transcode(av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock
         bar.update(frames.flush())
     if clock.first is None:
         raise _unreadable(reader.src, "no frames could be decoded")
-    writer.finish()
+    writer.finish(clock.end() if limit is not None and reader.frames > limit else None)
 
 
 def stylize_video(
@@ -601,8 +612,10 @@ def stylize_video(
     crf: int = 18,
     max_size: int | None = None,
     mark: str | None = None,
+    max_frames: int | None = None,
 ) -> VideoReport:
-    """Stylize every frame of the video ``src`` with ``stylize`` and write ``dst``, keeping timing and audio.
+    """Stylize every frame of the video ``src`` (or its first ``max_frames``: a preview, its audio cut there)
+    with ``stylize`` and write ``dst``, keeping timing and audio.
 
     ``stylize`` takes a list of up to ``batch_size`` HxWx3 uint8 RGB frames, in order, and returns as many
     frames of the same shape. Frames are scaled so their long side is at most ``max_size`` (even sizes). The
@@ -616,7 +629,7 @@ def stylize_video(
     unreadable or too large ``src``, a ``dst`` that is ``src`` or not a video name, or a write failure.
     """
     src, dst = Path(src), Path(dst)
-    _check_paths(src, dst, batch_size)
+    _check_paths(src, dst, batch_size, max_frames)
     av = _import_av()
     try:
         container = av.open(str(src))
@@ -625,7 +638,8 @@ def stylize_video(
     partial = _Partial(dst)
     try:
         with container:
-            report = _stylize_container(av, container, src, partial, stylize, batch_size, progress, crf, max_size, mark)
+            settings = (batch_size, progress, crf, max_size, mark, max_frames)
+            report = _stylize_container(av, container, src, partial, stylize, *settings)
         partial.publish()
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the frames done so far are a playable video
         frames = 0 if partial.writer is None else partial.writer.frames
@@ -641,8 +655,8 @@ def _stylize_container(
     av: Any, container: Any, src: Path, partial: _Partial, stylize: Stylize, *settings: Any
 ) -> VideoReport:
     """The work of :func:`stylize_video` on the opened ``container``, into ``partial``'s temporary file;
-    ``settings``: its batch_size, progress, crf, max_size and mark."""
-    batch_size, progress, crf, max_size, mark = settings
+    ``settings``: its batch_size, progress, crf, max_size, mark and max_frames."""
+    batch_size, progress, crf, max_size, mark, limit = settings
     vin = _video_stream(av, container, src)
     vin.thread_type = "AUTO"  # frame and slice threads for decoding
     ain = container.streams.audio[0] if container.streams.audio else None
@@ -652,7 +666,8 @@ def _stylize_container(
     size = fit_size(vin.codec_context.width, vin.codec_context.height, max_size, multiple=2)
     writer = partial.open(av, size, ain, clock, crf, mark)
     reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
-    partial.total = expected_frames(container, vin, fps)
+    total = expected_frames(container, vin, fps)
+    partial.total = total if limit is None else min(total or limit, limit)
     with Progress(partial.total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
-        _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar)
-    return _report(container, vin, clock, writer, reader, bar.count)
+        _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar, limit)
+    return replace(_report(container, vin, clock, writer, reader, bar.count), limit=limit)

@@ -241,3 +241,33 @@ def test_settings_that_need_a_video_or_a_photo(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"{clip}: a video, skipped (--sheet makes sheets of photos)" in proc.stderr
+
+
+# -- 14. a preview of the first frames ------------------------------------------------------------------
+
+
+def test_frames_previews_the_first_frames_under_a_name_of_its_own(bikes, tmp_path):
+    clip = tmp_path / "bikes.mp4"
+    os.symlink(bikes, clip)
+    proc = infer(clip, "--frames", "12", "--max-size", "64")
+    assert proc.returncode == 0, proc.stderr
+    preview = tmp_path / "bikes_starry_night.first12.mp4"
+    assert nonblank(proc.stderr) == []  # no "the video ends early" warning: it ended where asked
+    assert probe(preview) == (12, (64, 28))
+    assert f"{preview} (64x28, 12 frames, " in proc.stdout
+    # The whole clip is not skipped as done, and a rerun of the preview skips its own output.
+    again = infer(tmp_path, "--frames", "12", "--max-size", "64", "--json")
+    assert again.returncode == 0 and "an output of fastnst with style starry_night" in again.stdout, again.stdout
+    assert "exists" in again.stdout and sorted(p.name for p in tmp_path.iterdir()) == [clip.name, preview.name]
+
+
+def test_frames_with_a_named_output_and_bad_values(tmp_path):
+    clip = flat_clip(tmp_path / "clip.mp4", 32, 24, 6)
+    proc = infer(clip, "--frames", "4", "-o", tmp_path / "named.mkv")
+    assert proc.returncode == 0, proc.stderr
+    assert probe(tmp_path / "named.mkv") == (4, (32, 24))
+    proc = infer(clip, "--frames", "0", "-o", tmp_path / "o.mp4")
+    assert proc.returncode == 2
+    (line,) = nonblank(proc.stderr)
+    assert line == "error: --frames 0: expected at least 1 (the first frames of each video)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "named.mkv"]
