@@ -443,6 +443,8 @@ class InferRun:
             )
         record = {"input": str(src), "output": str(dst), "width": report.width, "height": report.height}
         record.update(frames=report.frames, seconds=round(time.perf_counter() - t0, 4))
+        if report.limit is not None:
+            record["limit"] = report.limit  # a preview (--frames)
         if self.video_stylizer is not self.stylizer:
             record["model"] = str(self.video_stylizer.path)
         shortfall = report.shortfall()

@@ -107,6 +107,7 @@ def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
 
 def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarray:
     """``strength`` 1 = fully stylized, 0 = the photo."""
+    strength = float(strength)  # a numpy scalar or 0-d array would change the result's dtype
     if strength >= 1.0:
         return stylized
     return strength * stylized + (1.0 - strength) * photo
@@ -470,6 +471,8 @@ class Stylizer:
 
     def _trained(self, strength: float) -> float:
         """The strength given to the graph: the value asked for when trained in, else 1 (blended after)."""
+        if isinstance(strength, np.ndarray) and strength.ndim == 0:  # np.array(0.5), as numpy code gives
+            strength = strength.item()
         if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
             raise TypeError(f"strength={strength!r}: expected a number from 0 to 1, not {type(strength).__name__}")
         if not 0.0 <= strength <= 1.0:

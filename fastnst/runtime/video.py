@@ -32,6 +32,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 # FFmpeg's AVCOL_* value for BT.709 (primaries, transfer, matrix) and AVCOL_RANGE_MPEG (limited range).
 _BT709 = 1
 _LIMITED_RANGE = 1
+# How far behind its video a file may store its audio (fragmented MP4 stores about a second): a preview
+# reads on that far past its last frame for the audio that goes with it.
+_AUDIO_LAG = 5.0
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:
@@ -242,6 +245,8 @@ class _Writer:
         self.audio_queue: deque[Any] = deque()  # audio packets not yet muxed, in order
         self.video_seconds: Fraction | None = None  # the latest video timestamp muxed
         self.frames = 0  # stylized frames handed to the encoder
+        self.period = 1 / fps  # a frame's length, in seconds
+        self.end: Fraction | None = None  # where the last frame handed to the encoder ends, in seconds
         with self._errors():
             self.out = av.open(str(tmp), "w")
             if mark is not None:  # the container's comment tag: every supported container keeps it
@@ -331,6 +336,7 @@ class _Writer:
             frame.pts, frame.time_base = pts, self.time_base
             self._mux_video(self.vout.encode(frame))
         self.frames += 1
+        self.end = pts * self.time_base + self.period
 
     def _mux_video(self, packets: list[Any]) -> None:
         for packet in packets:
@@ -366,7 +372,7 @@ class _Writer:
                 return
             self.out.mux(self.audio_queue.popleft())
 
-    def finish(self, audio_until: float | None = None) -> None:
+    def finish(self, audio_until: float | Fraction | None = None) -> None:
         """Drain the encoders, mux the remaining audio (up to ``audio_until`` seconds: the end of a video cut
         short on purpose) and write the trailer."""
         with self._errors():
@@ -505,7 +511,7 @@ class _Partial:
             self.discard()
             return None
         try:
-            self.writer.finish()
+            self.writer.finish(self.writer.end)  # the audio read ahead of the last frame is left out
             assert self.tmp is not None
             _publish(self.tmp, path)
         except BaseException:  # a second signal too: the interrupt that brought us here is raised by the caller
@@ -576,16 +582,29 @@ class _Frames:
         return count
 
 
+def _starts_after(item: Any, seconds: float) -> bool:
+    """Whether a decoded frame or an audio packet starts after ``seconds`` (False when it has no timestamp)."""
+    return item.pts is not None and item.time_base is not None and item.pts * item.time_base > seconds
+
+
 def _transcode(
     av: Any, reader: _Reader, writer: _Writer, frames: _Frames, clock: _Clock, bar: Progress, limit: int | None
 ) -> None:
-    """Read, stylize and write every frame (the first ``limit`` ones); audio goes through as it comes."""
+    """Read, stylize and write every frame (the first ``limit`` ones: a preview); audio goes through as it comes."""
     width, height = frames.size
+    cut: float | None = None  # a preview's end in seconds, once the frame after its last one is read
     for item in reader:
-        if limit is not None and reader.frames > limit:  # a preview: the audio is cut where its video ends
-            break
         if not isinstance(item, av.VideoFrame):
             writer.audio(item)
+            if cut is not None and _starts_after(item, cut):
+                break
+            continue
+        if limit is not None and reader.frames > limit:
+            if cut is None:  # the next frame's start ends the preview
+                cut = float(item.pts * item.time_base) if item.pts is not None else clock.end()
+            # Audio stored behind the video is read on up to the cut.
+            if writer.aout is None or _starts_after(item, cut + _AUDIO_LAG):
+                break
             continue
         check_frame_pixels(f"{reader.src}: frame {reader.frames}", item.width, item.height)  # a mid-stream size change
         if clock.first is None:
@@ -600,7 +619,7 @@ def _transcode(
         bar.update(frames.flush())
     if clock.first is None:
         raise _unreadable(reader.src, "no frames could be decoded")
-    writer.finish(clock.end() if limit is not None and reader.frames > limit else None)
+    writer.finish(cut)
 
 
 def stylize_video(

@@ -406,4 +406,6 @@ def test_a_strength_outside_0_to_1_is_refused(strength):
 def test_a_numpy_strength_is_a_number():
     photo = np.full((8, 8, 3), 0.5, np.float32)
     stylizer = Stylizer("wave", device="cpu")
-    np.testing.assert_array_equal(stylizer(photo, strength=np.float32(0.5)), stylizer(photo, strength=0.5))
+    expected = stylizer(photo, strength=0.5)
+    np.testing.assert_array_equal(stylizer(photo, strength=np.float32(0.5)), expected)
+    np.testing.assert_array_equal(stylizer(photo, strength=np.array(0.5)), expected)

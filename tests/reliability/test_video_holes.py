@@ -6,6 +6,7 @@ Concurrent writers of one output, signals in the middle of a video, frames decla
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -263,9 +264,11 @@ def test_frames_previews_the_first_frames_under_a_name_of_its_own(bikes, tmp_pat
 
 def test_frames_with_a_named_output_and_bad_values(tmp_path):
     clip = flat_clip(tmp_path / "clip.mp4", 32, 24, 6)
-    proc = infer(clip, "--frames", "4", "-o", tmp_path / "named.mkv")
+    proc = infer(clip, "--frames", "4", "-o", tmp_path / "named.mkv", "--json")
     assert proc.returncode == 0, proc.stderr
     assert probe(tmp_path / "named.mkv") == (4, (32, 24))
+    (record,) = json.loads(proc.stdout)["outputs"]
+    assert (record["frames"], record["limit"]) == (4, 4)
     proc = infer(clip, "--frames", "0", "-o", tmp_path / "o.mp4")
     assert proc.returncode == 2
     (line,) = nonblank(proc.stderr)
