@@ -19,6 +19,7 @@ and judges only checkpoints not judged yet. ``--judge-only`` judges what a run h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -93,7 +94,8 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subpr
         "export.onnx=false",
         f"hydra.run.dir={run_dir / 'run'}",
     ]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    with (run_dir / "train.out").open("a") as out:  # kept for the reason of a failure (last_error)
+        return subprocess.Popen(command, env=env, stdout=out)
 
 
 def run_quiet(*command: str, env: dict[str, str], about: Path) -> None:
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
             training.wait()
         while training.poll() is None:  # judge each kept checkpoint while the run goes on
             judge_new(args, run_dir, env, final=False)
-            time.sleep(POLL_SECONDS)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a look a minute; an end is seen at once
+                training.wait(timeout=POLL_SECONDS)
     except KeyboardInterrupt:  # Ctrl-C reached the training too (one process group): let it save its last.ckpt
         training.wait()
         raise
@@ -188,8 +191,18 @@ def main(argv: list[str] | None = None) -> None:
         training.wait()
         raise
     if training.returncode != 0:
-        raise SystemExit(f"training stopped with exit status {training.returncode}; rerun the same command to resume")
+        raise SystemExit(
+            f"training stopped with exit status {training.returncode}{last_error(run_dir)}; "
+            "rerun the same command to resume"
+        )
     judge_new(args, run_dir, env, final=True)
+
+
+def last_error(run_dir: Path) -> str:
+    """The last error line of the training's output (kept in run_dir/train.out), as ``: <line>``, or ''."""
+    out = run_dir / "train.out"
+    errors = [line for line in out.read_text().splitlines() if "error" in line.lower()] if out.exists() else []
+    return f": {errors[-1].split(' - ', 1)[-1]}" if errors else ""
 
 
 def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], final: bool) -> None:

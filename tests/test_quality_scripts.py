@@ -332,3 +332,14 @@ def build_like(hparams: dict, torch):
     for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):
         torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
     return net
+
+
+def test_learning_curve_says_why_the_training_stopped(tmp_path):
+    script = str(REPO / "scripts" / "learning_curve.py")
+    photo = str(sample_photos_dir() / "coffee.jpg")
+    args = ["--name", "x", "--steps", "3", "--every", "2", "--content", photo, "-o", str(tmp_path)]
+    bad = tmp_path / "no_painting.jpg"
+    overrides = ["style.image=" + str(bad), "data=sample", "trainer=cpu", "model=light"]
+    proc = subprocess.run([sys.executable, script, *args, "--", *overrides], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith("training stopped with exit status 2: ")
+    assert str(bad) in proc.stderr and proc.stderr.endswith("rerun the same command to resume\n")
