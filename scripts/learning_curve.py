@@ -94,7 +94,7 @@ def train(args: argparse.Namespace, run_dir: Path, env: dict[str, str]) -> subpr
         "export.onnx=false",
         f"hydra.run.dir={run_dir / 'run'}",
     ]
-    with (run_dir / "train.out").open("a") as out:  # kept for the reason of a failure (last_error)
+    with (run_dir / "train.out").open("w") as out:  # this training's output only: the reason of its failure
         return subprocess.Popen(command, env=env, stdout=out)
 
 
