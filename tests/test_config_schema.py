@@ -31,7 +31,8 @@ from fastnst.training.config import (
 )
 from fastnst.training.data import PhotoDataModule
 from fastnst.training.module import StyleTransferModule, learning_rate_at
-from fastnst.training.trainer import build_trainer, validate_config
+from fastnst.training.checks import validate_config
+from fastnst.training.trainer import build_trainer
 
 GROUPS = [
     f.type for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(getattr(config, str(f.type), None))

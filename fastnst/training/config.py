@@ -7,7 +7,7 @@ presets that give values. :func:`check_schema` checks a composed config against 
 (unknown keys, types, ranges) with one-line errors naming the full key; :func:`module_arguments`,
 :func:`datamodule_arguments` and :func:`trainer_arguments` derive what each object is built with.
 Values that depend on the machine or on files are checked by
-:func:`fastnst.training.trainer.validate_config`.
+:func:`fastnst.training.checks.validate_config`.
 
 Adding a hyperparameter: one :func:`setting` in a dataclass below, its value in a YAML preset,
 and the code that uses it.
@@ -337,7 +337,7 @@ def check_loss_layers(loss: dict[str, Any]) -> None:
     """Every content and style layer is a layer of the VGG that ``loss.vgg_weights`` names (VGG16's
     layers are not VGG19's: ``relu3_4`` is VGG19 only). A weights file's network is told by its keys
     only, so here its layers are checked against VGG19's, which include VGG16's; the file itself is
-    checked at start-up (:func:`fastnst.training.trainer.validate_config`)."""
+    checked at start-up (:func:`fastnst.training.checks.validate_config`)."""
     architecture = source_architecture(loss["vgg_weights"])
     names = layer_names(architecture or "vgg19")
     network = f"{architecture.upper()} layer (loss.vgg_weights={loss['vgg_weights']})" if architecture else "VGG layer"

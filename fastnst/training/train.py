@@ -66,22 +66,16 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
     Returns None when the run finished, or how it stopped on SIGINT/SIGTERM (its state saved in
     ``run_dir/last.ckpt``; no ONNX export then).
     """
+    from fastnst.training.checks import find_last_checkpoint, validate_config
+
+    validate_config(cfg, run_dir)  # one-line errors before any heavy work (run_dir: for ckpt_path=last)
     import lightning.pytorch as pl
 
     from fastnst.training.config import datamodule_arguments, module_arguments, trainer_arguments
     from fastnst.training.data import PhotoDataModule
     from fastnst.training.module import StyleTransferModule
-    from fastnst.training.trainer import (
-        build_trainer,
-        check_data_root,
-        find_last_checkpoint,
-        validate_config,
-        warn_if_slow,
-    )
+    from fastnst.training.trainer import build_trainer, warn_if_slow
 
-    data = cfg.data
-    validate_config(cfg, run_dir)  # one-line errors before any heavy work (run_dir: for ckpt_path=last)
-    check_data_root(data.root)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("run folder: %s (previews/, and TensorBoard: tensorboard --logdir %s)", run_dir, run_dir)

@@ -187,7 +187,7 @@ def test_resume_with_a_different_model_names_both(compose, tmp_path, refuse_heav
 
 
 def test_resume_with_the_same_model_passes_the_check(compose, tiny_checkpoint):
-    from fastnst.training.trainer import validate_config
+    from fastnst.training.checks import validate_config
 
     validate_config(compose([*TINY, f"ckpt_path={tiny_checkpoint}"]))
 
@@ -196,7 +196,7 @@ def test_ckpt_path_last_is_checked_against_the_model(compose, tmp_path, refuse_h
     style_dir = tmp_path / "starry_night"
     (style_dir / "earlier").mkdir(parents=True)
     (style_dir / "earlier" / "last.ckpt").write_bytes(tiny_checkpoint.read_bytes())
-    from fastnst.training.trainer import validate_config
+    from fastnst.training.checks import validate_config
 
     with pytest.raises(FastNSTError, match=r"^ckpt_path=last \(.*/earlier/last\.ckpt\): the checkpoint's network is "):
         validate_config(compose([*TINY, "model=light", "ckpt_path=last"]), style_dir / "new")
@@ -241,6 +241,21 @@ def test_cli_bad_setting_exits_2_with_one_line_and_no_run_folder(tmp_path, overr
     assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], out
     assert "Traceback" not in out and "Seed set" not in out
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_reports_a_missing_data_root_before_importing_lightning(tmp_path):
+    """The commonest first error is answered in seconds: Lightning (several seconds to import) is not loaded."""
+    command = [sys.executable, "-X", "importtime", str(REPO / "train.py"), "data.root=missing", "model=light"]
+    result = subprocess.run(
+        [*command, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    (line,) = [line for line in out.splitlines() if "error:" in line]
+    assert "data.root=missing: no such folder" in line and "Traceback" not in out
+    imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "fastnst.training.checks" in imported  # -X importtime lists every import
+    assert not [name for name in imported if name.split(".")[0] == "lightning"], "Lightning was imported"
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +400,7 @@ def test_override_keys_are_checked_before_hydra():
 
 
 def test_settings_that_run_but_do_not_do_what_they_say_are_warned_about(compose, tmp_path, caplog):
-    from fastnst.training.trainer import validate_config
+    from fastnst.training.checks import validate_config
 
     tiny = save_solid(tmp_path / "tiny.png", (200, 30, 30), size=20)
     overrides = [*TINY, f"style.image={tiny}", "style.size=128", "trainer.lr=0.002", "trainer.lr_final=1",
