@@ -151,6 +151,7 @@ def test_cli_judges_a_model(tiny_onnx, tmp_path, capsys) -> None:
 
 
 def test_cli_no_sheet_leaves_no_earlier_sheet_beside_new_scores(tmp_path) -> None:
+    """Also: a shipped model is taken by its name (``-m udnie``)."""
     out = tmp_path / "eval"
     out.mkdir()  # an earlier judgement's files (test_cli_judges_a_model shows eval writes them)
     Image.new("RGB", (64, 32)).save(out / "contact_sheet.png")
@@ -159,12 +160,6 @@ def test_cli_no_sheet_leaves_no_earlier_sheet_beside_new_scores(tmp_path) -> Non
     assert main([*args, "-m", "udnie", "--no-sheet"]) == 0
     assert not (out / "contact_sheet.png").exists()  # it showed the earlier results, not these
     assert list(json.loads((out / "summary.json").read_text())["summary"]) == ["udnie"]
-
-
-def test_cli_takes_a_shipped_model_by_name(tmp_path) -> None:
-    out = tmp_path / "eval"
-    assert main(["eval", "-s", "udnie", "-c", str(PHOTOS[0]), "-m", "udnie", "-o", str(out), "-q"]) == 0
-    assert "udnie" in json.loads((out / "summary.json").read_text())["summary"]
 
 
 @pytest.mark.parametrize(
