@@ -820,8 +820,8 @@ def test_init_run_resumes_exactly_without_model_settings(compose, tmp_path, base
         torch.testing.assert_close(b[key], value, rtol=0, atol=1e-6, msg=key)
     assert any(not torch.allclose(v, a[k], atol=1e-6) for k, v in _state(half / "last.ckpt").items())
     # Without init= the network differs, and the error names what the run was trained with.
-    from fastnst.training.style_set import expand_styles
     from fastnst.training.checks import validate_config
+    from fastnst.training.style_set import expand_styles
 
     plain = [*TINY, "style=the_scream", f"ckpt_path={half / 'last.ckpt'}", "trainer.max_steps=6"]
     with pytest.raises(FastNSTError) as err:
@@ -832,8 +832,8 @@ def test_init_run_resumes_exactly_without_model_settings(compose, tmp_path, base
 def test_resume_names_a_missing_strength_or_other_styles(compose, base_run):
     """Resuming a conditional checkpoint without its strength or with other styles: one line naming
     both networks, before Lightning's state-dict error."""
-    from fastnst.training.style_set import expand_styles
     from fastnst.training.checks import validate_config
+    from fastnst.training.style_set import expand_styles
 
     ckpt = base_run / "last.ckpt"
     for change, wanted in (("model.strength=false", "udnie]; resume"), ("style=[wave,the_scream]", "the_scream]")):

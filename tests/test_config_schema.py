@@ -20,6 +20,7 @@ from omegaconf import open_dict
 from fastnst.errors import FastNSTError
 from fastnst.photos import DataError
 from fastnst.training import config
+from fastnst.training.checks import validate_config
 from fastnst.training.config import (
     ConfigError,
     TrainConfig,
@@ -31,7 +32,6 @@ from fastnst.training.config import (
 )
 from fastnst.training.data import PhotoDataModule
 from fastnst.training.module import StyleTransferModule, learning_rate_at
-from fastnst.training.checks import validate_config
 from fastnst.training.trainer import build_trainer
 
 GROUPS = [

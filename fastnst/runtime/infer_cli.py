@@ -471,7 +471,7 @@ def _keeping(run: InferRun, src: Path) -> Iterator[None]:
     try:
         yield
     except VideoInterrupted as stop:
-        total = f" of about {stop.total}" if stop.total else ""
+        total = f" of {'' if stop.exact else 'about '}{stop.total}" if stop.total else ""
         run.partial = {"input": str(src), "frames": stop.frames, "of": stop.total, "output": str(stop.kept)}
         run.partial["note"] = (
             f"{src}: the first {stop.frames}{total} frames kept in {stop.kept}"

@@ -469,11 +469,12 @@ def _report(container: Any, vin: Any, clock: _Clock, writer: _Writer, reader: _R
 
 class VideoInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped :func:`stylize_video`; the frames stylized by then are in ``kept`` (None: none
-    could be kept), ``frames`` of about ``total`` (None: unknown)."""
+    could be kept), ``frames`` of about ``total`` (None: unknown; ``exact``: of exactly ``total``, the frames
+    asked for by ``limit`` in a video that has them)."""
 
-    def __init__(self, signum: int, frames: int, total: int | None, kept: Path | None) -> None:
+    def __init__(self, signum: int, frames: int, total: int | None, kept: Path | None, exact: bool = False) -> None:
         super().__init__(signal.Signals(signum).name)
-        self.signum, self.frames, self.total, self.kept = signum, frames, total, kept
+        self.signum, self.frames, self.total, self.kept, self.exact = signum, frames, total, kept, exact
 
 
 def partial_name(dst: Path) -> Path:
@@ -494,6 +495,7 @@ class _Partial:
         self.tmp: Path | None = None
         self.writer: _Writer | None = None
         self.total: int | None = None  # the frames expected, once known
+        self.exact = False  # total is the frames asked for (a limit the video's own count reaches), not an estimate
 
     def open(self, av: Any, size: tuple[int, int], ain: Any, clock: _Clock, crf: int, mark: str | None) -> _Writer:
         self.tmp = _temp_for(self.dst)
@@ -663,7 +665,8 @@ def stylize_video(
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the frames done so far are a playable video
         frames = 0 if partial.writer is None else partial.writer.frames
         kept = partial.keep(partial_name(dst))
-        raise VideoInterrupted(getattr(stop, "signum", signal.SIGINT), frames, partial.total, kept) from stop
+        signum = getattr(stop, "signum", signal.SIGINT)
+        raise VideoInterrupted(signum, frames, partial.total, kept, partial.exact) from stop
     except BaseException:  # errors: never leave the temporary file
         partial.discard()
         raise
@@ -687,6 +690,7 @@ def _stylize_container(
     reader = _Reader(av, container, vin, ain, ain is not None and not writer.copy_audio, src)
     total = expected_frames(container, vin, fps)
     partial.total = total if limit is None else min(total or limit, limit)
+    partial.exact = limit is not None and total is not None and total >= limit
     with Progress(partial.total, f"stylize {src.name}", enabled=progress, unit="frame") as bar:
         _transcode(av, reader, writer, _Frames(stylize, writer, size, batch_size), clock, bar, limit)
     return replace(_report(container, vin, clock, writer, reader, bar.count), limit=limit)
