@@ -1,8 +1,8 @@
 """The checks a training run makes before anything heavy starts: one-line errors naming the setting.
 
 Kept apart from :mod:`fastnst.training.trainer` (which builds the Lightning ``Trainer``) so that a bad
-setting, a missing ``data.root`` or painting is reported before Lightning is imported: in about two
-seconds, not seven. The checks of the hardware settings read Lightning's own registries, and so come last.
+setting, a missing ``data.root`` or painting is reported before Lightning is imported (its import alone takes
+seconds). The checks of the hardware settings read Lightning's own registries, and so come last.
 """
 
 from __future__ import annotations
