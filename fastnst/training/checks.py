@@ -71,7 +71,6 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     check_schema(cfg)  # unknown keys, wrong types and ranges first: the checks below can trust the values
     _check_layers(cfg.loss)
     _check_files(cfg.data)
-    check_data_root(cfg.data.root)
     _check_style(cfg.style)
     _warn_about_schedule(cfg.trainer)
     _check_vgg_weights(cfg.loss)
@@ -104,6 +103,7 @@ def _check_layers(loss: Any) -> None:
 
 
 def _check_files(data: Any) -> None:
+    check_data_root(data.root)
     if data.annotations is not None and not Path(data.annotations).expanduser().is_file():
         raise FastNSTError(f"data.annotations={data.annotations}: no such file")
     _check_val_images(data.val_images)

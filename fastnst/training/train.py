@@ -69,6 +69,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
     from fastnst.training.checks import find_last_checkpoint, validate_config
 
     validate_config(cfg, run_dir)  # one-line errors before any heavy work (run_dir: for ckpt_path=last)
+    # Lightning only now: its import alone takes seconds, which a bad setting should not wait for.
     import lightning.pytorch as pl
 
     from fastnst.training.config import datamodule_arguments, module_arguments, trainer_arguments

@@ -87,12 +87,12 @@ def test_two_runs_writing_the_same_video_both_succeed_with_a_complete_file(bikes
 
 
 @pytest.mark.parametrize(
-    ("sig", "status", "frames"), [(signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--frames", "200"])]
+    ("sig", "status", "preview"), [(signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--frames", "200"])]
 )
-def test_a_signal_during_a_video_keeps_the_frames_done_and_no_temporary_file(bikes, tmp_path, sig, status, frames):
+def test_a_signal_during_a_video_keeps_the_frames_done_and_no_temporary_file(bikes, tmp_path, sig, status, preview):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        infer_cmd(bikes, "-o", out / "bikes.mp4", *frames), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        infer_cmd(bikes, "-o", out / "bikes.mp4", *preview), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 60
     while not (out.is_dir() and any(p.stat().st_size > 0 for p in out.iterdir())):  # the encoder has written
@@ -106,7 +106,7 @@ def test_a_signal_during_a_video_keeps_the_frames_done_and_no_temporary_file(bik
     assert " -> " not in stdout
     # the frames stylized before the signal, as a playable video named as such; no temporary file, no bikes.mp4
     (kept,) = [line for line in nonblank(stderr) if "frames kept in" in line]
-    of = "of 200" if frames else "of about 250"  # a preview's --frames is exact, the video's own count an estimate
+    of = "of 200" if preview else "of about 250"  # a preview's --frames is exact, the video's own count an estimate
     pattern = rf"{re.escape(str(bikes))}: the first (\d+) {of} frames kept in {re.escape(str(out))}/"
     frames = int(re.fullmatch(pattern + r"bikes\.partial\.mp4", kept)[1])
     assert sorted(p.name for p in out.iterdir()) == ["bikes.partial.mp4"]
