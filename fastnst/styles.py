@@ -70,7 +70,7 @@ def shipped_models() -> dict[str, Path]:
 
 # A shipped style's other networks live in folders of their own and are addressed as <style><suffix>:
 # video/ holds the stability-trained ones (``wave_stable``), which infer uses for videos, and quality/
-# the quality tier (``udnie_hq``: a larger network, about 3x the time), which infer uses for photos.
+# the quality tier (``udnie_hq``: a larger network, 3x to 5x the time), which infer uses for photos.
 STABLE_SUFFIX = "_stable"
 QUALITY_SUFFIX = "_hq"
 _VARIANT_FOLDERS = {STABLE_SUFFIX: "video", QUALITY_SUFFIX: "quality"}
