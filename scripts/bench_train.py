@@ -106,7 +106,9 @@ def reference_loss(vgg: ReferenceVGG19, output: torch.Tensor, content: torch.Ten
         )
         for k, w in s.style_layers.items()
     )
-    return s.content_weight * content_term + s.style_weight * style_term
+    # fastnst's recipe adds a total-variation term (loss.tv_weight): mean absolute neighbour differences
+    tv_term = (output[:, :, 1:] - output[:, :, :-1]).abs().mean() + (output[..., 1:] - output[..., :-1]).abs().mean()
+    return s.content_weight * content_term + s.style_weight * style_term + s.tv_weight * tv_term
 
 
 class ReferenceDataset(Dataset):
@@ -168,6 +170,7 @@ def make_module(s: Any, precision_fp32: bool) -> StyleTransferModule:
         style_layers=s.style_layers,
         content_weight=s.content_weight,
         style_weight=s.style_weight,
+        tv_weight=s.tv_weight,
         vgg_weights=s.vgg_weights,
         image_size=s.image_size,
         channels_last=not precision_fp32,
@@ -291,7 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     args.steps = args.steps or (3 if args.quick else 10)
     defaults = module_defaults()  # the schema's loss (fastnst.training.config): layers and weights
-    for key in ("content_layers", "style_layers", "content_weight", "style_weight"):
+    for key in ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight"):
         setattr(args, key, defaults[key])
     root = args.data or str(SHARED_ASSETS / "photos")
     files = find_images(root)

@@ -56,3 +56,29 @@ def test_bench_video_toy(tmp_path, assets):
     assert list(result["ms"]) == ["wave per frame", "wave smoothed statistics (0.9)", "udnie per frame"]
     assert result["ratios"]["wave per frame"] == 1.0 and all(v > 0 for v in result["ms"].values())
     assert stdout.strip().splitlines()[-1].startswith("video: wave smoothed statistics (0.9)")
+
+
+def test_bench_train_reference_computes_the_schema_objective(assets, vgg_weights_file, monkeypatch):
+    """The same-objective check of `bench.py train` (slow above) on one toy batch: the reference loss,
+    written the pytorch/examples way, equals fastnst's with every term of the default recipe (TV too)."""
+    import argparse
+    import importlib.util
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # its benchlib
+    spec = importlib.util.spec_from_file_location("bench_train", REPO / "scripts" / "bench_train.py")
+    bench_train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_train)
+    parser = argparse.ArgumentParser()
+    bench_train.add_arguments(parser)
+    s = parser.parse_args(["--image-size", "32", "--style-size", "64", "--batch-size", "2", "--model", "light"])
+    s.model = "light"
+    for key, value in bench_train.module_defaults().items():
+        if key in ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight"):
+            setattr(s, key, value)
+    assert s.tv_weight > 0  # the default recipe has the term this check once missed
+    files = bench_train.find_images(assets / "photos")[:2]
+    torch.manual_seed(0)
+    ours, theirs = bench_train.same_losses(s, files, torch.device("cpu"))
+    assert ours == pytest.approx(theirs, rel=1e-4)
