@@ -16,6 +16,12 @@ under ``.carry/``: ``site/`` (Hydra, OmegaConf, ANTLR), ``vgg/`` (fp16 VGG19 to 
 :func:`fastnst.nn.vgg.save_caffe_weights_fp16`) and ``photos/`` (the training photos).
 
     python3 scripts/gpu_session.py --out $OUT
+
+``--prepare ../shared/assets`` makes ``.carry/`` here first (it needs fastnst's training install):
+the photos shrunk to a short side of 256 (JPEG quality 90), the fp16 VGG and the carried packages.
+The device tool sends at most 64 MiB of working tree: the checkpoints tracked in ``checkpoints/long/``
+(about 43 MB) have to stay behind for the call (``git rm -r -q --cached checkpoints/long``, and
+``git reset -q checkpoints/long`` after it), and ``carry`` names ``.carry``.
 """
 
 from __future__ import annotations
@@ -141,9 +147,38 @@ def pack(runs: Path, out: Path, limit: int = 56 << 20) -> None:
     say(f"packed {len(chosen)} files, {len(data) / 2**20:.1f} MiB; checkpoints left out: {left or 'none'}")
 
 
+def prepare(assets: Path, short_side: int = 256) -> None:
+    """Fill ``.carry/`` from this machine's install and the development assets (run here, not there)."""
+    import shutil
+
+    import hydra
+    from PIL import Image
+
+    from fastnst.nn.vgg import save_caffe_weights_fp16
+
+    site = Path(hydra.__file__).parent.parent
+    for pattern in ("hydra", "hydra_core-*.dist-info", "omegaconf", "omegaconf-*.dist-info", "antlr4", "antlr4_*"):
+        for src in site.glob(pattern):
+            skip = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(src, CARRY / "site" / src.name, dirs_exist_ok=True, ignore=skip)
+    (CARRY / "vgg").mkdir(parents=True, exist_ok=True)
+    save_caffe_weights_fp16(CARRY / "vgg" / "vgg19_features_caffe_fp16-relu5_1.pth", up_to="relu5_1")
+    photos = sorted((assets / "photos").rglob("*.jpg"))
+    for src in photos:
+        image = Image.open(src).convert("RGB")
+        scale = short_side / min(image.size)
+        size = tuple(max(short_side, round(n * scale)) for n in image.size)
+        out = CARRY / "photos" / src.relative_to(assets / "photos")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        image.resize(size, Image.LANCZOS).save(out, quality=90)
+    total = sum(f.stat().st_size for f in CARRY.rglob("*") if f.is_file())
+    say(f"{CARRY}: {len(photos)} photos, the fp16 VGG, Hydra; {total / 2**20:.1f} MiB to carry")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="where the packed runs go (the device's $OUT)")
+    parser.add_argument("--prepare", type=Path, metavar="ASSETS", help="make .carry/ from this assets folder, here")
     parser.add_argument("--phase1", type=float, default=300, help="seconds (from start) at the constant rate")
     parser.add_argument("--deadline", type=float, default=480, help="seconds (from start) when training ends")
     parser.add_argument("--startup", type=float, default=50, help="assumed seconds to start a resumed leg")
@@ -153,6 +188,10 @@ def main() -> None:
     parser.add_argument("--run", nargs="*", default=[], help="NAME:key=value,key=value ... in place of RUNS")
     parser.add_argument("--set", nargs="*", default=[], help="key=value for every run (replacing the script's)")
     args = parser.parse_args()
+    if args.prepare:
+        return prepare(args.prepare)
+    if args.out is None:
+        parser.error("--out is required (or --prepare)")
     EXTRA.extend(args.set)
     if args.run:
         RUNS.clear()
