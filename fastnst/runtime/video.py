@@ -477,6 +477,13 @@ class VideoInterrupted(KeyboardInterrupt):
         self.signum, self.frames, self.total, self.kept, self.exact = signum, frames, total, kept, exact
 
 
+def _frames_in(av: Any, path: Path) -> int:
+    """The video frames of a file we wrote: its packets, read without decoding (one frame each)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
 def partial_name(dst: Path) -> Path:
     """Where an interrupted run keeps the frames it finished: ``clip_wave.partial.mp4`` beside ``dst``, or
     ``clip_wave.partial-2.mp4`` (and so on) when an earlier one is there."""
@@ -663,8 +670,11 @@ def stylize_video(
             report = _stylize_container(av, container, src, partial, stylize, *settings)
         partial.publish()
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the frames done so far are a playable video
-        frames = 0 if partial.writer is None else partial.writer.frames
+        done = 0 if partial.writer is None else partial.writer.frames
         kept = partial.keep(partial_name(dst))
+        # Counted in the kept file: the signal can land after a frame went to the encoder and before the
+        # writer counted it, and finishing the file flushes that frame in too.
+        frames = _frames_in(av, kept) if kept is not None else done
         signum = getattr(stop, "signum", signal.SIGINT)
         raise VideoInterrupted(signum, frames, partial.total, kept, partial.exact) from stop
     except BaseException:  # errors: never leave the temporary file
