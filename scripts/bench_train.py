@@ -83,6 +83,10 @@ class ReferenceVGG19(nn.Module):
         return out
 
 
+# The schema's loss settings that both sides of the benchmark take (fastnst.training.config's defaults).
+OBJECTIVE_KEYS = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+
+
 def reference_gram(f: torch.Tensor) -> torch.Tensor:
     n, c, h, w = f.shape
     f = f.reshape(n, c, h * w)
@@ -106,7 +110,8 @@ def reference_loss(vgg: ReferenceVGG19, output: torch.Tensor, content: torch.Ten
         )
         for k, w in s.style_layers.items()
     )
-    # fastnst's recipe adds a total-variation term (loss.tv_weight): mean absolute neighbour differences
+    # fastnst's recipe adds a total-variation term (loss.tv_weight): mean absolute neighbour differences, written
+    # out here rather than fastnst's total_variation so that the check compares two implementations
     tv_term = (output[:, :, 1:] - output[:, :, :-1]).abs().mean() + (output[..., 1:] - output[..., :-1]).abs().mean()
     return s.content_weight * content_term + s.style_weight * style_term + s.tv_weight * tv_term
 
@@ -294,7 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     args.steps = args.steps or (3 if args.quick else 10)
     defaults = module_defaults()  # the schema's loss (fastnst.training.config): layers and weights
-    for key in ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight"):
+    for key in OBJECTIVE_KEYS:
         setattr(args, key, defaults[key])
     root = args.data or str(SHARED_ASSETS / "photos")
     files = find_images(root)

@@ -87,7 +87,8 @@ def launch(name: str, overrides: list[str], run_dir: Path, env: dict[str, str]) 
 
 def last_rate(run_dir: Path) -> tuple[int, float]:
     """The newest (step, steps/s) of a run's progress lines; (0, 0.0) before the first."""
-    text = run_dir.with_suffix(".out").read_text(errors="replace") if run_dir.with_suffix(".out").exists() else ""
+    log = run_dir.with_suffix(".out")
+    text = log.read_text(errors="replace") if log.exists() else ""
     found = re.findall(r"step (\d+)/\d+ \| .*? \| ([\d.]+) steps/s", text)
     stopped = re.findall(r"stopped by SIG\w+ at step (\d+)", text)
     if not found:
@@ -95,9 +96,9 @@ def last_rate(run_dir: Path) -> tuple[int, float]:
     return int(stopped[-1] if stopped else found[-1][0]), float(found[-1][1])
 
 
-def run_leg(legs: dict[str, tuple[list[str], Path]], until: float, env: dict[str, str]) -> dict[str, int]:
+def run_leg(legs: dict[str, tuple[list[str], Path]], until: float, env: dict[str, str]) -> None:
     """Run every leg side by side until each ends or ``until`` (seconds since start), then SIGINT.
-    A leg that dies early with torch.compile on is started once more without it. Returns exit codes."""
+    A leg that dies early with torch.compile on is started once more without it."""
     procs = {n: launch(n, o, d, env) for n, (o, d) in legs.items()}
     retried: set[str] = set()
     while any(p.poll() is None for p in procs.values()) and time.monotonic() - START < until:
@@ -118,7 +119,6 @@ def run_leg(legs: dict[str, tuple[list[str], Path]], until: float, env: dict[str
         except subprocess.TimeoutExpired:
             p.kill()
         say(f"{n}: exit {p.returncode}, {last_rate(legs[n][1])}")
-    return {n: p.returncode for n, p in procs.items()}
 
 
 def pack(runs: Path, out: Path, limit: int = 56 << 20) -> None:
@@ -156,10 +156,9 @@ def prepare(assets: Path, short_side: int = 256) -> None:
 
     from fastnst.nn.vgg import save_caffe_weights_fp16
 
-    site = Path(hydra.__file__).parent.parent
+    site, skip = Path(hydra.__file__).parent.parent, shutil.ignore_patterns("__pycache__")
     for pattern in ("hydra", "hydra_core-*.dist-info", "omegaconf", "omegaconf-*.dist-info", "antlr4", "antlr4_*"):
         for src in site.glob(pattern):
-            skip = shutil.ignore_patterns("__pycache__")
             shutil.copytree(src, CARRY / "site" / src.name, dirs_exist_ok=True, ignore=skip)
     (CARRY / "vgg").mkdir(parents=True, exist_ok=True)
     save_caffe_weights_fp16(CARRY / "vgg" / "vgg19_features_caffe_fp16-relu5_1.pth", up_to="relu5_1")

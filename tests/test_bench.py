@@ -75,7 +75,7 @@ def test_bench_train_reference_computes_the_schema_objective(assets, vgg_weights
     s = parser.parse_args(["--image-size", "32", "--style-size", "64", "--batch-size", "2", "--model", "light"])
     s.model = "light"
     for key, value in bench_train.module_defaults().items():
-        if key in ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight"):
+        if key in bench_train.OBJECTIVE_KEYS:
             setattr(s, key, value)
     assert s.tv_weight > 0  # the default recipe has the term this check once missed
     files = bench_train.find_images(assets / "photos")[:2]
