@@ -125,7 +125,7 @@ def pack(runs: Path, out: Path, limit: int = 56 << 20) -> None:
     """Tar the run folders into 15 MiB parts: logs, then each leg's ``last.ckpt`` (the decay legs'
     first), then the newest preview and the TensorBoard logs of each folder while under ``limit``."""
     files = sorted(p for p in runs.rglob("*") if p.is_file())
-    logs = [p for p in files if p.suffix in (".out", ".yaml")]
+    logs = [p for p in files if p.suffix in (".out", ".yaml") or p.name.endswith("-profile.txt")]  # trainer.profiler
     ckpts = sorted((p for p in files if p.name == "last.ckpt"), key=lambda p: not p.parent.name.endswith("decay"))
     newest_preview = {p.parent: p for p in files if p.parent.name == "previews"}  # sorted: the last step's
     extras = [*newest_preview.values(), *(p for p in files if p.parent.name == "tensorboard")]

@@ -110,6 +110,7 @@ def test_schema_defaults_fill_a_key_the_presets_leave_out(compose):
         ("trainer.channels_last=1", "trainer.channels_last=1: expected auto, true or false"),
         ("loss.stability_motion=wobbly", "loss.stability_motion=wobbly: expected one of global, layered"),
         ("trainer.full_strength_share=1.5", "trainer.full_strength_share=1.5: must be a number from 0 to 1"),
+        ("trainer.profiler=cprofile", "trainer.profiler=cprofile: expected one of simple, advanced, pytorch"),
     ],
 )
 def test_ranges_and_choices_come_from_the_schema(compose, override, expected):

@@ -42,6 +42,7 @@ def test_packing_puts_checkpoints_before_previews_and_the_parts_rejoin(tmp_path)
     files = {
         "a.out": 1000,
         "a/config.yaml": 100,
+        "a/fit-profile.txt": 100,
         "a/last.ckpt": 6 << 20,
         "a_decay/last.ckpt": 6 << 20,
         "a/previews/step_0001000.png": 5 << 20,
@@ -57,7 +58,13 @@ def test_packing_puts_checkpoints_before_previews_and_the_parts_rejoin(tmp_path)
     with tarfile.open(parts[0]) as tar:
         names = set(tar.getnames())
     # logs first, then both legs' last.ckpt; the newest preview did not fit; periodic checkpoints never go
-    assert names == {"gpu/a.out", "gpu/a/config.yaml", "gpu/a/last.ckpt", "gpu/a_decay/last.ckpt"}
+    assert names == {
+        "gpu/a.out",
+        "gpu/a/config.yaml",
+        "gpu/a/fit-profile.txt",  # trainer.profiler's report goes with the logs
+        "gpu/a/last.ckpt",
+        "gpu/a_decay/last.ckpt",
+    }
 
 
 def test_parts_are_at_most_15_mib_and_concatenate_to_the_tar(tmp_path):

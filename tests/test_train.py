@@ -58,6 +58,12 @@ def test_documented_overrides_apply(compose, tmp_path):
     assert cfg.trainer.max_steps == 10
 
 
+def test_profiler_writes_where_the_step_time_goes(run_training, tmp_path):
+    run = run_training(tmp_path / "run", ["trainer.max_steps=2", "trainer.profiler=simple"])
+    report = (run / "fit-profile.txt").read_text()
+    assert "run_training_batch" in report and "train_dataloader_next" in report
+
+
 def test_a_run_ending_between_validations_previews_its_last_step(run_training, tmp_path):
     # Once the finished network had no preview: max_steps=3 with validation every 2 steps showed step 2 only.
     run = run_training(tmp_path / "run", ["trainer.max_steps=3"])

@@ -41,6 +41,8 @@ from fastnst.nn.transformer_net import ARCHITECTURES
 from fastnst.nn.vgg import layer_names, source_architecture
 from fastnst.schema import AUTO_OR_BOOL, KINDS, check_ranges, setting
 
+PROFILERS = ("simple", "advanced", "pytorch")  # Lightning's profilers, by the names its Trainer takes
+
 
 class ConfigError(FastNSTError):
     """A setting that does not exist, has the wrong type or is out of range (one-line message)."""
@@ -225,6 +227,14 @@ class TrainerConfig:
     deterministic: bool = setting(False, "Lightning's deterministic algorithms", to=_to("deterministic", "trainer"))
     enable_progress_bar: bool = setting(True, "Lightning's progress bar", to=_to("enable_progress_bar", "trainer"))
     logger: bool = setting(True, "TensorBoard logs", to=_to("logger", "trainer"))
+    profiler: str | None = setting(
+        None,
+        "where a step's time goes, written to the run folder at the end: simple (Lightning's hooks, data "
+        "loading included), advanced (cProfile of each hook), pytorch (operators and GPU kernels of a few "
+        "steps, with a Chrome trace); null: off",
+        to=_to("profiler", "trainer"),
+        choices=PROFILERS,
+    )
     norm_lr_scale: float = setting(
         10.0,
         "conditional networks: learning-rate multiplier of the norms' per-style scales and shifts",

@@ -66,6 +66,8 @@ class NonFiniteGuard:
         not finite (so no NaN reaches the optimizer's state)."""
         if self.finite is None:
             return
+        if self.finite.device.type == "cpu" and bool(self.finite):
+            return  # on a CPU the verdict costs nothing to read: a finite step needs no copy to undo
         self.snapshot = [(t, t.detach().clone()) for t in step_tensors(params, optimizer)]
         for p in params:
             if p.grad is not None:
@@ -73,8 +75,11 @@ class NonFiniteGuard:
 
     def after_step(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> bool:
         """Put back what the step changed if the loss was not finite; True when a step was guarded."""
-        if self.finite is None or not self.snapshot:
+        if self.finite is None:
             return False
+        if not self.snapshot:  # a finite step on a CPU (before_step kept nothing): nothing to undo
+            self.finite = None
+            return True
         before = {id(t): saved for t, saved in self.snapshot}
         with torch.no_grad():
             for t in step_tensors(params, optimizer):

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 
 from fastnst.atomic import atomic_write
 from fastnst.nn.precision import lightning_precision
@@ -182,11 +183,13 @@ def build_trainer(
     deterministic: bool = False,
     enable_progress_bar: bool = True,
     logger: bool = True,
+    profiler: str | None = None,
 ) -> pl.Trainer:
     """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``.
 
     Its :class:`~fastnst.training.interrupt.GracefulInterrupt` callback stops training after the current
-    step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``).
+    step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``). ``profiler``: one of
+    Lightning's by name (simple, advanced, pytorch), its report written to ``run_dir/fit-profile.txt``.
     """
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
@@ -211,7 +214,16 @@ def build_trainer(
         logger=_tensorboard_logger(run_dir) if logger else False,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
+        profiler=_profiler(profiler, run_dir),
     )
+
+
+def _profiler(name: str | None, run_dir: Path) -> Profiler | None:
+    """Lightning's profiler ``name`` reporting to ``run_dir/fit-profile.txt`` (None: no profiling)."""
+    if name is None:
+        return None
+    kinds = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
+    return kinds[name](dirpath=run_dir, filename="profile")
 
 
 def _tensorboard_logger(run_dir: Path) -> TensorBoardLogger:

@@ -61,3 +61,50 @@ def test_nan_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(run_traini
     for index, state in before.items():
         for name, value in state.items():
             assert torch.equal(after[index][name], value), (index, name)
+
+
+def adam_after_one_step() -> tuple[torch.nn.Parameter, torch.optim.Adam]:
+    """A small weight and its Adam, one plain step taken (the state exists, as after a real first step)."""
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(4, 3))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    weight.square().sum().backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return weight, optimizer
+
+
+def step_with(guard, weight, optimizer, scale: float) -> bool:
+    """One optimizer step under ``guard`` on the loss ``scale * sum(weight^2)``; after_step's answer."""
+    loss = weight.square().sum() * scale
+    loss.backward()
+    guard.observe(loss)
+    guard.before_step([weight], optimizer)
+    copied = list(guard.snapshot)
+    optimizer.step()
+    optimizer.zero_grad()
+    return guard.after_step([weight], optimizer), copied
+
+
+def test_the_guard_copies_nothing_for_a_finite_cpu_step_and_undoes_a_nan_one():
+    from fastnst.training.nonfinite import NonFiniteGuard
+
+    # A finite loss on a CPU: no copy of the weights, and the step is the optimizer's own.
+    weight, optimizer = adam_after_one_step()
+    guarded, copied = step_with(NonFiniteGuard(3), weight, optimizer, 1.0)
+    plain, plain_optimizer = adam_after_one_step()
+    plain.square().sum().backward()
+    plain_optimizer.step()
+    assert guarded and copied == []
+    assert torch.equal(weight, plain)
+
+    # A NaN loss: the weights and Adam's moments and step count are as before the step.
+    weight, optimizer = adam_after_one_step()
+    before = weight.detach().clone(), {k: v.clone() for k, v in optimizer.state[weight].items()}
+    guard = NonFiniteGuard(3)
+    guarded, copied = step_with(guard, weight, optimizer, float("nan"))
+    assert guarded and copied
+    assert torch.equal(weight, before[0])
+    for key, value in before[1].items():
+        assert torch.equal(optimizer.state[weight][key], value), key
+    assert (int(guard.in_a_row), int(guard.total)) == (1, 1)
