@@ -188,8 +188,7 @@ def build_trainer(
     """A Trainer writing TensorBoard logs, checkpoints and previews into ``run_dir``.
 
     Its :class:`~fastnst.training.interrupt.GracefulInterrupt` callback stops training after the current
-    step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``). ``profiler``: one of
-    Lightning's by name (simple, advanced, pytorch), its report written to ``run_dir/fit-profile.txt``.
+    step on SIGINT or SIGTERM (see ``train.py``, which then saves ``last.ckpt``). ``profiler``: see :func:`_profiler`.
     """
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(accelerator)
