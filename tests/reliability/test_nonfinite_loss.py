@@ -74,8 +74,9 @@ def adam_after_one_step() -> tuple[torch.nn.Parameter, torch.optim.Adam]:
     return weight, optimizer
 
 
-def step_with(guard, weight, optimizer, scale: float) -> bool:
-    """One optimizer step under ``guard`` on the loss ``scale * sum(weight^2)``; after_step's answer."""
+def step_with(guard, weight, optimizer, scale: float) -> tuple[bool, list]:
+    """One optimizer step under ``guard`` on the loss ``scale * sum(weight^2)``: after_step's answer and
+    what before_step copied."""
     loss = weight.square().sum() * scale
     loss.backward()
     guard.observe(loss)
