@@ -25,7 +25,8 @@ import bench_video
 import torch
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per part (the README's bench lines are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = p.add_subparsers(dest="part", required=True)
     parts_ = (("train", bench_train), ("infer", bench_infer), ("optimize", bench_optimize), ("video", bench_video))
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--json", type=Path, help="also write the results to this JSON file")
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA GPU is visible to PyTorch")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 
@@ -82,3 +84,15 @@ def test_bench_train_reference_computes_the_schema_objective(assets, vgg_weights
     torch.manual_seed(0)
     ours, theirs = bench_train.same_losses(s, files, torch.device("cpu"))
     assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_the_readme_bench_lines_are_its_command_lines(monkeypatch):
+    """Each `python scripts/bench.py ...` line of the README parses, and every part has one."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # bench.py imports its parts as the script does
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    readme = (REPO / "README.md").read_text().splitlines()
+    lines = [shlex.split(x.split("#")[0]) for x in readme if x.strip().startswith("python scripts/bench.py")]
+    parsed = [bench.build_parser().parse_args(args[2:]) for args in lines]
+    assert sorted(args.part for args in parsed) == ["infer", "optimize", "train", "video"]
