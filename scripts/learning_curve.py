@@ -12,7 +12,8 @@ of a checkpoint are the training time it records (Lightning's ``Timer``: carried
 the pauses between sessions left out; run nothing heavy beside it). Checkpoints from before the
 timer fall back to their file time since the run first started. Prints one row per checkpoint and
 appends them to ``<output>/curves.csv``; rerunning a name resumes its training (``ckpt_path=last``)
-and judges only checkpoints not judged yet. ``--judge-only`` judges what a run has kept so far
+and judges only checkpoints not judged yet (a new run under the name of a deleted one whose rows are
+still in the table is refused: they would stand for its checkpoints). ``--judge-only`` judges what a run has kept so far
 (for instance a ``--judge-at-end`` run still training on another core) and trains nothing.
 """
 
@@ -23,6 +24,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,6 +174,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{run_dir}: no run of that name to judge")
         judge_new(args, run_dir, env, final=False)
         return
+    if not (run_dir / "started").is_file() and judged_before(args.output / "curves.csv", args.name):
+        raise SystemExit(
+            f"error: {args.output / 'curves.csv'}: has rows of an earlier run named {args.name} whose folder "
+            f"{run_dir} is gone (they would stand for this run's checkpoints); choose another --name or remove them"
+        )
     training = train(args, run_dir, env)
     if training is None:
         judge_new(args, run_dir, env, final=True)
@@ -196,6 +203,13 @@ def main(argv: list[str] | None = None) -> None:
             "rerun the same command to resume"
         )
     judge_new(args, run_dir, env, final=True)
+
+
+def judged_before(table: Path, name: str) -> bool:
+    """Whether ``table`` has rows of run ``name`` (its styles ``name@style`` and raw weights ``name~raw`` too)."""
+    if not table.exists():
+        return False
+    return any(re.split("[@~]", row["name"])[0] == name for row in csv.DictReader(table.open()))
 
 
 def last_error(run_dir: Path) -> str:

@@ -157,6 +157,19 @@ def test_learning_curve_judges_the_average_and_the_trained_weights(tmp_path, vgg
     assert not list(tmp_path.glob("ema/run_*"))  # no second training run
 
 
+def test_learning_curve_will_not_take_an_earlier_run_s_rows_for_a_new_one(tmp_path):
+    """Rows of a run whose folder is gone would stand for the new run's checkpoints (never judged): refused."""
+    header = "name,step,minutes,content,style_gram,style_stats,overrides\n"
+    (tmp_path / "curves.csv").write_text(header + "x@wave,2,1.0,0.9,0.2,0.4,style=[wave,udnie]\n")
+    script = str(REPO / "scripts" / "learning_curve.py")
+    args = ["--name", "x", "--steps", "3", "--every", "2", "--content", str(sample_photos_dir() / "coffee.jpg")]
+    args += ["-o", str(tmp_path), "--", "style=wave"]
+    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith(f"error: {tmp_path / 'curves.csv'}: has rows of an earlier run named x whose folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.csv"]  # nothing trained
+
+
 def test_learning_curve_judge_only_needs_a_run(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "learning_curve.py"), "--name", "none",
