@@ -40,7 +40,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     _print_models(shipped_models(), figures)
     quality = shipped_quality_models()
     if quality:
-        print("quality tier for photos (infer uses NAME_hq for a photo of NAME; about 3x the time; --fast: not):")
+        print("quality tier for photos (infer uses NAME_hq for a photo of NAME; about 3x to 5x the time; --fast: not):")
         _print_models(quality, figures)
     video = shipped_video_models()
     if video:
