@@ -205,11 +205,14 @@ def main(argv: list[str] | None = None) -> None:
     judge_new(args, run_dir, env, final=True)
 
 
+def run_of(label: str) -> str:
+    """The run a curves.csv row belongs to: ``name`` of ``name``, ``name@style`` and ``name~raw``."""
+    return re.split("[@~]", label)[0]
+
+
 def judged_before(table: Path, name: str) -> bool:
-    """Whether ``table`` has rows of run ``name`` (its styles ``name@style`` and raw weights ``name~raw`` too)."""
-    if not table.exists():
-        return False
-    return any(re.split("[@~]", row["name"])[0] == name for row in csv.DictReader(table.open()))
+    """Whether ``table`` has rows of run ``name``."""
+    return table.exists() and any(run_of(row["name"]) == name for row in csv.DictReader(table.open()))
 
 
 def last_error(run_dir: Path) -> str:
@@ -228,7 +231,7 @@ def judge_new(args: argparse.Namespace, run_dir: Path, env: dict[str, str], fina
     table = args.output / "curves.csv"
     done = set()
     if table.exists():
-        done = {(r["name"].split("@")[0], int(r["step"])) for r in csv.DictReader(table.open())}
+        done = {(run_of(r["name"]), int(r["step"])) for r in csv.DictReader(table.open())}
     for step, ckpt in checkpoints(run_dir, args.steps if final else None):
         if (args.name, step) in done or (not final and time.time() - ckpt.stat().st_mtime < SETTLE_SECONDS):
             continue
