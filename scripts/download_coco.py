@@ -38,7 +38,14 @@ def download(url: str, dest: Path) -> Path:
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and e.headers.get("Content-Range") == f"bytes */{have}":  # stopped after the last byte
+            os.replace(part, dest)
+            return dest
+        raise
+    with response:
         if have and response.status != 206:  # the server ignored the range: start over
             have = 0
         total = have + int(response.headers.get("Content-Length", 0))

@@ -33,6 +33,12 @@ class _ZipServer(BaseHTTPRequestHandler):
             return
         data = path.read_bytes()
         start = int(self.headers["Range"][6:-1]) if self.ranges and self.headers.get("Range") else 0
+        if start >= len(data):  # nothing left to send (RFC 9110: 416 with the full length)
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
@@ -80,6 +86,20 @@ def test_an_interrupted_download_resumes_and_extracts_the_photos(tmp_path, photo
         assert (dest / "val2017" / photo.name).read_bytes() == photo.read_bytes()
     assert not (dest / "val2017.zip").exists() and not (dest / "val2017.zip.part").exists()
     assert f"done: python train.py data.root={dest / 'val2017'}" in capsys.readouterr().out
+
+
+def test_a_download_stopped_after_its_last_byte_completes(tmp_path, photos, capsys):
+    server, url, archive, seen = _serve(tmp_path, photos)
+    dest = tmp_path / "coco"
+    dest.mkdir()
+    (dest / "val2017.zip.part").write_bytes(archive.read_bytes())  # stopped before the rename
+    try:
+        assert download_coco.main([str(dest), "--split", "val2017", "--base-url", url]) == 0
+    finally:
+        server.shutdown()
+    assert seen == [f"bytes={archive.stat().st_size}-"]  # the server answered 416: nothing more to get
+    for photo in photos:
+        assert (dest / "val2017" / photo.name).read_bytes() == photo.read_bytes()
 
 
 def test_a_missing_file_and_a_corrupt_zip_are_one_line_errors(tmp_path, photos, capsys):
