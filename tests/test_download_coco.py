@@ -88,7 +88,7 @@ def test_an_interrupted_download_resumes_and_extracts_the_photos(tmp_path, photo
     assert f"done: python train.py data.root={dest / 'val2017'}" in capsys.readouterr().out
 
 
-def test_a_download_stopped_after_its_last_byte_completes(tmp_path, photos, capsys):
+def test_a_download_stopped_after_its_last_byte_completes(tmp_path, photos):
     server, url, archive, seen = _serve(tmp_path, photos)
     dest = tmp_path / "coco"
     dest.mkdir()
