@@ -92,6 +92,30 @@ def _wanted_network(cfg: Any) -> dict[str, Any]:
     return {**base, "styles": base_names + [n for n in names if n not in base_names]}
 
 
+def recipe_changes(ckpt_path: str | Path, cfg: Any) -> list[str]:
+    """``loss.tv_weight=1.0 (was 0.0)`` for each loss setting (and a one-style run's painting and its size)
+    of ``cfg`` that differs from the checkpoint's: a resumed run learns from then on with the new ones (a
+    style preset that changed its recipe, or a setting left off the command line)."""
+    from fastnst.training.config import LossConfig, StyleConfig, module_keys, typed_settings
+
+    saved = read_checkpoint(Path(ckpt_path), f"ckpt_path={ckpt_path}").get("hyper_parameters") or {}
+    now = typed_settings(cfg)
+    groups = {"loss": LossConfig} if cfg.get("styles") else {"loss": LossConfig, "style": StyleConfig}
+    changes = []
+    for group, schema in groups.items():
+        for argument, key in module_keys(schema).items():
+            if argument in saved and key != "name" and saved[argument] != now[group][key]:
+                changes.append(f"{group}.{key}={_value(now[group][key])} (was {_value(saved[argument])})")
+    return changes
+
+
+def _value(value: Any) -> str:
+    """A setting as written on the command line: ``{relu2_2: 1.0}`` for a dict."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _check_layers(loss: Any) -> None:
     """Layer weights; the names are the schema's (:func:`fastnst.training.config.check_loss_layers`)."""
     for group in ("content_layers", "style_layers"):

@@ -10,6 +10,11 @@ scales every style's weight (it is ``style.style_weight`` unless set).
 
 A one-style run with ``model.strength=true`` or ``init=<checkpoint>`` is conditional too: its
 ``styles`` is the one style.
+
+A style preset may choose the loss its painting's recipe won with (``override /loss`` in its defaults).
+A network has one loss, so a list trains with the loss its presets share; where they choose different
+ones, with the default loss, the several-style networks' recipe (:func:`list_loss`), unless ``loss=`` is
+given.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # style.name: a run folder's 
 
 
 def _parsed(overrides: Sequence[str]) -> list[Any]:
-    return OverridesParser.create().parse_overrides(list(overrides))
+    """The overrides among command-line words (Hydra's flags, ``--cfg job`` or ``-m``, left out)."""
+    return OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
 
 
 def style_list(overrides: Sequence[str]) -> list[str] | None:
@@ -91,6 +97,39 @@ def check_style_overrides(overrides: Sequence[str]) -> None:
             f"style.image={given['image']}: style=[{','.join(names)}] takes each preset's own painting; "
             "a painting of your own is one style (or a new style on a base: init=)"
         )
+
+
+def preset_loss(name: str) -> str:
+    """The loss preset that ``conf/style/<name>.yaml`` chooses (``override /loss...`` in its defaults), else
+    the default loss of ``conf/train.yaml``."""
+    for entry in load_preset(name).get("defaults") or []:
+        for key, value in entry.items() if isinstance(entry, DictConfig) else []:
+            if str(key).startswith("override /loss"):
+                return str(value)
+    return _default_choice("loss")
+
+
+def _default_choice(group: str) -> str:
+    """The option of ``group`` in ``conf/train.yaml``'s defaults."""
+    train = OmegaConf.create(importlib.resources.files("fastnst.conf").joinpath("train.yaml").read_text())
+    return next(str(entry[group]) for entry in train.defaults if isinstance(entry, DictConfig) and group in entry)
+
+
+def list_loss(overrides: Sequence[str]) -> tuple[str, str] | None:
+    """For ``style=[a,b,...]`` whose presets choose different losses and no ``loss=``: the loss the run
+    trains with instead of Hydra's merge (which keeps the last preset's choice), the default one (the
+    several-style networks were measured with it), and a line that says so. None otherwise (the list's
+    shared loss, or ``loss=``)."""
+    names = style_list(overrides)
+    if names is None or any(o.key_or_group == "loss" for o in _parsed(overrides)):
+        return None
+    chosen = {n: preset_loss(n) for n in names}
+    if len(set(chosen.values())) == 1:
+        return None
+    loss = _default_choice("loss")
+    given = ", ".join(f"{n}: {v}" for n, v in chosen.items())
+    note = f"style=[{','.join(names)}]: the presets choose different losses ({given}); one network has one"
+    return loss, f"{note}: loss={loss} (set loss= to choose)"
 
 
 def load_preset(name: str) -> DictConfig:

@@ -94,6 +94,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
         ckpt_path = str(find_last_checkpoint(run_dir.parent))
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
+        _warn_about_recipe_changes(ckpt_path, cfg)
     warn_if_slow(trainer, cfg.trainer.max_steps)
     stopped = fit(trainer, module, datamodule, ckpt_path, run_dir)
     if stopped is not None:  # an interrupted run is not exported: its network is not the finished one
@@ -102,6 +103,18 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
         export_run(cfg, run_dir)
     log.info("run folder: %s", run_dir)
     return None
+
+
+def _warn_about_recipe_changes(ckpt_path: str, cfg: DictConfig) -> None:
+    """One warning when the resumed run's loss or painting differs from the checkpoint's."""
+    from fastnst.training.checks import recipe_changes
+
+    changes = recipe_changes(ckpt_path, cfg)
+    if changes:
+        log.warning(
+            "the checkpoint trained with other settings; from here on: %s (give the old values to keep them)",
+            ", ".join(changes),
+        )
 
 
 def export_run(cfg: DictConfig, run_dir: Path) -> None:
@@ -139,15 +152,19 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
 def main() -> None:
     """``python train.py`` and ``fastnst train``: the overrides in ``sys.argv`` checked, then the run."""
     from fastnst.training.config import ConfigError, check_group_options, check_override_keys
-    from fastnst.training.style_set import check_style_overrides
+    from fastnst.training.style_set import check_style_overrides, list_loss
 
     try:
         check_override_keys(sys.argv[1:])
         check_group_options(sys.argv[1:])
         check_style_overrides(sys.argv[1:])
+        loss = list_loss(sys.argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if loss is not None:  # on the command line: the run folder's overrides and the resume command show it
+        print(f"note: {loss[1]}", file=sys.stderr)
+        sys.argv.insert(1, f"loss={loss[0]}")  # before any flag (--cfg job): Hydra takes overrides first
     _hydra_main()
 
 
