@@ -108,3 +108,19 @@ def test_recipe_changes_name_layer_dicts_as_on_the_command_line(compose, tiny_ch
     changes = recipe_changes(tiny_checkpoint, compose(fastnst))
     assert "loss.content_layers={relu4_2: 1.0} (was {relu2_2: 1.0})" in changes
     assert not [c for c in changes if c.startswith("style.")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train.py", "-m", "style=[a,b]", "x=1"], ["train.py", "-m", "loss=l", "style=[a,b]", "x=1"]),
+        (["train.py", "style=[a,b]", "--cfg", "job"], ["train.py", "loss=l", "style=[a,b]", "--cfg", "job"]),
+        (["train.py"], ["train.py", "loss=l"]),
+    ],
+)
+def test_an_added_override_joins_the_others(argv, expected):
+    from fastnst.training.train import with_override
+
+    before = list(argv)
+    assert with_override(argv, "loss=l") == expected
+    assert argv == before  # a new list: the caller's is unchanged

@@ -164,8 +164,15 @@ def main() -> None:
         sys.exit(2)
     if loss is not None:  # on the command line: the run folder's overrides and the resume command show it
         print(f"note: {loss[1]}", file=sys.stderr)
-        sys.argv.insert(1, f"loss={loss[0]}")  # before any flag (--cfg job): Hydra takes overrides first
+        sys.argv = with_override(sys.argv, f"loss={loss[0]}")
     _hydra_main()
+
+
+def with_override(argv: list[str], override: str) -> list[str]:
+    """``argv`` with ``override`` before its first override: Hydra's parser takes the overrides as one run
+    of words, before or after its flags (``-m a=1 b=2``, ``a=1 b=2 --cfg job``), not on both sides."""
+    first = next((i for i, word in enumerate(argv) if i and "=" in word and not word.startswith("-")), len(argv))
+    return [*argv[:first], override, *argv[first:]]
 
 
 @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="train")
