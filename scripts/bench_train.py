@@ -277,7 +277,7 @@ def data_rates(s: Any, files: list[Path], seconds: float) -> dict[str, float]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="folder of training photos (default: ../shared/assets/photos)")
     p.add_argument("--style", default="starry_night")
-    p.add_argument("--style-size", type=int, default=512, help="short side of the style image (conf/style: 512)")
+    p.add_argument("--style-size", type=int, default=512, help="short side of the style image (most presets: 512)")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--model", choices=MODELS, action="append", help="network(s) (default: transformer_net)")
