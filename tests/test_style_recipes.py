@@ -30,6 +30,8 @@ GATYS_CONTENT = {"relu4_2": 1.0}  # loss=fastnst: the default
         ("udnie", GATYS_CONTENT, 512),
         ("starry_night", GATYS_CONTENT, 512),
         ("composition_vii", GATYS_CONTENT, 256),
+        ("the_scream", GATYS_CONTENT, 512),
+        ("shipwreck", GATYS_CONTENT, 512),
     ],
 )
 def test_a_style_preset_trains_its_paintings_recipe(compose, style, content_layers, size):
@@ -73,20 +75,43 @@ def test_a_list_whose_presets_differ_trains_with_the_default_loss():
         ["style=[wave,udnie]", "loss=perceptual"],  # chosen on the command line
         ["style=wave"],  # one style: its preset's
         ["style=udnie", "--cfg", "job"],  # Hydra's flags are not overrides
+        ["-m", "style=wave,udnie"],  # a sweep: each job is one style
+        ["style=[wave,udnie"],  # a syntax error: Hydra names it
     ],
 )
 def test_no_loss_is_added_where_the_list_agrees_or_loss_is_given(overrides):
     assert list_loss(overrides) is None
 
 
-def test_train_py_says_which_loss_a_mixed_list_trains_with(tmp_path):
+@pytest.mark.parametrize("command", [["train.py"], ["-m", "fastnst", "train"]])
+def test_train_says_which_loss_a_mixed_list_trains_with(tmp_path, command):
+    if command == ["train.py"]:
+        command = [str(REPO / "train.py")]
     proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "style=[starry_night,wave]", "data=sample", "--cfg", "job"],
+        [sys.executable, *command, "style=[starry_night,wave]", "data=sample", "--cfg", "job"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "note: style=[starry_night,wave]: the presets choose different losses" in proc.stderr
+    assert "(starry_night 512, wave 256 px)" in proc.stderr
     assert "relu4_2: 1.0" in proc.stdout and "relu2_2: 1.0" not in proc.stdout.split("style_layers")[0]
+
+
+def test_a_malformed_list_gets_hydras_message_not_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "style=[wave,udnie", "data=sample", "--cfg", "job"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "[wave,udnie" in proc.stderr, proc.stderr
+
+
+def test_a_sweep_of_presets_is_checked_choice_by_choice():
+    from fastnst.training.config import ConfigError, check_group_options
+
+    check_group_options(["-m", "style=starry_night,wave", "loss=fastnst,perceptual"])  # README's sweep
+    check_group_options(["-m", "style=[wave,udnie],[starry_night,udnie]"])
+    with pytest.raises(ConfigError, match=r"^style=nope: no such style preset"):
+        check_group_options(["-m", "style=wave,nope"])
 
 
 def test_resuming_with_another_loss_warns_once(run_training, tmp_path, caplog):
@@ -98,6 +123,17 @@ def test_resuming_with_another_loss_warns_once(run_training, tmp_path, caplog):
         run_training(tmp_path / "changed", [f"ckpt_path={half / 'last.ckpt'}", "loss.tv_weight=0.5", "style.size=48"])
     (warning,) = [r.getMessage() for r in caplog.records if "other settings" in r.getMessage()]
     assert "loss.tv_weight=0.5 (was 1.0)" in warning and "style.size=48 (was 64)" in warning
+
+
+def test_resuming_a_list_with_other_painting_sizes_names_each_style(compose, tiny_conditional_checkpoint):
+    from fastnst.training.checks import recipe_changes
+    from fastnst.training.style_set import expand_styles
+
+    trained = [*TINY, "style=[starry_night,wave,udnie]", "model.strength=true"]
+    assert recipe_changes(tiny_conditional_checkpoint, expand_styles(compose(trained), trained)) == []
+    resized = [*trained, "style.size=48"]
+    changes = recipe_changes(tiny_conditional_checkpoint, expand_styles(compose(resized), resized))
+    assert changes == [f"styles[{s}].size=48 (was 64)" for s in ("starry_night", "wave", "udnie")]
 
 
 def test_recipe_changes_name_layer_dicts_as_on_the_command_line(compose, tiny_checkpoint):

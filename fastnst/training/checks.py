@@ -93,20 +93,30 @@ def _wanted_network(cfg: Any) -> dict[str, Any]:
 
 
 def recipe_changes(ckpt_path: str | Path, cfg: Any) -> list[str]:
-    """``loss.tv_weight=1.0 (was 0.0)`` for each loss setting (and a one-style run's painting and its size)
-    of ``cfg`` that differs from the checkpoint's: a resumed run learns from then on with the new ones (a
-    style preset that changed its recipe, or a setting left off the command line)."""
+    """``loss.tv_weight=1.0 (was 0.0)`` for each loss setting and painting setting (``style.size``, or with
+    several styles ``styles[wave].size``) of ``cfg`` that differs from the checkpoint's: a resumed run learns
+    from then on with the new ones (a style preset that changed its recipe, or a setting left off the
+    command line)."""
     from fastnst.training.config import LossConfig, StyleConfig, module_keys, typed_settings
 
     saved = read_checkpoint(Path(ckpt_path), f"ckpt_path={ckpt_path}").get("hyper_parameters") or {}
     now = typed_settings(cfg)
-    groups = {"loss": LossConfig} if cfg.get("styles") else {"loss": LossConfig, "style": StyleConfig}
-    changes = []
-    for group, schema in groups.items():
-        for argument, key in module_keys(schema).items():
-            if argument in saved and key != "name" and saved[argument] != now[group][key]:
-                changes.append(f"{group}.{key}={_value(now[group][key])} (was {_value(saved[argument])})")
+    changes = _changed(
+        "loss.", {k: saved.get(a) for a, k in module_keys(LossConfig).items() if a in saved}, now["loss"]
+    )
+    if not cfg.get("styles"):
+        style = {k: saved[a] for a, k in module_keys(StyleConfig).items() if a in saved and k != "name"}
+        return changes + _changed("style.", style, now["style"])
+    before = {s["name"]: s for s in saved.get("styles") or []}
+    for style in now["styles"]:
+        old = {k: v for k, v in before.get(style["name"], {}).items() if k != "name"}
+        changes += _changed(f"styles[{style['name']}].", old, style)
     return changes
+
+
+def _changed(prefix: str, saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``<prefix><key>=<now> (was <saved>)`` for each key of ``saved`` whose value ``now`` differs."""
+    return [f"{prefix}{k}={_value(now[k])} (was {_value(v)})" for k, v in saved.items() if k in now and now[k] != v]
 
 
 def _value(value: Any) -> str:

@@ -497,8 +497,8 @@ def check_group_options(overrides: Sequence[str], groups: Collection[str] = TRAI
         group = override.key_or_group
         if override.type != OverrideType.CHANGE or group not in groups:
             continue
-        value = override.value()
-        for option in value if isinstance(value, list) else [value]:
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]  # -m a,b
+        for option in (o for value in values for o in (value if isinstance(value, list) else [value])):
             if not folder.joinpath(group, f"{option}.yaml").is_file():
                 raise ConfigError(f"{group}={option}: no such {group} preset; choose from {', '.join(presets(group))}")
 

@@ -120,16 +120,25 @@ def list_loss(overrides: Sequence[str]) -> tuple[str, str] | None:
     trains with instead of Hydra's merge (which keeps the last preset's choice), the default one (the
     several-style networks were measured with it), and a line that says so. None otherwise (the list's
     shared loss, or ``loss=``)."""
-    names = style_list(overrides)
-    if names is None or any(o.key_or_group == "loss" for o in _parsed(overrides)):
-        return None
+    try:
+        names = style_list(overrides)
+        if names is None or any(o.key_or_group == "loss" for o in _parsed(overrides)):
+            return None
+    except OverrideParseException:
+        return None  # a syntax error: Hydra names it
     chosen = {n: preset_loss(n) for n in names}
     if len(set(chosen.values())) == 1:
         return None
     loss = _default_choice("loss")
     given = ", ".join(f"{n}: {v}" for n, v in chosen.items())
     note = f"style=[{','.join(names)}]: the presets choose different losses ({given}); one network has one"
-    return loss, f"{note}: loss={loss} (set loss= to choose)"
+    note = f"{note}: loss={loss} (set loss= to choose)"
+    if "size" in style_overrides(overrides):
+        return loss, note
+    return (
+        loss,
+        f"{note}, each painting at its preset's size ({', '.join(f'{n} {load_preset(n).size}' for n in names)} px)",
+    )
 
 
 def load_preset(name: str) -> DictConfig:
