@@ -3,7 +3,7 @@
 A style preset may choose the loss group (``override /loss@_global_.loss`` in its defaults); ``loss=`` on the
 command line still wins; a several-style list trains with the loss its presets share, or with the default
 loss where they differ (:func:`fastnst.training.style_set.list_loss`); a resumed run whose loss or painting
-differs from its checkpoint's says so.
+differs from its checkpoint's says so (the module's warning on loading it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, TINY
+from conftest import REPO
 
 from fastnst.training.config import presets
 from fastnst.training.style_set import list_loss, preset_loss
@@ -114,36 +114,16 @@ def test_a_sweep_of_presets_is_checked_choice_by_choice():
         check_group_options(["-m", "style=wave,nope"])
 
 
-def test_resuming_with_another_loss_warns_once(run_training, tmp_path, caplog):
+def test_resuming_with_another_loss_or_painting_size_says_which(run_training, tmp_path, caplog):
+    """A preset whose recipe changed since a run began (or a setting left off the command line) is named."""
     half = run_training(tmp_path / "half", ["trainer.max_steps=2"])
-    with caplog.at_level(logging.WARNING, logger="fastnst.train"):
+    with caplog.at_level(logging.WARNING, logger="fastnst.training.module"):
         run_training(tmp_path / "same", [f"ckpt_path={half / 'last.ckpt'}"])
-    assert not [r for r in caplog.records if "other settings" in r.getMessage()]
-    with caplog.at_level(logging.WARNING, logger="fastnst.train"):
+    assert not [r for r in caplog.records if "changed settings" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="fastnst.training.module"):
         run_training(tmp_path / "changed", [f"ckpt_path={half / 'last.ckpt'}", "loss.tv_weight=0.5", "style.size=48"])
-    (warning,) = [r.getMessage() for r in caplog.records if "other settings" in r.getMessage()]
-    assert "loss.tv_weight=0.5 (was 1.0)" in warning and "style.size=48 (was 64)" in warning
-
-
-def test_resuming_a_list_with_other_painting_sizes_names_each_style(compose, tiny_conditional_checkpoint):
-    from fastnst.training.checks import recipe_changes
-    from fastnst.training.style_set import expand_styles
-
-    trained = [*TINY, "style=[starry_night,wave,udnie]", "model.strength=true"]
-    assert recipe_changes(tiny_conditional_checkpoint, expand_styles(compose(trained), trained)) == []
-    resized = [*trained, "style.size=48"]
-    changes = recipe_changes(tiny_conditional_checkpoint, expand_styles(compose(resized), resized))
-    assert changes == [f"styles[{s}].size=48 (was 64)" for s in ("starry_night", "wave", "udnie")]
-
-
-def test_recipe_changes_name_layer_dicts_as_on_the_command_line(compose, tiny_checkpoint):
-    from fastnst.training.checks import recipe_changes
-
-    assert recipe_changes(tiny_checkpoint, compose(TINY)) == []
-    fastnst = [*(o for o in TINY if not o.startswith("loss")), "loss=fastnst"]
-    changes = recipe_changes(tiny_checkpoint, compose(fastnst))
-    assert "loss.content_layers={relu4_2: 1.0} (was {relu2_2: 1.0})" in changes
-    assert not [c for c in changes if c.startswith("style.")]
+    (warning,) = [r.getMessage() for r in caplog.records if "changed settings" in r.getMessage()]
+    assert "style_size 64 -> 48" in warning and "tv_weight 1.0 -> 0.5" in warning
 
 
 @pytest.mark.parametrize(

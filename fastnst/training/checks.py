@@ -92,40 +92,6 @@ def _wanted_network(cfg: Any) -> dict[str, Any]:
     return {**base, "styles": base_names + [n for n in names if n not in base_names]}
 
 
-def recipe_changes(ckpt_path: str | Path, cfg: Any) -> list[str]:
-    """``loss.tv_weight=1.0 (was 0.0)`` for each loss setting and painting setting (``style.size``, or with
-    several styles ``styles[wave].size``) of ``cfg`` that differs from the checkpoint's: a resumed run learns
-    from then on with the new ones (a style preset that changed its recipe, or a setting left off the
-    command line)."""
-    from fastnst.training.config import LossConfig, StyleConfig, module_keys, typed_settings
-
-    saved = read_checkpoint(Path(ckpt_path), f"ckpt_path={ckpt_path}").get("hyper_parameters") or {}
-    now = typed_settings(cfg)
-    changes = _changed(
-        "loss.", {k: saved.get(a) for a, k in module_keys(LossConfig).items() if a in saved}, now["loss"]
-    )
-    if not cfg.get("styles"):
-        style = {k: saved[a] for a, k in module_keys(StyleConfig).items() if a in saved and k != "name"}
-        return changes + _changed("style.", style, now["style"])
-    before = {s["name"]: s for s in saved.get("styles") or []}
-    for style in now["styles"]:
-        old = {k: v for k, v in before.get(style["name"], {}).items() if k != "name"}
-        changes += _changed(f"styles[{style['name']}].", old, style)
-    return changes
-
-
-def _changed(prefix: str, saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``<prefix><key>=<now> (was <saved>)`` for each key of ``saved`` whose value ``now`` differs."""
-    return [f"{prefix}{k}={_value(now[k])} (was {_value(v)})" for k, v in saved.items() if k in now and now[k] != v]
-
-
-def _value(value: Any) -> str:
-    """A setting as written on the command line: ``{relu2_2: 1.0}`` for a dict."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 def _check_layers(loss: Any) -> None:
     """Layer weights; the names are the schema's (:func:`fastnst.training.config.check_loss_layers`)."""
     for group in ("content_layers", "style_layers"):

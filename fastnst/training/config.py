@@ -383,13 +383,6 @@ def _collect(schema: Any, values: dict[str, Any], consumer: str) -> dict[str, An
     return found
 
 
-def module_keys(schema: type) -> dict[str, str]:
-    """``{module argument: setting}`` of a group's schema: ``module_keys(LossConfig)["tv_weight"] == "tv_weight"``."""
-    return {
-        f.metadata["to"]["module"]: f.name for f in dataclasses.fields(schema) if "module" in f.metadata.get("to", {})
-    }
-
-
 def module_arguments(cfg: DictConfig, on_gpu: bool) -> dict[str, Any]:
     """``StyleTransferModule(**module_arguments(cfg, on_gpu))``: the module's settings, ``auto`` resolved."""
     values = arguments(cfg, "module")

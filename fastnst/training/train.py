@@ -94,7 +94,6 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
         ckpt_path = str(find_last_checkpoint(run_dir.parent))
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-        _warn_about_recipe_changes(ckpt_path, cfg)
     warn_if_slow(trainer, cfg.trainer.max_steps)
     stopped = fit(trainer, module, datamodule, ckpt_path, run_dir)
     if stopped is not None:  # an interrupted run is not exported: its network is not the finished one
@@ -103,18 +102,6 @@ def train(cfg: DictConfig, run_dir: Path) -> Stopped | None:
         export_run(cfg, run_dir)
     log.info("run folder: %s", run_dir)
     return None
-
-
-def _warn_about_recipe_changes(ckpt_path: str, cfg: DictConfig) -> None:
-    """One warning when the resumed run's loss or painting differs from the checkpoint's."""
-    from fastnst.training.checks import recipe_changes
-
-    changes = recipe_changes(ckpt_path, cfg)
-    if changes:
-        log.warning(
-            "the checkpoint trained with other settings; from here on: %s (give the old values to keep them)",
-            ", ".join(changes),
-        )
 
 
 def export_run(cfg: DictConfig, run_dir: Path) -> None:
