@@ -450,11 +450,16 @@ def _describe(error: OmegaConfBaseException, cfg: DictConfig, root: type) -> str
     return f"{key}: {message[0] if message else error.__class__.__name__}"
 
 
+def override_words(words: Sequence[str]) -> list[str]:
+    """The overrides among command-line words: Hydra's flags (``--cfg job``, ``-m``) left out."""
+    return [w for w in words if "=" in w and not w.startswith("-")]
+
+
 def check_override_keys(overrides: Sequence[str], root: type = TrainConfig, groups: Collection[str] = ()) -> None:
     """Refuse a command-line ``key=value`` whose key the schema lacks, in one line naming the nearest key,
     before Hydra composes (Hydra's own error is several lines and advises appending the key with ``+``).
     Appends (``+key``) are checked after composing; deletions, Hydra's keys and ``groups`` are Hydra's."""
-    given = [o for o in overrides if "=" in o and not o.startswith("-")]  # not --cfg job, -m, ...
+    given = override_words(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(given)
     except OverrideParseException:
@@ -482,7 +487,7 @@ def check_group_options(overrides: Sequence[str], groups: Collection[str] = TRAI
     """Refuse ``group=option`` (or ``style=[a,b]``) naming no preset, in one line listing the presets,
     before Hydra composes (its own error is several lines, printed twice)."""
     try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+        parsed = OverridesParser.create().parse_overrides(override_words(overrides))
     except OverrideParseException:
         return  # a syntax error: Hydra names it
     folder = importlib.resources.files("fastnst.conf")

@@ -29,7 +29,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.training.config import ConfigError, check_schema, presets
+from fastnst.training.config import ConfigError, check_schema, override_words, presets
 
 STYLE_KEYS = ("image", "size", "style_weight")  # what each entry of `styles` holds besides its name
 SHARED_KEYS = ("size", "style_weight")  # style.<key>= overrides that apply to every style of a list
@@ -38,8 +38,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # style.name: a run folder's 
 
 
 def _parsed(overrides: Sequence[str]) -> list[Any]:
-    """The overrides among command-line words (Hydra's flags, ``--cfg job`` or ``-m``, left out)."""
-    return OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+    return OverridesParser.create().parse_overrides(override_words(overrides))
 
 
 def style_list(overrides: Sequence[str]) -> list[str] | None:
@@ -132,13 +131,10 @@ def list_loss(overrides: Sequence[str]) -> tuple[str, str] | None:
     loss = _default_choice("loss")
     given = ", ".join(f"{n}: {v}" for n, v in chosen.items())
     note = f"style=[{','.join(names)}]: the presets choose different losses ({given}); one network has one"
-    note = f"{note}: loss={loss} (set loss= to choose)"
-    if "size" in style_overrides(overrides):
-        return loss, note
-    return (
-        loss,
-        f"{note}, each painting at its preset's size ({', '.join(f'{n} {load_preset(n).size}' for n in names)} px)",
-    )
+    note += f": loss={loss} (set loss= to choose)"
+    if "size" not in style_overrides(overrides):
+        note += f", each painting at its preset's size ({', '.join(f'{n} {load_preset(n).size}' for n in names)} px)"
+    return loss, note
 
 
 def load_preset(name: str) -> DictConfig:
