@@ -14,6 +14,7 @@ import torch
 from conftest import REPO, TINY, asset
 
 from fastnst.styles import shipped_models
+from fastnst.training.config import quote_equals
 
 README = (REPO / "README.md").read_text()
 
@@ -64,7 +65,7 @@ def test_readme_train_examples_compose(compose):
         args = shlex.split(line.split("#")[0].replace("<run>", "2026-01-01_00-00-00"))[2:]
         # -m sweeps (a,b) compose as their first value; lists [a,b] and mappings {a: 1} as written
         overrides = [a.split(",")[0] if "," in a and not {"{", "["} & set(a) else a for a in args if a != "-m"]
-        cfg = compose(overrides)
+        cfg = compose(quote_equals(["train.py", *overrides])[1:])  # as train.py passes them on
         for arg in overrides:
             key, value = arg.split("=", 1)
             if "." in key and key != "ckpt_path":

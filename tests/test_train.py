@@ -275,6 +275,17 @@ def test_failed_start_leaves_no_run_folder(tmp_path):
     assert not run_dir.exists()
 
 
+def test_resuming_from_a_step_checkpoint_needs_no_hydra_quoting(run_training, tmp_path, vgg_weights_file):
+    # The checkpoints are named step=N.ckpt; Hydra's grammar refuses an unquoted "=" in a value.
+    first = run_training(tmp_path / "first", ["trainer.max_steps=2"])
+    resumed = tmp_path / "run=2"  # Hydra's own folder setting, too
+    step2 = first / "step=0000002.ckpt"
+    result = _train_cli(*TINY, "trainer.max_steps=4", f"ckpt_path={step2}", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_ckpt(resumed / "last.ckpt")["global_step"] == 4
+    assert not (resumed / "step=0000002.ckpt").exists()  # it started at step 2
+
+
 def test_last_checkpoint_is_the_end_state_whatever_the_interval(run_training, tmp_path):
     run = run_training(tmp_path / "run", ["trainer.max_steps=5", "trainer.checkpoint_every_n_steps=2"])
     assert load_ckpt(run / "last.ckpt")["global_step"] == 5

@@ -455,6 +455,26 @@ def override_words(words: Sequence[str]) -> list[str]:
     return [w for w in words if "=" in w and not w.startswith("-")]
 
 
+HYDRA_FOLDERS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+def quote_equals(words: Sequence[str], root: type = TrainConfig) -> list[str]:
+    """``words`` with each string setting whose value holds ``=`` quoted for Hydra: ``ckpt_path=run/step=0000500.ckpt``
+    becomes ``ckpt_path='run/step=0000500.ckpt'``. The checkpoints are named ``step=N.ckpt``, and Hydra's grammar
+    refuses an unquoted ``=`` in a value ("mismatched input '=' expecting <EOF>"). Quoted or escaped values and
+    values of other types are left as given."""
+    out = list(words)
+    for i, word in enumerate(out):
+        if not i or word.startswith("-") or "=" not in word:
+            continue
+        key, value = word.split("=", 1)
+        if "=" not in value or any(c in value for c in "'\"\\"):
+            continue
+        if key in HYDRA_FOLDERS or _field_type(key.lstrip("+~"), root) in (str, str | None):
+            out[i] = f"{key}='{value}'"
+    return out
+
+
 def check_override_keys(overrides: Sequence[str], root: type = TrainConfig, groups: Collection[str] = ()) -> None:
     """Refuse a command-line ``key=value`` whose key the schema lacks, in one line naming the nearest key,
     before Hydra composes (Hydra's own error is several lines and advises appending the key with ``+``).

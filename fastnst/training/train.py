@@ -138,9 +138,10 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, run_d
 
 def main() -> None:
     """``python train.py`` and ``fastnst train``: the overrides in ``sys.argv`` checked, then the run."""
-    from fastnst.training.config import ConfigError, check_group_options, check_override_keys
+    from fastnst.training.config import ConfigError, check_group_options, check_override_keys, quote_equals
     from fastnst.training.style_set import check_style_overrides, list_loss
 
+    sys.argv = quote_equals(sys.argv)  # ckpt_path=run/step=0000500.ckpt: Hydra's grammar wants it quoted
     try:
         check_override_keys(sys.argv[1:])
         check_group_options(sys.argv[1:])

@@ -60,3 +60,29 @@ def test_unknown_style_lists_the_available_ones(tmp_path):
     assert line.startswith("error: style=picasso: no such style preset; choose from composition_vii, ")
     for name in ("starry_night", "the_scream", "wave", "udnie"):
         assert name in line
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("ckpt_path=run/step=0000500.ckpt", "ckpt_path='run/step=0000500.ckpt'"),
+        ("init=bases/a=b.ckpt", "init='bases/a=b.ckpt'"),
+        ("style.image=paintings/x=y.jpg", "style.image='paintings/x=y.jpg'"),
+        ("hydra.run.dir=runs/lr=2e-3", "hydra.run.dir='runs/lr=2e-3'"),
+        ("ckpt_path='run/step=1.ckpt'", "ckpt_path='run/step=1.ckpt'"),  # quoted already
+        ("ckpt_path=run/step\\=1.ckpt", "ckpt_path=run/step\\=1.ckpt"),  # escaped already
+        ("ckpt_path=run/last.ckpt", "ckpt_path=run/last.ckpt"),
+        ("trainer.lr=a=b", "trainer.lr=a=b"),  # not a string setting: Hydra's own message
+    ],
+)
+def test_string_settings_holding_an_equals_sign_are_quoted_for_hydra(word, expected):
+    from fastnst.training.config import quote_equals
+
+    assert quote_equals(["train.py", "-m", word]) == ["train.py", "-m", expected]
+
+
+def test_a_quoted_checkpoint_path_composes_to_the_path_as_given(compose):
+    from fastnst.training.config import quote_equals
+
+    (word,) = quote_equals(["train.py", "ckpt_path=run/step=0000500.ckpt"])[1:]
+    assert compose([word]).ckpt_path == "run/step=0000500.ckpt"
