@@ -280,10 +280,15 @@ def test_resuming_from_a_step_checkpoint_needs_no_hydra_quoting(run_training, tm
     first = run_training(tmp_path / "first", ["trainer.max_steps=2"])
     resumed = tmp_path / "run=2"  # Hydra's own folder setting, too
     step2 = first / "step=0000002.ckpt"
-    result = _train_cli(*TINY, "trainer.max_steps=4", f"ckpt_path={step2}", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    every = "trainer.checkpoint_every_n_steps=1"  # another interval than the checkpoint's
+    result = _train_cli(
+        *TINY, "trainer.max_steps=4", every, f"ckpt_path={step2}", f"hydra.run.dir={resumed}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_ckpt(resumed / "last.ckpt")["global_step"] == 4
-    assert not (resumed / "step=0000002.ckpt").exists()  # it started at step 2
+    assert {p.name for p in resumed.glob("step=*.ckpt")} == {"step=0000003.ckpt", "step=0000004.ckpt"}
+    # Lightning's advice to pass the same ModelCheckpoint settings: a new interval is a setting, not a mistake.
+    assert "callbacks used to create the checkpoint" not in result.stdout + result.stderr
 
 
 def test_last_checkpoint_is_the_end_state_whatever_the_interval(run_training, tmp_path):

@@ -45,6 +45,9 @@ for message in (
     r"Precision bf16-mixed is not supported by the model summary",  # only its size estimate is fp32
     r"You're resuming from a checkpoint that ended before the epoch ended",  # our sampler resumes by step
     r"The dirpath has changed from",  # a resumed run writes into a folder of its own, by design
+    # A resumed run with another trainer.checkpoint_every_n_steps: Lightning asks for the checkpoint's callback
+    # settings, whose state is only the file names it kept. (A missing callback of any other kind still warns.)
+    r'Be aware that when using `ckpt_path`, callbacks used to create the checkpoint .*\["ModelCheckpoint\{[^"]*\}"\]',
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # inside Lightning, about a torch API it calls
 ):
     warnings.filterwarnings("ignore", message=message)
