@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import difflib
 import importlib.resources
+import re
 import typing
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -455,23 +456,21 @@ def override_words(words: Sequence[str]) -> list[str]:
     return [w for w in words if "=" in w and not w.startswith("-")]
 
 
-HYDRA_FOLDERS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
-
-
-def quote_equals(words: Sequence[str], root: type = TrainConfig) -> list[str]:
-    """``words`` with each string setting whose value holds ``=`` quoted for Hydra: ``ckpt_path=run/step=0000500.ckpt``
+def quote_equals(words: Sequence[str]) -> list[str]:
+    """``words`` with each override value that holds ``=`` quoted for Hydra: ``ckpt_path=run/step=0000500.ckpt``
     becomes ``ckpt_path='run/step=0000500.ckpt'``. The checkpoints are named ``step=N.ckpt``, and Hydra's grammar
-    refuses an unquoted ``=`` in a value ("mismatched input '=' expecting <EOF>"). Quoted or escaped values and
-    values of other types are left as given."""
+    refuses an unquoted ``=`` in a value ("mismatched input '=' expecting <EOF>"). A ``-m`` sweep ``a,b`` is quoted
+    item by item. Values that are Hydra's own syntax (``sort(..., reverse=true)``, lists, mappings), quoted or
+    escaped already, or that hold both kinds of quote are left as given."""
     out = list(words)
     for i, word in enumerate(out):
-        if not i or word.startswith("-") or "=" not in word:
-            continue
-        key, value = word.split("=", 1)
-        if "=" not in value or any(c in value for c in "'\"\\"):
-            continue
-        if key in HYDRA_FOLDERS or _field_type(key.lstrip("+~"), root) in (str, str | None):
-            out[i] = f"{key}='{value}'"
+        if i and not word.startswith("-") and "=" in word:
+            key, value = word.split("=", 1)
+            bare = re.sub(r"\$\{[^}]*\}", "", value)  # ${...} interpolations resolve inside quotes too
+            hydra_syntax = value.lstrip()[:1] in ("'", '"') or any(c in bare for c in "()[]{}\\")
+            if "=" in value and not hydra_syntax and not ("'" in value and '"' in value):
+                mark = '"' if "'" in value else "'"
+                out[i] = f"{key}=" + ",".join(f"{mark}{item.strip()}{mark}" for item in value.split(","))
     return out
 
 

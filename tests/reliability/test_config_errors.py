@@ -69,20 +69,49 @@ def test_unknown_style_lists_the_available_ones(tmp_path):
         ("init=bases/a=b.ckpt", "init='bases/a=b.ckpt'"),
         ("style.image=paintings/x=y.jpg", "style.image='paintings/x=y.jpg'"),
         ("hydra.run.dir=runs/lr=2e-3", "hydra.run.dir='runs/lr=2e-3'"),
+        ("++hydra.run.dir=runs/lr=2e-3", "++hydra.run.dir='runs/lr=2e-3'"),
+        ("data.val_images=photos/a=b", "data.val_images='photos/a=b'"),
+        ("ckpt_path=runs/bob's/step=1.ckpt", 'ckpt_path="runs/bob\'s/step=1.ckpt"'),
+        ("ckpt_path=a/step=1.ckpt,a/step=2.ckpt", "ckpt_path='a/step=1.ckpt','a/step=2.ckpt'"),  # a -m sweep
         ("ckpt_path='run/step=1.ckpt'", "ckpt_path='run/step=1.ckpt'"),  # quoted already
         ("ckpt_path=run/step\\=1.ckpt", "ckpt_path=run/step\\=1.ckpt"),  # escaped already
         ("ckpt_path=run/last.ckpt", "ckpt_path=run/last.ckpt"),
-        ("trainer.lr=a=b", "trainer.lr=a=b"),  # not a string setting: Hydra's own message
+        ("init_style=sort(b,a,reverse=true)", "init_style=sort(b,a,reverse=true)"),  # Hydra's own syntax
     ],
 )
-def test_string_settings_holding_an_equals_sign_are_quoted_for_hydra(word, expected):
+def test_values_holding_an_equals_sign_are_quoted_for_hydra(word, expected):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     from fastnst.training.config import quote_equals
 
     assert quote_equals(["train.py", "-m", word]) == ["train.py", "-m", expected]
+    OverridesParser.create().parse_overrides([expected])  # Hydra takes it
 
 
-def test_a_quoted_checkpoint_path_composes_to_the_path_as_given(compose):
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("ckpt_path=run/step=0000500.ckpt", "run/step=0000500.ckpt"),
+        ("ckpt_path=runs/bob's/step=1.ckpt", "runs/bob's/step=1.ckpt"),
+        ("hydra.run.dir=runs/lr=${trainer.lr}", None),
+    ],
+)
+def test_a_quoted_value_composes_to_the_value_as_given(compose, word, value):
     from fastnst.training.config import quote_equals
 
-    (word,) = quote_equals(["train.py", "ckpt_path=run/step=0000500.ckpt"])[1:]
-    assert compose([word]).ckpt_path == "run/step=0000500.ckpt"
+    (quoted,) = quote_equals(["train.py", word])[1:]
+    if value is not None:
+        assert compose([quoted]).ckpt_path == value
+    else:  # an interpolation inside the quotes still resolves
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        (override,) = OverridesParser.create().parse_overrides([quoted])
+        assert override.value() == "runs/lr=${trainer.lr}"
+
+
+def test_a_number_holding_an_equals_sign_is_a_one_line_error(compose, tmp_path):
+    from fastnst.training.config import quote_equals
+
+    (quoted,) = quote_equals(["train.py", "trainer.lr=a=b"])[1:]
+    with pytest.raises(FastNSTError, match=r"^trainer\.lr=a=b: expected a number$"):
+        load_train_script().train(compose(["data=sample", quoted]), tmp_path / "run")
