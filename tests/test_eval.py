@@ -150,6 +150,19 @@ def test_cli_judges_a_model(tiny_onnx, tmp_path, capsys) -> None:
     assert summary["content"] > 0 and summary["style_gram"] > 0
 
 
+def test_cli_says_which_network_a_style_name_is(tmp_path, capsys, vgg_weights_file) -> None:
+    # fastnst infer uses udnie_hq for photos, so eval says that --model udnie is the real-time network.
+    out = tmp_path / "eval"
+    args = ["eval", "-s", "udnie", "-c", str(PHOTOS[0]), "-m", "udnie", "-m", "udnie_hq", "-o", str(out), "--no-sheet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    note = "note: --model udnie is the real-time network; fastnst infer stylizes photos with udnie_hq"
+    assert note in err
+    assert "--model udnie_hq is" not in err  # named in full: used as it is, no note
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert summary["udnie"]["style_gram"] != summary["udnie_hq"]["style_gram"]  # two networks were judged
+
+
 def test_cli_no_sheet_leaves_no_earlier_sheet_beside_new_scores(tmp_path) -> None:
     """Also: a shipped model is taken by its name (``-m udnie``)."""
     out = tmp_path / "eval"

@@ -78,7 +78,7 @@ def test_eval_video_prints_both_figures_and_writes_json(tmp_path, capsys):
     printed, err = capsys.readouterr()
     assert f"{wave:.6f}" in printed and f"{floor:.6f}" in printed and "5 pairs" in printed
     # what infer would use for this clip is another network: said, not measured unasked
-    assert "note: --model wave is the per-frame network; fastnst infer stylizes videos with wave_stable" in err
+    assert "note: --model wave is the per-frame network; fastnst infer stylizes videos with wave_stable (name it" in err
 
 
 def test_eval_without_video_still_needs_style_and_content(capsys):

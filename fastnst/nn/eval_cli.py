@@ -291,6 +291,7 @@ def run_eval(args: argparse.Namespace) -> int:
     names, methods = _plan_methods(args)
     photos = find_photos(args.content)[: args.limit]
     check_writes(args.output, names, methods, photos)
+    _note_infer_variants(args, video=False)
 
     # torch is imported here, not at start-up: `fastnst infer` stays torch-free.
     from fastnst.nn.evaluate import Judge, contact_sheet, write_outputs
@@ -347,15 +348,18 @@ def _check_video_settings(args: argparse.Namespace) -> None:
         raise EvalError(f"-o {args.output}: eval writes {args.output / 'flicker.json'}, which is a folder")
 
 
-def _note_per_frame_models(args: argparse.Namespace) -> None:
-    """Say when a --model name is a per-frame network whose style has a stable one: infer would use that."""
-    from fastnst.styles import STABLE_SUFFIX, video_model
+def _note_infer_variants(args: argparse.Namespace, video: bool) -> None:
+    """Say when a --model name is not the network fastnst infer would use here: for photos a style's
+    quality tier (``udnie`` -> ``udnie_hq``), for videos its stable network (``wave`` -> ``wave_stable``)."""
+    from fastnst.styles import QUALITY_SUFFIX, STABLE_SUFFIX, quality_model, video_model
 
+    variant, suffix = (video_model, STABLE_SUFFIX) if video else (quality_model, QUALITY_SUFFIX)
+    which, what = ("per-frame", "stylizes videos") if video else ("real-time", "stylizes photos")
     for kind, given in getattr(args, "methods", None) or []:
-        if kind == "model" and video_model(given) is not None:
+        if kind == "model" and variant(given) is not None:
             print(
-                f"note: --model {given} is the per-frame network; fastnst infer stylizes videos with "
-                f"{given}{STABLE_SUFFIX} (name it to measure that too)",
+                f"note: --model {given} is the {which} network; fastnst infer {what} with "
+                f"{given}{suffix} (name it to judge that too)",
                 file=sys.stderr,
             )
 
@@ -417,5 +421,5 @@ def run_flicker(args: argparse.Namespace) -> int:
         f.write(json.dumps(report, indent=2).encode())
     print(format_report(report))
     print(f"wrote {args.output / 'flicker.json'}")
-    _note_per_frame_models(args)
+    _note_infer_variants(args, video=True)
     return 0
