@@ -330,6 +330,29 @@ def test_a_resumed_epochs_bar_counts_its_rate_from_where_it_resumed(resumed_bar)
     assert ("<09:10,  0.02it/s" in shown) == resumed_bar, shown
 
 
+def test_moving_average_warms_up_known_values():
+    """trainer.ema_decay's average: min(decay, (1 + n) / (10 + n)) after n updates, so that it does not keep
+    the untrained network for thousands of steps (a fixed 0.999 keeps 37% of it after 1,000)."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from fastnst.training.trainer import ema_decay_at, ema_update
+
+    assert [round(ema_decay_at(0.999, n).item(), 6) for n in (0, 1, 90, 990)] == [0.1, round(2 / 11, 6), 0.91, 0.991]
+    assert ema_decay_at(0.999, 20000).item() == pytest.approx(0.999)
+    assert ema_decay_at(0.5, 90).item() == 0.5  # the cap
+    # A weight that takes the values 0, 1, 2, 3: AveragedModel copies the first, then updates with n = 1, 2, 3.
+    net = torch.nn.Linear(1, 1, bias=False)
+    average = AveragedModel(net, avg_fn=ema_update(0.999))
+    seen = []
+    for value in (0.0, 1.0, 2.0, 3.0):
+        net.weight.data.fill_(value)
+        average.update_parameters(net)
+        seen.append(average.module.weight.item())
+    # 0; 0 + 9/11 (1 - 0); then 3/4 of the way to 2; then 9/13 of the way to 3
+    assert seen == pytest.approx([0.0, 0.818182, 1.704545, 2.601399], abs=1e-6)
+    assert net.weight.item() == 3.0  # the trained weight is left as it is
+
+
 def test_ema_weights_are_exported_and_a_resumed_run_matches(run_training, tmp_path):
     """trainer.ema_decay: checkpoints hold the moving average as the weights and the trained ones under
     current_model_state; export takes the average (--no-ema the trained); a resumed run matches."""

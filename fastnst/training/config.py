@@ -198,8 +198,8 @@ class TrainerConfig:
     )
     ema_decay: float | None = setting(
         None,
-        "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); validation, "
-        "previews and export use the average; null: off",
+        "keep an exponential moving average of the weights with this decay per step (e.g. 0.999), warming up as "
+        "min(decay, (1 + n) / (10 + n)) after n steps; validation, previews and export use the average; null: off",
         to=_to("ema_decay", "trainer"),
         above=0,
         max=0.99999,
