@@ -415,7 +415,9 @@ def test_preserve_color_luminance_keeps_the_photo_chroma():
     photo = resize_long(content, 64)
     diffs = {}
     for mode in ("luminance", "none"):
-        result = optimize(content, [style], settings(steps=10, preserve_color=mode))
+        # fp32: with bf16 VGG passes (precision=auto on a CPU with AMX) ten L-BFGS steps at 64 px clipped 64% of
+        # the pixels of mode "none", leaving too few to compare the chroma on; the colour modes are the subject here
+        result = optimize(content, [style], settings(steps=10, preserve_color=mode, precision="fp32"))
         assert result.shape == photo.shape
         a = rgb_to_ycbcr(result[0].permute(1, 2, 0).numpy())
         b = rgb_to_ycbcr(photo[0].permute(1, 2, 0).numpy())
