@@ -35,7 +35,9 @@ def rebuild(path: Path) -> tuple[StyleNetwork, dict]:
     hparams = training_settings({p.key: p.value for p in model.metadata_props})
     if hparams.get("styles"):
         raise SystemExit(f"{path}: a conditional export; only single-style networks are rebuilt")
-    net = build_network(hparams["architecture"], hparams["width"], hparams["num_residual_blocks"])
+    net = build_network(
+        hparams["architecture"], hparams["width"], hparams["num_residual_blocks"], dilation=hparams.get("dilation", 1)
+    )
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}  # in the graph's order
     affine = [n for n, v in weights.items() if not n.startswith("net.") and v.ndim == 4 and v.shape[::2] == (1, 1)]
     state = net.state_dict()

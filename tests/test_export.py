@@ -494,3 +494,23 @@ def test_cli_exports_a_shipped_base_by_name(tmp_path, monkeypatch):
     assert main(["export", "six_styles", "--no-verify"]) == 0
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "six_styles.onnx")).metadata_props}
     assert "wave" in metadata["fastnst.style_names"] and "udnie" in metadata["fastnst.style_names"]
+
+
+def test_a_dilated_run_exports_and_resumes_as_the_network_it_trained(tmp_path, run_training, compose):
+    """model.dilation is not in the tensors' shapes: the checkpoint's settings carry it to the export, and a
+    resume with another dilation is refused in one line."""
+    from fastnst.errors import FastNSTError
+    from fastnst.training.checks import validate_config
+
+    run = run_training(tmp_path / "run", ["model.dilation=2", "trainer.max_steps=2"])
+    module = StyleTransferModule.load_from_checkpoint(run / "last.ckpt", map_location="cpu")
+    net, hparams = export.load_network(run / "last.ckpt")
+    assert hparams["dilation"] == 2 and net.dilation == 2 and module.net.dilation == 2
+    image = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(net(image), module.net.eval()(image))
+    result = export_onnx(run / "last.ckpt", tmp_path / "dilated.onnx")  # checks onnxruntime against PyTorch
+    assert result.path.is_file()
+    overrides = [*TINY, "model.dilation=1", f"ckpt_path={run / 'last.ckpt'}", "trainer.max_steps=6"]
+    with pytest.raises(FastNSTError, match=r"num_residual_blocks=1, dilation=2, the config's is .*blocks=1; resume"):
+        validate_config(compose(overrides))

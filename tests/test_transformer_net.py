@@ -221,3 +221,39 @@ def test_antialiased_light_network_has_the_light_weights_and_follows_a_pan_bette
     assert shift_error(smooth) < 0.5 * shift_error(light)
     out = smooth(torch.rand(2, 3, 33, 47))
     assert out.shape == (2, 3, 33, 47) and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_residual_conv_dilation_reaches_dilation_pixels(dilation: int) -> None:
+    """Known values: a 3x3 kernel with only its top-left tap moves the image down and right by the dilation,
+    with the reflected rows and columns at the border."""
+    from fastnst.nn.transformer_net import ResidualBlock
+
+    block = ResidualBlock(1, dilation=dilation)
+    pad, conv = block.block[0], block.block[1]
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0, 0] = 1.0
+        conv.bias.zero_()
+        image = torch.arange(48.0).reshape(1, 1, 6, 8)
+        moved = conv(pad(image))
+    assert moved.shape == image.shape
+    torch.testing.assert_close(moved[..., dilation:, dilation:], image[..., :-dilation, :-dilation])
+    torch.testing.assert_close(moved[..., 0, dilation:], image[..., dilation, :-dilation])  # row -d reflects to row d
+
+
+@pytest.mark.parametrize("architecture", ["johnson", "light", "light_aa"])
+def test_dilation_changes_the_reach_not_the_weights_or_sizes(architecture: str) -> None:
+    torch.manual_seed(9)
+    plain = build_network(architecture, 0.5, 2)
+    dilated = build_network(architecture, 0.5, 2, dilation=2)
+    assert {k: v.shape for k, v in dilated.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+    dilated.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for shape in [(1, 3, 5, 7), (1, 3, 11, 9), (2, 3, 33, 47)]:  # tiny ones: the reflection pads still fit
+            image = torch.rand(shape)
+            out = dilated(image)
+            assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+        assert not torch.allclose(out, plain(image), atol=1e-4)  # the same weights, another network
+    with pytest.raises(ValueError, match="dilation >= 1"):
+        build_network(architecture, dilation=0)

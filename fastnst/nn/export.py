@@ -5,7 +5,8 @@ seam-free tiled inference of large images: every instance norm can take its
 statistics from outside instead of computing them over the (tile) input.
 
 Inputs
-    ``image``           float32 ``(N, 3, H, W)``, RGB in [0, 1], H and W >= 8.
+    ``image``           float32 ``(N, 3, H, W)``, RGB in [0, 1], H and W >= 8 (4 x (dilation + 1)
+                        for a network with ``model.dilation``; 16 covers every dilation allowed).
     ``norm_stats``      float32 ``(1, K)``, optional: per-channel mean and variance of every
                         instance norm (K numbers in all), as returned in ``norm_stats_out`` by a previous run.
     ``use_norm_stats``  float32 ``(1,)``, optional: 1 to use ``norm_stats``, 0 (default) to
@@ -214,6 +215,7 @@ def load_network(checkpoint: str | Path, averaged: bool = True) -> tuple[StyleNe
             num_residual_blocks=hparams.get("num_residual_blocks", 5),
             num_styles=len(hparams.get("styles") or []),
             gated_strength=_strength_output(hparams, path),
+            dilation=hparams.get("dilation", 1),
         )
         source = state["state_dict"] if averaged else state.get("current_model_state", state["state_dict"])
         weights = {k.removeprefix("net."): v for k, v in source.items() if k.startswith("net.")}
@@ -299,8 +301,9 @@ def _torch_export(net: StatsTransformerNet, path: Path, opset: int) -> None:
         if net.style_maps:  # a map of any size (1 x 1: one mixture everywhere), stretched over the image
             dynamic["style_weights"] = {2: torch.export.Dim("map_height"), 3: torch.export.Dim("map_width")}
     batch = torch.export.Dim("batch", max=4096)
-    # H, W >= 8: the network's tiny-image path is then statically excluded from the graph.
-    height, width = torch.export.Dim("height", min=8, max=32768), torch.export.Dim("width", min=8, max=32768)
+    # H, W >= min_side (8 unless dilated): the network's tiny-image path is then statically excluded from the graph.
+    side = net.net.min_side
+    height, width = torch.export.Dim("height", min=side, max=32768), torch.export.Dim("width", min=side, max=32768)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in ("torch.onnx", "onnx_ir", "onnxscript"):
@@ -378,6 +381,7 @@ def verify(
     gen = torch.Generator().manual_seed(0)
     errors: dict[str, float] = {}
     for i, (n, h, w) in enumerate(sizes):
+        h, w = max(h, net.min_side + 1), max(w, net.min_side + 1)  # the graph's smallest size, and one odd
         image = torch.rand(n, 3, h, w, generator=gen)
         condition = verify_condition(net.num_styles, i, gen, maps)
         with torch.no_grad():

@@ -143,17 +143,18 @@ class ConvLayer(CondSequential):
 
 
 class ResidualBlock(Conditioned):
-    """Two 3x3 conv layers with instance norm and an identity skip (He et al. 2016)."""
+    """Two 3x3 conv layers with instance norm and an identity skip (He et al. 2016); ``dilation`` spaces
+    the taps (Yu and Koltun 2016): each conv then reaches ``dilation`` times as far at the same cost."""
 
-    def __init__(self, channels: int, num_styles: int = 0) -> None:
+    def __init__(self, channels: int, num_styles: int = 0, dilation: int = 1) -> None:
         super().__init__()
         self.block = CondSequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            nn.ReflectionPad2d(dilation),
+            nn.Conv2d(channels, channels, 3, dilation=dilation),
             instance_norm(channels, num_styles),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            nn.ReflectionPad2d(dilation),
+            nn.Conv2d(channels, channels, 3, dilation=dilation),
             instance_norm(channels, num_styles),
         )
 
@@ -200,9 +201,16 @@ class StyleNetwork(nn.Module):
     residuals: CondSequential
     decoder: CondSequential
     num_styles: int = 0
+    dilation: int = 1  # of the residual blocks' convs (1/4 resolution)
     # A trained strength (model.strength=true): the output moves from the photo (strength 0, exactly)
     # to the network's own output (strength 1) in logit space; see strength_output.
     gated_strength: bool = False
+
+    @property
+    def min_side(self) -> int:
+        """The smallest height and width that every reflection pad fits without the tiny-image path: the
+        residual blocks pad by ``dilation`` at 1/4 resolution (8 px for Johnson's network, 12 with dilation 2)."""
+        return 4 * (self.dilation + 1)
 
     def mixing(self, style_weights: torch.Tensor | None, strength: torch.Tensor | float | None) -> torch.Tensor | None:
         """The conditional norms' mixing for these inputs (defaults: the first style, strength 1)."""
@@ -241,9 +249,10 @@ class StyleNetwork(nn.Module):
         # Two stride-2 steps: pad to a multiple of 4 so the decoder gives the size back exactly.
         # No branch on the pad amounts: they stay symbolic when exported with dynamic H and W.
         pad_h, pad_w = (-h) % 4, (-w) % 4
-        if h < 8 or w < 8:
-            # Tiny images: grow to 8 px so that every reflection pad fits (replicate allows any pad).
-            pad_h, pad_w = max(8, h + pad_h) - h, max(8, w + pad_w) - w
+        side = self.min_side
+        if h < side or w < side:
+            # Tiny images: grow so that every reflection pad fits (replicate allows any pad).
+            pad_h, pad_w = max(side, h + pad_h) - h, max(side, w + pad_w) - w
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
         else:
             x = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
@@ -287,12 +296,15 @@ class TransformerNet(StyleNetwork):
         width: channel multiplier (1.0 = 32/64/128 channels as in the paper; 0.5 halves them).
         num_residual_blocks: residual blocks between encoder and decoder (paper: 5).
         num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
+        dilation: of the residual blocks' convs (1 as in the paper; 2 doubles their reach at the same cost).
     """
 
-    def __init__(self, width: float = 1.0, num_residual_blocks: int = 5, num_styles: int = 0) -> None:
+    def __init__(
+        self, width: float = 1.0, num_residual_blocks: int = 5, num_styles: int = 0, dilation: int = 1
+    ) -> None:
         super().__init__()
-        _check_shape(width, num_residual_blocks, num_styles)
-        self.num_styles = num_styles
+        _check_shape(width, num_residual_blocks, num_styles, dilation)
+        self.num_styles, self.dilation = num_styles, dilation
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
         k = {"num_styles": num_styles}
         self.encoder = CondSequential(
@@ -300,7 +312,8 @@ class TransformerNet(StyleNetwork):
             ConvLayer(c1, c2, kernel_size=3, stride=2, **k),
             ConvLayer(c2, c3, kernel_size=3, stride=2, **k),
         )
-        self.residuals = CondSequential(*(ResidualBlock(c3, **k) for _ in range(num_residual_blocks)))
+        blocks = (ResidualBlock(c3, **k, dilation=dilation) for _ in range(num_residual_blocks))
+        self.residuals = CondSequential(*blocks)
         self.decoder = CondSequential(
             UpsampleConvLayer(c3, c2, **k),
             UpsampleConvLayer(c2, c1, **k),
@@ -308,24 +321,24 @@ class TransformerNet(StyleNetwork):
         )
 
 
-def _check_shape(width: float, num_residual_blocks: int, num_styles: int) -> None:
-    if width <= 0 or num_residual_blocks < 0 or num_styles < 0:
+def _check_shape(width: float, num_residual_blocks: int, num_styles: int, dilation: int) -> None:
+    if width <= 0 or num_residual_blocks < 0 or num_styles < 0 or dilation < 1:
         raise ValueError(
-            f"width must be > 0, num_residual_blocks and num_styles >= 0: got {width}, {num_residual_blocks}, "
-            f"{num_styles}"
+            f"width must be > 0, num_residual_blocks and num_styles >= 0, dilation >= 1: got {width}, "
+            f"{num_residual_blocks}, {num_styles}, {dilation}"
         )
 
 
 class SeparableResidualBlock(Conditioned):
     """A residual block whose 3x3 convs are depthwise + pointwise (MobileNet): ~8x fewer multiply-adds."""
 
-    def __init__(self, channels: int, num_styles: int = 0) -> None:
+    def __init__(self, channels: int, num_styles: int = 0, dilation: int = 1) -> None:
         super().__init__()
 
         def separable() -> list[nn.Module]:
             return [
-                nn.ReflectionPad2d(1),
-                nn.Conv2d(channels, channels, 3, groups=channels),
+                nn.ReflectionPad2d(dilation),
+                nn.Conv2d(channels, channels, 3, groups=channels, dilation=dilation),
                 nn.Conv2d(channels, channels, 1),
                 instance_norm(channels, num_styles),
             ]
@@ -349,14 +362,20 @@ class LightTransformerNet(StyleNetwork):
         width: channel multiplier (1.0 = 24/48 channels).
         num_residual_blocks: depthwise-separable residual blocks at 1/4 resolution.
         num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
+        dilation: of the residual blocks' depthwise convs.
     """
 
     def __init__(
-        self, width: float = 1.0, num_residual_blocks: int = 3, num_styles: int = 0, antialias: bool = False
+        self,
+        width: float = 1.0,
+        num_residual_blocks: int = 3,
+        num_styles: int = 0,
+        antialias: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
-        _check_shape(width, num_residual_blocks, num_styles)
-        self.num_styles = num_styles
+        _check_shape(width, num_residual_blocks, num_styles, dilation)
+        self.num_styles, self.dilation = num_styles, dilation
         c1, c2 = (max(1, round(c * width)) for c in (24, 48))
         k = {"num_styles": num_styles}
         down = ConvLayer(c1, c2, kernel_size=3, stride=2, **k)
@@ -366,7 +385,8 @@ class LightTransformerNet(StyleNetwork):
             unshuffle, shuffle = nn.Sequential(Blur(3), unshuffle), nn.Sequential(shuffle, Blur(3))
             down[0] = nn.Sequential(Blur(c1), down[0])
         self.encoder = CondSequential(unshuffle, ConvLayer(12, c1, kernel_size=3, **k), down)
-        self.residuals = CondSequential(*(SeparableResidualBlock(c2, **k) for _ in range(num_residual_blocks)))
+        blocks = (SeparableResidualBlock(c2, **k, dilation=dilation) for _ in range(num_residual_blocks))
+        self.residuals = CondSequential(*blocks)
         last = ConvLayer(c1, 12, kernel_size=3, norm_relu=False)
         up = UpsampleConvLayer(c2, c1, **k, mode="bilinear" if antialias else "nearest")
         self.decoder = CondSequential(up, last, shuffle)
@@ -389,14 +409,18 @@ def build_network(
     num_residual_blocks: int = 5,
     num_styles: int = 0,
     gated_strength: bool = False,
+    dilation: int = 1,
 ) -> StyleNetwork:
     """The style network named ``architecture`` (``johnson``, ``light`` or ``light_aa``); conditional if ``num_styles``;
-    with ``gated_strength`` (a trained strength) its output is :func:`strength_output`."""
+    with ``gated_strength`` (a trained strength) its output is :func:`strength_output`; ``dilation`` of the residual
+    blocks' convs."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
     if gated_strength and not num_styles:
         raise ValueError("gated_strength needs a conditional network (num_styles >= 1)")
-    net = ARCHITECTURES[architecture](width=width, num_residual_blocks=num_residual_blocks, num_styles=num_styles)
+    net = ARCHITECTURES[architecture](
+        width=width, num_residual_blocks=num_residual_blocks, num_styles=num_styles, dilation=dilation
+    )
     net.gated_strength = gated_strength
     return net
 

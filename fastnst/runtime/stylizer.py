@@ -45,7 +45,7 @@ _PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-MIN_SIDE = 8  # the exported graph accepts H, W >= 8
+MIN_SIDE = 16  # the exported graph accepts H, W >= 4 x (dilation + 1): 8, or up to 16 for model.dilation <= 3
 GIB = 2**30
 # Peak memory of one onnxruntime pass per input pixel at width 1.0, rounded up from CPU measurements at
 # 512-2048 px (fp32 and fp16 alike: 1164-1345 B/px for Johnson's network, 181-199 for the light one),
@@ -419,7 +419,7 @@ class Stylizer:
             x = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)), mode="edge")
         x = np.ascontiguousarray(x, dtype=np.float32)
         pad_h, pad_w = max(0, MIN_SIDE - h - 2 * m), max(0, MIN_SIDE - w - 2 * m)
-        if pad_h or pad_w:  # the graph needs H, W >= 8
+        if pad_h or pad_w:  # the graph needs H, W >= MIN_SIDE
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         feeds: dict[str, Any] = {"image": x, **self._conditions(strength, weights_map)}
         if stats is not None:

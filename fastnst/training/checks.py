@@ -316,6 +316,8 @@ def _network(settings: Any) -> str:
         f"architecture={settings.get('architecture', 'johnson')}, width={float(settings['width'])}, "
         f"num_residual_blocks={int(settings['num_residual_blocks'])}"
     )
+    if settings.get("dilation", 1) != 1:  # not in the tensors' shapes, but another network all the same
+        text += f", dilation={int(settings['dilation'])}"
     if settings.get("strength"):
         text += ", strength=true"
     styles = settings.get("styles") or []

@@ -82,6 +82,13 @@ class ModelConfig:
     num_residual_blocks: int = setting(
         5, "residual blocks of the style network", to=_to("num_residual_blocks", "module"), min=0
     )
+    dilation: int = setting(
+        1,
+        "dilation of the residual blocks' convs (2: twice their reach at the same cost)",
+        to=_to("dilation", "module"),
+        min=1,
+        max=3,
+    )
     strength: bool = setting(
         False,
         "train a strength input (0: the photo back, 1: full style); a conditional network, also for one style",

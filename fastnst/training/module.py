@@ -429,6 +429,7 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
             hparams["num_residual_blocks"],
             num_styles=len(styles),
             gated_strength=bool(hparams.get("strength")),
+            dilation=hparams["dilation"],
         )
         # Recorded so that checkpoints of strength runs with another output are told apart when loaded.
         saved = {**hparams, "output": STRENGTH_OUTPUT} if hparams.get("strength") else hparams
@@ -445,8 +446,9 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
             raise FastNSTError("init_style=nearest: picks a start for one new style; name the style for several")
         start = nearest_style(resolve_style_image(styles[0]["image"]), base_styles)
     net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"], start)
-    keys = ("architecture", "width", "num_residual_blocks", "strength", "output")
-    shape = {k: base_hparams[k] for k in keys if k in base_hparams}
+    keys = ("architecture", "width", "num_residual_blocks", "dilation", "strength", "output")
+    # Bases saved before dilation existed have none: theirs is 1.
+    shape = {"dilation": 1} | {k: base_hparams[k] for k in keys if k in base_hparams}
     changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
     if changed:
         log.info("init=%s: the base's network shape is used (%s)", hparams["init"], changed)
