@@ -144,7 +144,7 @@ class ConvLayer(CondSequential):
 
 class ResidualBlock(Conditioned):
     """Two 3x3 conv layers with instance norm and an identity skip (He et al. 2016); ``dilation`` spaces
-    the taps (Yu and Koltun 2016): each conv then reaches ``dilation`` times as far at the same cost."""
+    the taps (Yu and Koltun 2016): each conv then reaches ``dilation`` times as far with the same multiply-adds."""
 
     def __init__(self, channels: int, num_styles: int = 0, dilation: int = 1) -> None:
         super().__init__()
@@ -296,7 +296,7 @@ class TransformerNet(StyleNetwork):
         width: channel multiplier (1.0 = 32/64/128 channels as in the paper; 0.5 halves them).
         num_residual_blocks: residual blocks between encoder and decoder (paper: 5).
         num_styles: 0 for one fixed style; otherwise a conditional network of this many styles.
-        dilation: of the residual blocks' convs (1 as in the paper; 2 doubles their reach at the same cost).
+        dilation: of the residual blocks' convs (1 as in the paper; 2 doubles their reach with the same multiply-adds).
     """
 
     def __init__(

@@ -84,7 +84,7 @@ class ModelConfig:
     )
     dilation: int = setting(
         1,
-        "dilation of the residual blocks' convs (2: twice their reach at the same cost)",
+        "dilation of the residual blocks' convs (2: twice their reach, the same multiply-adds)",
         to=_to("dilation", "module"),
         min=1,
         max=3,
