@@ -381,7 +381,8 @@ def verify(
     gen = torch.Generator().manual_seed(0)
     errors: dict[str, float] = {}
     for i, (n, h, w) in enumerate(sizes):
-        h, w = max(h, net.min_side + 1), max(w, net.min_side + 1)  # the graph's smallest size, and one odd
+        # No side below the graph's smallest (net.min_side); + 1 keeps the smallest check an odd size, as 9x13 is.
+        h, w = max(h, net.min_side + 1), max(w, net.min_side + 1)
         image = torch.rand(n, 3, h, w, generator=gen)
         condition = verify_condition(net.num_styles, i, gen, maps)
         with torch.no_grad():
