@@ -514,3 +514,26 @@ def test_a_dilated_run_exports_and_resumes_as_the_network_it_trained(tmp_path, r
     overrides = [*TINY, "model.dilation=1", f"ckpt_path={run / 'last.ckpt'}", "trainer.max_steps=6"]
     with pytest.raises(FastNSTError, match=r"num_residual_blocks=1, dilation=2, the config's is .*blocks=1; resume"):
         validate_config(compose(overrides))
+
+
+@pytest.mark.parametrize("architecture", ["light", "johnson"])
+def test_the_largest_dilation_the_schema_allows_stylizes_the_smallest_photo(tmp_path, architecture):
+    """Stylizer.MIN_SIDE and model.dilation's range must agree: a reflection pad of the dilation needs a
+    feature map wider than it, so a 1x1 photo (without the margin too) has to come back from the widest
+    dilation the schema lets a run train."""
+    import dataclasses
+
+    from fastnst.nn.transformer_net import build_network
+    from fastnst.runtime.stylizer import Stylizer
+    from fastnst.training.config import ModelConfig
+
+    widest = next(f for f in dataclasses.fields(ModelConfig) if f.name == "dilation").metadata["max"]
+    torch.manual_seed(0)
+    net = build_network(architecture, 0.25, 1, dilation=widest)
+    hparams = {"architecture": architecture, "width": 0.25, "num_residual_blocks": 1, "dilation": widest}
+    model = export.export_network(net, hparams, tmp_path / "widest.onnx").path  # verified against PyTorch
+    for margin in (0, 16):
+        stylizer = Stylizer(model, margin=margin)
+        for h, w in [(1, 1), (2, 7), (15, 16)]:
+            out = stylizer(np.full((h, w, 3), 0.5, np.float32))
+            assert out.shape == (h, w, 3) and np.isfinite(out).all(), (margin, h, w)
