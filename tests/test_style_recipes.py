@@ -30,7 +30,7 @@ GATYS_CONTENT = {"relu4_2": 1.0}  # loss=fastnst: the default
         ("udnie", GATYS_CONTENT, 512),
         ("starry_night", GATYS_CONTENT, 512),
         ("composition_vii", GATYS_CONTENT, 256),
-        ("the_scream", JOHNSON_CONTENT, 256),
+        ("the_scream", GATYS_CONTENT, 512),
         ("shipwreck", GATYS_CONTENT, 512),
     ],
 )
