@@ -291,7 +291,9 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     from fastnst.runtime.temporal import MOMENTUM
 
     p.add_argument(
-        "--style", help="a style of a several-style model, or a mixture: wave=0.7,udnie=0.3 (default: its first)"
+        "--style",
+        help="a style of a several-style model, or a mixture: wave=0.7,udnie=0.3"
+        " (default: the painting added to a base, else its first)",
     )
     p.add_argument(
         "--strength",

@@ -49,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a folder of already-stylized images named like the photos (repeatable)",
     )  # fmt: skip
     p.add_argument(
-        "--model-style", help="for models of several styles: the style (or mixture) to judge (default: the first)"
+        "--model-style",
+        help="for models of several styles: the style (or mixture) to judge"
+        " (default: the painting added to a base, else the first)",
     )
     p.add_argument(
         "--label", action="append", help="a name (not a path) per --model/--images, in order (default: file names)"
