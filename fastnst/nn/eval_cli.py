@@ -58,7 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", type=Path, default=Path("eval"), help="folder for scores, summary, sheet")
     p.add_argument("--limit", type=int, help="judge only the first N photos")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where models run")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="where models run (default: cpu, so that figures compare across machines)",
+    )
     p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--video", type=Path, help="measure flicker on this clip instead: warping error of each --model")
