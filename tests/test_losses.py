@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import asset
 
 from fastnst.nn.images import load_image
-from fastnst.nn.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from fastnst.nn.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, teacher_loss, total_variation
 from fastnst.nn.vgg import VGG19, vgg19
 
 
@@ -377,3 +377,29 @@ def test_perceptual_loss_gradient_to_output_only(real_vgg: VGG19, images: dict[s
     assert content.grad is None  # the content features are a fixed target
     assert all(p.grad is None and not p.requires_grad for p in real_vgg.parameters())
     assert all(not g.requires_grad for g in (loss_fn.target_gram(layer) for layer in STYLE_LAYERS))
+
+
+def test_teacher_loss_known_values() -> None:
+    ones = {"a": torch.ones(1, 2, 2, 2), "b": torch.full((1, 1, 2, 2), 2.0)}
+    teacher = {"a": torch.zeros(1, 2, 2, 2), "b": torch.full((1, 1, 2, 2), 4.0)}
+    # a: MSE 1 (the teacher's features are zero, so it has no relative form); b: MSE 4, relative 4 / 16.
+    torch.testing.assert_close(teacher_loss(ones, teacher, {"a": 0.5, "b": 2.0}), torch.tensor(0.5 + 8.0))
+    torch.testing.assert_close(teacher_loss(ones, teacher, {"b": 2.0}, normalize=True), torch.tensor(0.5))
+    assert teacher_loss(ones, ones, {"a": 1.0, "b": 1.0}) == 0
+
+
+def test_perceptual_loss_teacher_term(real_vgg: VGG19, images: dict[str, torch.Tensor]) -> None:
+    """The teacher term over the style layers, times teacher_weight, on top of the other terms; the
+    module and the pure function agree."""
+    loss_fn = make_loss(real_vgg, teacher_weight=0.7)
+    loss_fn.set_style(images["style"])
+    output, content = images["output"], images["content"]
+    teacher = (content * 0.8 + 0.1).clamp(0, 1)
+    without = loss_fn(output, content)
+    terms = loss_fn(output, content, teacher=teacher)
+    assert "teacher" not in without and terms["teacher"] > 0
+    torch.testing.assert_close(terms["loss"], without["loss"] + 0.7 * terms["teacher"])
+    with torch.no_grad():
+        expected = teacher_loss(real_vgg(output), real_vgg(teacher), STYLE_LAYERS, normalize=True)
+    torch.testing.assert_close(terms["teacher"], expected)
+    assert loss_fn(output, content, teacher=output)["teacher"] == 0

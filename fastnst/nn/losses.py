@@ -1,7 +1,7 @@
 """Perceptual losses (Gatys et al. 2016; Johnson et al. 2016).
 
 Pure functions for each term (``gram_matrix``, ``content_loss``, ``style_loss``,
-``total_variation``) and one thin module, :class:`PerceptualLoss`, that runs the
+``teacher_loss``, ``total_variation``) and one thin module, :class:`PerceptualLoss`, that runs the
 VGG once per batch and combines the terms with their weights.
 
 Gram matrices and losses are always computed in float32, also under autocast:
@@ -99,6 +99,23 @@ def style_loss_per_sample(features: torch.Tensor, target_grams: torch.Tensor, no
         if normalize:
             loss = loss / target.detach().square().mean(dim=(1, 2)).clamp_min(1e-12)
         return loss
+
+
+def teacher_loss(
+    features: Mapping[str, torch.Tensor],
+    teacher_features: Mapping[str, torch.Tensor],
+    layers: Mapping[str, float],
+    normalize: bool = False,
+) -> torch.Tensor:
+    """Distillation (Hinton et al. 2015, here on images): the ``{layer: weight}`` sum of the squared
+    feature errors between a result and another network's result for the same photo, each relative to
+    the other result's features if ``normalize``. Every layer of the style term, so that the result
+    follows the other network's strokes at every scale, not only its content."""
+    first = features[next(iter(layers))]
+    total = first.new_zeros((), dtype=torch.float32)
+    for name, w in layers.items():
+        total = total + w * _mse(features[name], teacher_features[name], normalize)
+    return total
 
 
 def identity_loss(output: torch.Tensor, photo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -207,6 +224,8 @@ class PerceptualLoss(nn.Module):
         style_layers: ``{layer: weight}`` for the style term.
         content_weight, style_weight, tv_weight: weights of the three terms.
         normalize: use relative content and style losses (see the module docstring).
+        teacher_weight: weight of the distance to another network's results (:func:`teacher_loss`),
+            added where :meth:`forward` is given them.
 
     Call :meth:`set_style` once with the style image(s); their Gram matrices are kept
     as buffers (not saved in state dicts) and reused for every batch.
@@ -221,6 +240,7 @@ class PerceptualLoss(nn.Module):
         style_weight: float = 1.0,
         tv_weight: float = 0.0,
         normalize: bool = True,
+        teacher_weight: float = 0.0,
     ) -> None:
         super().__init__()
         missing = [name for name in [*content_layers, *style_layers] if name not in vgg.layers]
@@ -232,6 +252,7 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.teacher_weight = float(teacher_weight)
         self.normalize = normalize
         self.blend: list[float] = [1.0]
         self.masks: list[torch.Tensor] | None = None
@@ -337,12 +358,22 @@ class PerceptualLoss(nn.Module):
         terms["style"] = sum(terms.values(), features[next(iter(self.style_layers))].new_zeros((), dtype=torch.float32))
         return terms, terms["style"]
 
+    def _content_features(self, content: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        if content is not None:
+            with torch.no_grad():
+                return self.vgg(content)
+        features = {name: getattr(self, f"content_{name}", None) for name in self.content_layers}
+        if any(v is None for v in features.values()):
+            raise RuntimeError("pass `content`, or call PerceptualLoss.set_content() first")
+        return features
+
     def forward(
         self,
         output: torch.Tensor,
         content: torch.Tensor | None = None,
         style_index: torch.Tensor | None = None,
         style_scale: torch.Tensor | None = None,
+        teacher: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses of a stylized batch ``output`` against the photos ``content`` it came from.
 
@@ -353,16 +384,12 @@ class PerceptualLoss(nn.Module):
         After :meth:`set_style_bank`, ``style_index`` ``(N,)`` gives each sample's style and
         ``style_scale`` ``(N,)`` multiplies its style loss in ``loss`` (a per-style weight times
         the sample's strength; 0: content only). ``style_per_sample`` ``(N,)`` is then returned too.
-        """
-        if content is not None:
-            with torch.no_grad():
-                content_features = self.vgg(content)
-        else:
-            content_features = {name: getattr(self, f"content_{name}", None) for name in self.content_layers}
-            if any(v is None for v in content_features.values()):
-                raise RuntimeError("pass `content`, or call PerceptualLoss.set_content() first")
-        output_features = self.vgg(output)
 
+        ``teacher``: another network's results for the same photos; adds the ``teacher`` term
+        (:func:`teacher_loss` over the style layers) times ``teacher_weight``.
+        """
+        content_features = self._content_features(content)
+        output_features = self.vgg(output)
         terms: dict[str, torch.Tensor] = {}
         content_total = output.new_zeros((), dtype=torch.float32)
         for name, w in self.content_layers.items():
@@ -379,4 +406,9 @@ class PerceptualLoss(nn.Module):
         terms["loss"] = (
             self.content_weight * terms["content"] + self.style_weight * style_in_loss + self.tv_weight * terms["tv"]
         )
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_features = self.vgg(teacher)
+            terms["teacher"] = teacher_loss(output_features, teacher_features, self.style_layers, self.normalize)
+            terms["loss"] = terms["loss"] + self.teacher_weight * terms["teacher"]
         return terms

@@ -169,12 +169,15 @@ def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margi
         raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
 
 
-def open_session(path: str | Path, device: str = "cpu") -> Any:
-    """An onnxruntime session on ``device``; a file onnxruntime cannot load is a one-line ModelError."""
+def open_session(path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
+    """An onnxruntime session on ``device`` (``threads``: its CPU threads, ``None``: onnxruntime's choice,
+    one per core); a file onnxruntime cannot load is a one-line ModelError."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the optional inputs are initializers by design: no warning
+    if threads is not None:
+        options.intra_op_num_threads = threads
     providers = providers_for(device)
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
@@ -255,6 +258,7 @@ class Stylizer:
         masks: for a model exported with ``--style-maps``: ``(mask, style)`` pairs laid over ``style``
             in order, each mask (an image file, PIL image or array; white = its style) stretched
             over the image; ``"sky.png:wave"`` strings are accepted too. One pass, whatever the count.
+        threads: CPU threads of the session (``None``: one per core, onnxruntime's default).
 
     Call it with a PIL image (returns a PIL image) or an ``(H, W, 3)`` array (returns the
     same dtype: uint8, or float in [0, 1]).
@@ -272,6 +276,7 @@ class Stylizer:
         margin: int = 16,
         memory_budget: int | None = None,
         masks: Sequence[str | tuple[Any, str | Mapping[str, float]]] | None = None,
+        threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -281,7 +286,7 @@ class Stylizer:
         self.path = resolve_model(model)  # a file that exists, else a shipped style's name (starry_night)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
-        self.session = open_session(self.path, device)
+        self.session = open_session(self.path, device, threads)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         _check_contract(self.path, self.session, self.metadata)
         try:

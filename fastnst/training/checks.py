@@ -72,6 +72,7 @@ def validate_config(cfg: Any, run_dir: str | Path | None = None) -> None:
     _check_layers(cfg.loss)
     _check_files(cfg.data)
     _check_style(cfg.style)
+    _check_teacher(cfg)
     _warn_about_schedule(cfg.trainer)
     _check_vgg_weights(cfg.loss)
     if cfg.ckpt_path:
@@ -142,6 +143,24 @@ def _check_style(style: Any) -> None:
             *painting.size,
             style.size,
         )
+
+
+def _check_teacher(cfg: Any) -> None:
+    """loss.teacher: a fastnst model that opens, for a network with one result per photo."""
+    teacher = cfg.loss.get("teacher")
+    if not teacher:
+        return
+    if cfg.get("styles") or cfg.model.get("strength") or cfg.get("init"):
+        raise FastNSTError(
+            f"loss.teacher={teacher}: only for a network of one style without a trained strength "
+            "(the teacher gives one result per photo)"
+        )
+    from fastnst.runtime.stylizer import Stylizer
+
+    try:
+        Stylizer(teacher, device="cpu", threads=1)
+    except FastNSTError as e:
+        raise FastNSTError(f"loss.teacher={teacher}: {e}") from None
 
 
 def _warn_about_schedule(trainer: Any) -> None:

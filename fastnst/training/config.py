@@ -139,6 +139,15 @@ class LossConfig:
         to=_to("identity_weight", "module"),
         min=0,
     )
+    teacher: str | None = setting(
+        None,
+        "a network whose results the trained one also learns to match (distillation): a .onnx file or a shipped "
+        "model's name (udnie_hq); null: none",
+        to=_to("teacher", "module"),
+    )
+    teacher_weight: float = setting(
+        1.0, "with loss.teacher: weight of the distance to its results", to=_to("teacher_weight", "module"), min=0
+    )
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import MISSING
@@ -44,6 +45,7 @@ from fastnst.nn.losses import (
 )
 from fastnst.nn.transformer_net import STRENGTH_OUTPUT, StyleNetwork, build_network, conditional_norms
 from fastnst.nn.vgg import pretrained_vgg
+from fastnst.runtime.stylizer import Stylizer
 from fastnst.styles import resolve_style_image
 from fastnst.training.config import module_defaults
 from fastnst.training.nonfinite import NonFiniteGuard
@@ -117,6 +119,7 @@ class StyleTransferModule(pl.LightningModule):
         self.net = net
         self.sampler: StyleSampler | None = None  # conditional networks: each sample's style and strength
         self.perceptual: PerceptualLoss | None = None  # built in setup(), for training only
+        self.teacher: Stylizer | None = None  # loss.teacher's network, in setup()
         # The compiled network when compile=True. Not a submodule (object.__setattr__ bypasses nn.Module's
         # registration): a checkpoint holds the network once, under net., which is what gets loaded.
         object.__setattr__(self, "_train_net", self.net)
@@ -133,8 +136,16 @@ class StyleTransferModule(pl.LightningModule):
             layers=[*self.content_layers, *self.style_layers], weights=hp.vgg_weights, convention=hp.vgg_convention
         )
         perceptual = PerceptualLoss(
-            vgg, self.content_layers, self.style_layers, hp.content_weight, hp.style_weight, hp.tv_weight
+            vgg,
+            self.content_layers,
+            self.style_layers,
+            hp.content_weight,
+            hp.style_weight,
+            hp.tv_weight,
+            teacher_weight=hp.teacher_weight,
         )
+        if hp.teacher:  # onnxruntime on as many threads as torch trains on (one with --threads 1)
+            self.teacher = Stylizer(hp.teacher, device="auto", threads=torch.get_num_threads())
         if hp.styles:
             trained = [hp.styles[i] for i in self.trained]
             perceptual.set_style_bank([load_image(resolve_style_image(s["image"]), size=s["size"]) for s in trained])
@@ -161,7 +172,8 @@ class StyleTransferModule(pl.LightningModule):
         if self.sampler is None:
             inputs: tuple[torch.Tensor, ...] = ()
             output = self._train_net(content)
-            terms = self.perceptual(output, content)
+            teacher = self._teacher_results(content) if self.teacher is not None else None
+            terms = self.perceptual(output, content, teacher=teacher)
         else:
             content, output, terms, inputs = self._conditional_terms(content, stage)
         if stage == "train" and self.hparams.temporal_weight:
@@ -176,6 +188,14 @@ class StyleTransferModule(pl.LightningModule):
             batch_size=content.shape[0],
         )
         return terms["loss"], content, output
+
+    @torch.no_grad()
+    def _teacher_results(self, content: torch.Tensor) -> torch.Tensor:
+        """loss.teacher's results for the batch, as fastnst infer would give them (one onnxruntime pass)."""
+        assert self.teacher is not None
+        photos = content.float().permute(0, 2, 3, 1).cpu().numpy()
+        results = np.stack([r.image for r in self.teacher.stylize_arrays(list(photos))])
+        return torch.from_numpy(results).permute(0, 3, 1, 2).to(content.device, content.dtype)
 
     def _conditional_terms(self, content: torch.Tensor, stage: str) -> tuple[torch.Tensor, torch.Tensor, dict, tuple]:
         """A conditional network's pass and losses: training draws each sample's style and strength,

@@ -29,6 +29,9 @@ from fastnst.training.checks import QUICK_CPU_SETTINGS, resolve_accelerator, tra
 
 log = logging.getLogger(__name__)
 
+# The loss terms a progress line shows (unweighted), where the run has them.
+LOGGED_TERMS = ("content", "style", "tv", "stability", "identity", "teacher")
+
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     """``auto`` -> ``bf16-mixed`` on GPUs and CPUs with native bf16, ``16-mixed`` on older GPUs, else ``32-true``."""
@@ -177,9 +180,7 @@ class ProgressLog(Callback):
         rate = (step - self._start_step) / max(time.monotonic() - self._start, 1e-9)
         eta = (trainer.max_steps - step) / max(rate, 1e-9)
         metrics = trainer.callback_metrics
-        terms = ", ".join(
-            f"{k} {metrics[f'train/{k}']:.3g}" for k in ("content", "style", "tv") if f"train/{k}" in metrics
-        )
+        terms = ", ".join(f"{k} {metrics[f'train/{k}']:.3g}" for k in LOGGED_TERMS if f"train/{k}" in metrics)
         loss = metrics.get("train/loss")
         log.info(
             "step %d/%d | loss %s (%s) | %.2f steps/s | ETA %s",
