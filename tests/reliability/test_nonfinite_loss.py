@@ -16,8 +16,8 @@ def poison_losses(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int]) -> None:
     real_forward = PerceptualLoss.forward
     calls = {"n": 0}
 
-    def forward(self, output, content=None):
-        terms = real_forward(self, output, content)
+    def forward(self, output, content=None, **options):
+        terms = real_forward(self, output, content, **options)
         if torch.is_grad_enabled():  # training steps, not validation
             calls["n"] += 1
             if calls["n"] in bad_calls:
