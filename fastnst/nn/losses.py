@@ -107,7 +107,7 @@ def teacher_loss(
     layers: Mapping[str, float],
     normalize: bool = False,
 ) -> torch.Tensor:
-    """Distillation (Hinton et al. 2015, here on images): the ``{layer: weight}`` sum of the squared
+    """Distillation (Hinton et al. 2015, here on images): the ``{layer: weight}`` sum of the mean squared
     feature errors between a result and another network's result for the same photo, each relative to
     the other result's features if ``normalize``. Every layer of the style term, so that the result
     follows the other network's strokes at every scale, not only its content."""
