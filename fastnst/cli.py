@@ -35,7 +35,7 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     )
 
     figures = shipped_model_figures()
-    print("shipped models (fastnst infer --model NAME), judged on ten photos (lower is better):")
+    print("shipped models (fastnst infer --model NAME; train init=NAME fine-tunes one), judged on ten photos:")
     print(f"  {'name':20s} {'content':>8s} {'style_gram':>10s} {'style_stats':>11s} {'size':>7s}  painting")
     _print_models(shipped_models(), figures)
     quality = shipped_quality_models()

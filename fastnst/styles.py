@@ -36,12 +36,14 @@ def shipped_bases() -> dict[str, Path]:
 
 
 def resolve_base(value: str | Path) -> Path:
-    """A path to an existing checkpoint, or the name of a shipped base network (``init=<name>``).
+    """What training starts from (``init=``): a path to an existing checkpoint or ONNX export, the name of a
+    shipped base network (``six_styles``), or the name of a shipped style network (``wave``, ``udnie_hq``).
 
     Raises:
         StyleError: naming the value and the shipped bases when nothing matches.
     """
-    return _file_or_shipped(value, shipped_bases(), "checkpoint file", "a shipped base network")
+    shipped = {**shipped_models(), **shipped_variant_models(), **shipped_bases()}
+    return _file_or_shipped(value, shipped, "checkpoint or ONNX file", "a shipped base or style network")
 
 
 def _file_or_shipped(value: str | Path, shipped: dict[str, Path], file_kind: str, shipped_kind: str) -> Path:

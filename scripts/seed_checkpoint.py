@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Start training from a shipped network: its weights, rebuilt from its ONNX file, in a checkpoint of your recipe.
 
-The shipped real-time networks' training checkpoints were not kept. To fine-tune one (for example with
-the stability term, for video), make a one-step checkpoint of the recipe, put the network's weights
-into it, and train from there:
+To fine-tune a shipped network, ``python train.py style=<style> <recipe> init=<model name or .onnx>`` does it
+in one command, from step 0. This script is the way the_scream's video network was made before ``init``
+took one-style networks (checkpoints/README.md), kept so that its commands run as written: make a
+one-step checkpoint of the recipe, put the network's weights into it, and train from there:
 
     python train.py style=the_scream <recipe> trainer.max_steps=1
     python scripts/seed_checkpoint.py checkpoints/the_scream/<run>/last.ckpt \\
@@ -22,12 +23,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reexport_onnx import rebuild  # a sibling script
-
 from fastnst.atomic import atomic_write
-from fastnst.errors import FastNSTError, one_line
+from fastnst.errors import FastNSTError
 from fastnst.nn.checkpoint import read_checkpoint
+from fastnst.nn.onnx_import import network_from_onnx
 from fastnst.overwrite import cannot_write, refuse_overwrite
 
 
@@ -71,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = read_checkpoint(args.checkpoint, str(args.checkpoint))
         if "state_dict" not in checkpoint or "optimizer_states" not in checkpoint:
             raise FastNSTError(f"{args.checkpoint}: not a training checkpoint (no state_dict and optimizer state)")
-        try:
-            net, _ = rebuild(args.model)
-        except Exception as e:  # onnx's parse errors and the like: not a file rebuild can read
-            raise FastNSTError(f"{args.model}: not a fastnst ONNX export ({one_line(e)})") from e
+        net, _ = network_from_onnx(args.model)
         seeded = seed(checkpoint, net.state_dict(), str(args.model))
         with atomic_write(args.output) as f:  # a failed write leaves no half checkpoint to resume from
             torch.save(seeded, f)

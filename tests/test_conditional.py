@@ -848,11 +848,10 @@ def test_resume_names_a_missing_strength_or_other_styles(compose, base_run):
     validate_config(expand_styles(compose(resume), resume))
 
 
-def test_init_refuses_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base_run, tiny_checkpoint):
-
-    # A process: exit code 2 and one error line naming init=.
+def test_init_refuses_styles_added_to_a_plain_checkpoint_or_a_taken_name(compose, tmp_path, base_run, tiny_checkpoint):
+    # A process: exit code 2 and one error line naming init= (a one-style network is fine-tuned, for one style).
     result = _train_cli(
-        *TINY, "style=the_scream", f"init={tiny_checkpoint}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+        *TINY, "style=[the_scream,wave]", f"init={tiny_checkpoint}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
     )
     out = result.stdout + result.stderr
     assert result.returncode == 2, out[-3000:]
@@ -976,7 +975,7 @@ def test_init_takes_a_shipped_base_by_name(compose, tmp_path, base_run, monkeypa
         torch.testing.assert_close(by_name[key], value, rtol=0, atol=1e-6, msg=key)
     with pytest.raises(FastNSTError, match="a one-style network; a base is a conditional one"):
         save_base(tiny_checkpoint, bases / "one.ckpt")
-    with pytest.raises(FastNSTError, match=r"init=nothing: nothing: no such checkpoint file.*\(two_styles\)"):
+    with pytest.raises(FastNSTError, match=r"init=nothing: nothing: no such checkpoint or ONNX file.*two_styles\)"):
         _train(compose, tmp_path / "bad", [*TINY, "style=the_scream", "init=nothing"])
 
 

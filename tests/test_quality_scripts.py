@@ -258,7 +258,8 @@ def test_reexport_refuses_a_conditional_model_in_one_line(tmp_path, tiny_conditi
     command = [sys.executable, REPO / "scripts" / "reexport_onnx.py", tiny_conditional_onnx, "-o", tmp_path / "x.onnx"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
-        f"{tiny_conditional_onnx}: a conditional export; only single-style networks are rebuilt"
+        f"error: {tiny_conditional_onnx}: a network of several styles; only one-style exports are rebuilt "
+        "(its .ckpt holds the network)"
     ]
 
 

@@ -188,12 +188,16 @@ def mask_gradients(net: nn.Module, rows: Sequence[int]) -> None:
 
 
 def load_base(init: str | Path) -> tuple[StyleNetwork, dict[str, Any]]:
-    """The network and settings of a base (``init=``): a checkpoint file, or a shipped base's name."""
+    """The network and settings that training starts from (``init=``): a checkpoint or ONNX export, or a
+    shipped base's or style network's name. A conditional one is a base that new styles are added to; a
+    one-style one (no ``styles`` in its settings) is fine-tuned."""
     from fastnst.nn.export import load_network
+    from fastnst.nn.onnx_import import network_from_onnx
     from fastnst.styles import resolve_base
 
     try:
-        return load_network(resolve_base(init))
+        path = resolve_base(init)
+        return network_from_onnx(path) if path.suffix.lower() == ".onnx" else load_network(path)
     except FastNSTError as e:
         raise FastNSTError(f"init={init}: {e}") from None
 

@@ -150,7 +150,7 @@ def _check_teacher(cfg: Any) -> None:
     teacher = cfg.loss.get("teacher")
     if not teacher:
         return
-    if cfg.get("styles") or cfg.model.get("strength") or cfg.get("init"):
+    if cfg.get("styles") or cfg.model.get("strength"):
         raise FastNSTError(
             f"loss.teacher={teacher}: only for a network of one style without a trained strength "
             "(the teacher gives one result per photo)"

@@ -300,8 +300,9 @@ class TrainConfig:
     )
     init: str | None = setting(
         None,
-        "a conditional checkpoint, or a shipped base's name (fastnst styles lists them), to start from: "
-        "its styles are kept and this run's style is added",
+        "a trained network to start from: a checkpoint, an .onnx export or a shipped network's name (fastnst "
+        "styles lists them); a conditional one keeps its styles and gets this run's added, a one-style one is "
+        "fine-tuned (every weight, from step 0)",
         to=_to("init", "module"),
     )
     init_style: str | None = setting(

@@ -254,7 +254,7 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """With ``init``: only the new styles' rows train until ``train_all_from_step``."""
-        if self.hparams.init:
+        if self.hparams.init and self.hparams.styles:
             trainable_rows(self.net, None if self._train_all() else self.trained)
 
     def _train_all(self) -> bool:
@@ -263,7 +263,7 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Snapshot what the step changes, and replace non-finite gradients by zeros."""
-        if self.hparams.init and not self._train_all():
+        if self.hparams.init and self.hparams.styles and not self._train_all():
             mask_gradients(self.net, self.trained)
         self.guard.before_step(list(self.net.parameters()), optimizer)
 
@@ -456,6 +456,8 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
         return net, saved, list(range(len(styles)))
     base, base_hparams = load_base(hparams["init"])
     base_styles = base_hparams.get("styles") or []
+    if not base_styles:
+        return _fine_tuned(base, base_hparams, hparams)
     if [s["name"] for s in styles[: len(base_styles)]] == [s["name"] for s in base_styles]:
         styles = styles[len(base_styles) :]  # saved settings (load_from_checkpoint) already list the base's
     if not styles:
@@ -466,10 +468,48 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
             raise FastNSTError("init_style=nearest: picks a start for one new style; name the style for several")
         start = nearest_style(resolve_style_image(styles[0]["image"]), base_styles)
     net, all_styles, trained = extend_base(base, base_styles, styles, hparams["init"], start)
+    shape = _base_shape(base_hparams, hparams)
+    return net.train(), {**hparams, **shape, "styles": all_styles, "init_style": start}, trained
+
+
+def _base_shape(base_hparams: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """The network shape of ``init``'s base, which the run takes whatever its ``model`` says (logged if it differs)."""
     keys = ("architecture", "width", "num_residual_blocks", "dilation", "strength", "output")
     # Bases saved before dilation existed have none: theirs is 1.
     shape = {"dilation": 1} | {k: base_hparams[k] for k in keys if k in base_hparams}
     changed = {k: v for k, v in shape.items() if hparams.get(k) != v}
     if changed:
         log.info("init=%s: the base's network shape is used (%s)", hparams["init"], changed)
-    return net.train(), {**hparams, **shape, "styles": all_styles, "init_style": start}, trained
+    return shape
+
+
+def _fine_tuned(
+    base: StyleNetwork, base_hparams: dict[str, Any], hparams: dict[str, Any]
+) -> tuple[StyleNetwork, dict[str, Any], list[int]]:
+    """``init`` names a one-style network: this run trains every one of its weights, for one style."""
+    init = hparams["init"]
+    if hparams["styles"] or hparams.get("strength"):
+        raise FastNSTError(
+            f"init={init}: a network of one style, fine-tuned by a run of one style without model.strength; "
+            "for several styles or a trained strength, start from a conditional base (fastnst styles lists them)"
+        )
+    if hparams.get("init_style"):
+        raise FastNSTError(f"init_style={hparams['init_style']}: for a conditional base; init={init} has one style")
+    # The loss settings an export or checkpoint recorded, told when this run's differ: a fine-tune on
+    # another loss moves the network towards it, which may be the point (and may not).
+    differ = {k: v for k, v in base_hparams.items() if k in _LOSS_KEYS and hparams.get(k) != v}
+    if differ:
+        log.info("init=%s was trained with %s; this run's loss differs there", init, differ)
+    return base.train(), {**hparams, **_base_shape(base_hparams, hparams)}, []
+
+
+# The loss settings a one-style init's file records (an export's metadata, a checkpoint's hyperparameters).
+_LOSS_KEYS = (
+    "style_image",
+    "style_size",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "style_layers",
+    "content_layers",
+)

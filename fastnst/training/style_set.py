@@ -149,7 +149,7 @@ def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """``cfg`` with ``styles`` filled from ``style=[a,b,...]``, or with the one style of a conditional
     one-style run (unchanged otherwise, and when ``styles`` is given in the config)."""
     names = style_list(overrides)
-    if cfg.get("styles") or (names is None and not (cfg.model.get("strength") or cfg.get("init"))):
+    if cfg.get("styles") or (names is None and not (cfg.model.get("strength") or _adds_to_base(cfg.get("init")))):
         return _named(cfg, model_name(cfg.style.name, overrides))
     check_schema(cfg)  # the weights scaled below are numbers (a one-line error, not a TypeError)
     scale = cfg.loss.style_weight / cfg.style.style_weight if cfg.style.style_weight else 1.0
@@ -165,6 +165,16 @@ def expand_styles(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     expanded.styles = styles
     expanded.style.name = model_name(cfg.style.name, overrides)
     return expanded
+
+
+def _adds_to_base(init: str | None) -> bool:
+    """Whether ``init`` names a conditional base that this run's style is added to (not a one-style
+    network that it fine-tunes, or none)."""
+    if not init:
+        return False
+    from fastnst.nn.conditioning import load_base
+
+    return bool(load_base(init)[1].get("styles"))
 
 
 def _named(cfg: DictConfig, name: str) -> DictConfig:
