@@ -64,6 +64,8 @@ def test_network_from_onnx_gives_the_checkpoints_weights(tiny_checkpoint, tiny_o
 def test_network_from_onnx_names_the_file_in_one_line(tmp_path, tiny_conditional_checkpoint):
     from fastnst.nn.export import export_onnx
 
+    with pytest.raises(FastNSTError, match=f"^{tmp_path / 'gone.onnx'}: no such file$"):
+        network_from_onnx(tmp_path / "gone.onnx")
     notes = tmp_path / "notes.onnx"
     notes.write_text("my notes")
     with pytest.raises(FastNSTError, match=f"^{notes}: not an ONNX file"):

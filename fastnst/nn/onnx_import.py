@@ -30,6 +30,8 @@ def network_from_onnx(path: str | Path) -> tuple[StyleNetwork, dict[str, Any]]:
 
     from fastnst.nn.export import training_settings
 
+    if not Path(path).is_file():
+        raise FastNSTError(f"{path}: no such file")
     try:
         model = onnx.load(str(path))
     except Exception as e:  # onnx raises DecodeError and others for files that are not ONNX
