@@ -437,7 +437,8 @@ def _network(hparams: dict[str, Any]) -> tuple[StyleNetwork, dict[str, Any], lis
     """The style network, the settings to save, and the indices of the styles this run trains.
 
     With ``init`` the network is the base's with this run's style(s) added, and the saved settings
-    list every style and take the base's network shape.
+    list every style and take the base's network shape; a one-style ``init`` is the network itself,
+    every weight of which trains (a fine-tune).
     """
     styles = [dict(s) for s in hparams["styles"]]
     if hparams.get("init_style") and not hparams.get("init"):
