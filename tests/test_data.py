@@ -758,3 +758,57 @@ def test_neighbouring_seeds_do_not_share_passes() -> None:
     seed0 = [i for i, _ in ResumableSampler(n, length=2 * n, seed=0)]
     seed1 = [i for i, _ in ResumableSampler(n, length=n, seed=1)]
     assert seed0[n:] != seed1  # pass 1 of seed 0 is not pass 0 of seed 1
+
+
+def test_adjust_colors_known_values() -> None:
+    def pixel(color: tuple[int, int, int], **kwargs: float) -> list[int]:
+        return np.array(data.adjust_colors(Image.new("RGB", (4, 4), color), **kwargs))[0, 0].tolist()
+
+    assert pixel((200, 100, 50)) == [200, 100, 50]  # the defaults change nothing
+    assert pixel((255, 0, 0), hue=1 / 3) == [0, 255, 0]  # a third of the circle: red to green
+    assert pixel((255, 0, 0), hue=-0.5) == pixel((255, 0, 0), hue=0.5) == [0, 252, 255]  # cyan, 8-bit hues
+    assert pixel((255, 0, 0), hue=1.0) == [255, 0, 0]  # the whole circle
+    assert pixel((200, 100, 50), saturation=0) == [124, 124, 124]  # grey: ITU-R 601 luma
+    assert pixel((100, 100, 100), brightness=1.5) == [150, 150, 150]
+    # A grey has no hue or saturation to change, and a flat image no contrast.
+    assert pixel((100, 100, 100), contrast=0.5, saturation=2, hue=0.25) == [100, 100, 100]
+
+
+def test_jitter_colors_draws_factors_within_the_strength() -> None:
+    grey = Image.new("RGB", (4, 4), (100, 100, 100))
+    values = {np.array(data.jitter_colors(grey, data.random.Random(seed), 0.4))[0, 0, 0] for seed in range(50)}
+    assert min(values) >= 60 and max(values) <= 140  # brightness factors in [0.6, 1.4]
+    assert len(values) > 20
+    assert np.array(data.jitter_colors(grey, data.random.Random(0), 0.0))[0, 0, 0] == 100
+
+
+def test_dataset_flip_and_jitter_only_change_training_crops(tmp_path: Path) -> None:
+    arr = noise_array(32, 32)
+    path = tmp_path / "square.png"
+    Image.fromarray(arr).save(path)
+    photo = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+    flipping = PhotoDataset([path], image_size=32, flip=True)
+    crops = [flipping[(0, seed)]["image"] for seed in range(20)]
+    mirrored = [torch.equal(c, photo.flip(-1)) for c in crops]
+    assert all(torch.equal(c, photo) or m for c, m in zip(crops, mirrored, strict=True))
+    assert 3 < sum(mirrored) < 17
+    jittered = PhotoDataset([path], image_size=32, flip=True, color_jitter=0.5)
+    assert not any(torch.equal(jittered[(0, seed)]["image"], crops[seed]) for seed in range(5))
+    # The same key gives the same sample (a resumed run), and the previews are never augmented.
+    assert torch.equal(jittered[(0, 3)]["image"], jittered[(0, 3)]["image"])
+    assert torch.equal(jittered[0]["image"], photo)
+    preview = PhotoDataset([path], image_size=32, random_crop=False, flip=True, color_jitter=0.5)
+    assert torch.equal(preview[(0, 3)]["image"], photo)
+    # Without augmentation the crops are those of earlier versions: the crop is drawn first.
+    assert torch.equal(PhotoDataset([path], image_size=32)[(0, 3)]["image"], photo)
+
+
+def test_datamodule_passes_augmentation_to_training_and_checks_its_range() -> None:
+    with pytest.raises(DataError, match=r"^data\.color_jitter=1\.5: must be a number from 0 to 1$"):
+        PhotoDataModule(root=None, color_jitter=1.5)
+    dm = PhotoDataModule(root=None, image_size=32, num_workers=0, flip=True, color_jitter=0.3)
+    dm.setup()
+    dm.trainer = SimpleNamespace(max_steps=1, accumulate_grad_batches=1, global_step=0, global_rank=0, world_size=1)
+    dataset = dm.train_dataloader().dataset
+    assert (dataset.flip, dataset.color_jitter) == (True, 0.3)
+    assert (dm.val_dataloader().dataset.flip, dm.hparams.color_jitter) == (False, 0.3)

@@ -173,6 +173,15 @@ class DataConfig:
         min=16,
         what="a whole number of pixels",
     )
+    flip: bool = setting(False, "mirror half of the training crops left-right", to=_to("flip", "data"))
+    color_jitter: float = setting(
+        0.0,
+        "random colours of each training crop: brightness, contrast and saturation factors in [1-x, 1+x], "
+        "hues turned by up to x/2 of the colour circle (0: off)",
+        to=_to("color_jitter", "data"),
+        min=0,
+        max=1,
+    )
     batch_size: int = setting(4, "images per batch and process", to=_to("batch_size", "data"), min=1)
     num_workers: int = setting(4, "data-loader worker processes", to=_to("num_workers", "data"), min=0)
     val_images: Any = setting(

@@ -5,6 +5,10 @@
 * Training samples: short side resized to ``short_side`` (default ``image_size``: the whole
   photo), then a random ``image_size`` square crop. A ``short_side`` near the size photos are
   stylized at shows the network objects at the scale it will meet them, at the cost of a crop.
+* Optional augmentation of each training crop (never of the previews): a left-right mirror
+  (``flip``) and random colours (``color_jitter``), so that a few hundred photos show the network
+  more than their own colours and layouts. The crop's seed draws them, so a resumed run sees the
+  same samples.
 * The sample order is a deterministic, shuffled stream (a new permutation per pass
   over the data) indexed by the global sample position. Resuming from a checkpoint
   at step ``s`` restarts the stream at sample ``s * batch_size * accumulate``, so the
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fastnst.nn.images import to_tensor
@@ -76,6 +81,36 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         return self.length
 
 
+def adjust_colors(
+    image: Image.Image, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0, hue: float = 0.0
+) -> Image.Image:
+    """An RGB image with its brightness, contrast and saturation scaled by those factors (1: unchanged),
+    then its hues turned by ``hue`` of the colour circle (1/3: red to green)."""
+    image = ImageEnhance.Brightness(image).enhance(brightness)
+    image = ImageEnhance.Contrast(image).enhance(contrast)
+    image = ImageEnhance.Color(image).enhance(saturation)
+    turn = round(hue * 256) % 256  # PIL's hue is 0..255 around the circle
+    if turn == 0:
+        return image
+    hsv = np.array(image.convert("HSV"))
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + turn) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def jitter_colors(image: Image.Image, rng: random.Random, strength: float) -> Image.Image:
+    """:func:`adjust_colors` with random factors in ``[1 - strength, 1 + strength]`` and a hue turn of up
+    to ``strength / 2`` of the circle either way."""
+    factors = [rng.uniform(1 - strength, 1 + strength) for _ in range(3)]
+    return adjust_colors(image, *factors, hue=rng.uniform(-strength / 2, strength / 2))
+
+
+def augment(image: Image.Image, rng: random.Random, flip: bool, color_jitter: float) -> Image.Image:
+    """A training crop mirrored left-right half of the time (``flip``) and its colours jittered."""
+    if flip and rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    return jitter_colors(image, rng, color_jitter) if color_jitter > 0 else image
+
+
 @dataclass
 class PhotoDataset(Dataset):
     """Photos for training (random crops) or validation (center crops).
@@ -89,6 +124,8 @@ class PhotoDataset(Dataset):
     image_size: int
     random_crop: bool = True
     short_side: int | None = None
+    flip: bool = False
+    color_jitter: float = 0.0
     _bad: set[int] = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
@@ -100,10 +137,10 @@ class PhotoDataset(Dataset):
         s = self.image_size
         if seed is None or not self.random_crop:
             left, top = (w - s) // 2, (h - s) // 2
-        else:
-            rng = random.Random(seed)
-            left, top = rng.randint(0, w - s), rng.randint(0, h - s)
-        return img.crop((left, top, left + s, top + s))
+            return img.crop((left, top, left + s, top + s))
+        rng = random.Random(seed)
+        left, top = rng.randint(0, w - s), rng.randint(0, h - s)
+        return augment(img.crop((left, top, left + s, top + s)), rng, self.flip, self.color_jitter)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, None)
@@ -142,6 +179,8 @@ class PhotoDataModule(pl.LightningDataModule):
         annotations: optional COCO annotations JSON listing the images (``images[].file_name``).
         image_size: training crop size (a random square crop).
         short_side: the photo's short side before the crop; ``None``: ``image_size`` (the whole photo).
+        flip: mirror half of the training crops left-right.
+        color_jitter: strength of random colour changes of the training crops (:func:`jitter_colors`); 0: none.
         batch_size: images per batch and process.
         num_workers: DataLoader worker processes.
         val_images: folder or list of validation photos; ``None`` uses the embedded sample photos.
@@ -155,6 +194,8 @@ class PhotoDataModule(pl.LightningDataModule):
         annotations: str | None = None,
         image_size: int = 256,
         short_side: int | None = None,
+        flip: bool = False,
+        color_jitter: float = 0.0,
         batch_size: int = 4,
         num_workers: int = 4,
         val_images: str | list[str] | None = None,
@@ -167,6 +208,7 @@ class PhotoDataModule(pl.LightningDataModule):
 
         # The same ranges as a run's config (the schema), for a DataModule built in Python.
         settings = {"image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
+        settings["color_jitter"] = color_jitter
         check_ranges(
             DataConfig, {**settings, "num_val_images": num_val_images, "short_side": short_side}, "data.", DataError
         )
@@ -178,6 +220,7 @@ class PhotoDataModule(pl.LightningDataModule):
         self.annotations = annotations
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.short_side = short_side
+        self.flip, self.color_jitter = flip, color_jitter
         self.val_images, self.num_val_images, self.seed = val_images, num_val_images, seed
         self.train_files: list[Path] = []
         self.val_files: list[Path] = []
@@ -219,7 +262,13 @@ class PhotoDataModule(pl.LightningDataModule):
             rank=trainer.global_rank,
             world_size=trainer.world_size,
         )
-        dataset = PhotoDataset(self.train_files, self.image_size, short_side=self.short_side)
+        dataset = PhotoDataset(
+            self.train_files,
+            self.image_size,
+            short_side=self.short_side,
+            flip=self.flip,
+            color_jitter=self.color_jitter,
+        )
         return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
