@@ -207,11 +207,9 @@ class PhotoDataModule(pl.LightningDataModule):
         from fastnst.training.config import DataConfig
 
         # The same ranges as a run's config (the schema), for a DataModule built in Python.
-        settings = {"image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
-        settings["color_jitter"] = color_jitter
-        check_ranges(
-            DataConfig, {**settings, "num_val_images": num_val_images, "short_side": short_side}, "data.", DataError
-        )
+        settings = {"image_size": image_size, "short_side": short_side, "color_jitter": color_jitter}
+        settings |= {"batch_size": batch_size, "num_workers": num_workers, "num_val_images": num_val_images}
+        check_ranges(DataConfig, settings, "data.", DataError)
         if short_side is not None and short_side < image_size:
             raise DataError(f"data.short_side={short_side}: smaller than the crop, data.image_size={image_size}")
         # Shown in TensorBoard's hparams tab and saved in checkpoints (datamodule_hyper_parameters).
