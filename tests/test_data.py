@@ -8,6 +8,7 @@ embedded in the package); everything runs on the CPU in a few seconds.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -776,10 +777,10 @@ def test_adjust_colors_known_values() -> None:
 
 def test_jitter_colors_draws_factors_within_the_strength() -> None:
     grey = Image.new("RGB", (4, 4), (100, 100, 100))
-    values = {np.array(data.jitter_colors(grey, data.random.Random(seed), 0.4))[0, 0, 0] for seed in range(50)}
+    values = {np.array(data.jitter_colors(grey, random.Random(seed), 0.4))[0, 0, 0] for seed in range(50)}
     assert min(values) >= 60 and max(values) <= 140  # brightness factors in [0.6, 1.4]
     assert len(values) > 20
-    assert np.array(data.jitter_colors(grey, data.random.Random(0), 0.0))[0, 0, 0] == 100
+    assert np.array(data.jitter_colors(grey, random.Random(0), 0.0))[0, 0, 0] == 100
 
 
 def test_dataset_flip_and_jitter_only_change_training_crops(tmp_path: Path) -> None:
@@ -799,7 +800,7 @@ def test_dataset_flip_and_jitter_only_change_training_crops(tmp_path: Path) -> N
     assert torch.equal(jittered[0]["image"], photo)
     preview = PhotoDataset([path], image_size=32, random_crop=False, flip=True, color_jitter=0.5)
     assert torch.equal(preview[(0, 3)]["image"], photo)
-    # Without augmentation the crops are those of earlier versions: the crop is drawn first.
+    # Without augmentation the training crop is the photo's window, untouched.
     assert torch.equal(PhotoDataset([path], image_size=32)[(0, 3)]["image"], photo)
 
 
