@@ -130,6 +130,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 check=not args.no_verify,
                 averaged=not args.no_ema,
                 style_maps=args.style_maps,
+                margin=args.margin,
             )
         except Interrupted as e:
             print(f"interrupted by {e}; {output} not written", file=sys.stderr)
@@ -224,6 +225,13 @@ def _add_export(sub: Any) -> None:
         "--no-ema",
         action="store_true",
         help="a run with trainer.ema_decay: export the trained weights, not their moving average (the default)",
+    )
+    p.add_argument(
+        "--margin",
+        type=int,
+        metavar="PX",
+        help="the replicated border infer adds around each pass for this network, a multiple of 4 "
+        "(default: none recorded, infer uses 16)",
     )
     p.set_defaults(func=_cmd_export)
 

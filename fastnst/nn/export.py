@@ -58,7 +58,15 @@ from fastnst.nn.transformer_net import (
 )
 from fastnst.overwrite import refuse_overwrite
 from fastnst.runtime.imageio import IMAGE_EXTENSIONS
-from fastnst.runtime.onnx_contract import FORMAT_KEY, OPSET, PRECISIONS, STYLE_MAPS_KEY, STYLE_NAMES_KEY
+from fastnst.runtime.onnx_contract import (
+    FORMAT_KEY,
+    MARGIN_KEY,
+    OPSET,
+    PRECISIONS,
+    STYLE_MAPS_KEY,
+    STYLE_NAMES_KEY,
+    check_margin,
+)
 from fastnst.runtime.stylizer import open_session
 from fastnst.runtime.video import VIDEO_EXTENSIONS
 
@@ -248,6 +256,7 @@ _EXPORT_FACTS = (
     "fastnst.version",
     "fastnst.precision",
     "fastnst.norm_stats_size",
+    MARGIN_KEY,
 )
 
 
@@ -453,7 +462,12 @@ def _is_onnx(path: Path) -> bool:
     return model.ir_version > 0 and len(model.graph.node) > 0
 
 
-def _check_settings(precision: str, opset: int) -> None:
+def _check_settings(precision: str, opset: int, margin: int | None = None) -> None:
+    if margin is not None:
+        try:
+            check_margin(margin)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
     if precision not in PRECISIONS:
         raise ExportError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
     if opset < 17:
@@ -488,6 +502,7 @@ def export_onnx(
     calibration_images: Sequence[str | Path] | None = None,
     averaged: bool = True,
     style_maps: bool = False,
+    margin: int | None = None,
 ) -> ExportReport:
     """Export a checkpoint to ONNX, verify it against PyTorch, and write it atomically.
 
@@ -503,16 +518,27 @@ def export_onnx(
             trained weights); without one, the weights.
         style_maps: a conditional network's ``style_weights`` input as a per-pixel map (masks: one
             style here, another there, in one pass), at some cost per pixel (docs/benchmarks.md).
+        margin: the replicated border ``Stylizer`` adds around each pass for this network, recorded
+            as ``fastnst.margin`` (``None``: none recorded, ``Stylizer`` uses 16).
 
     Raises:
         ExportError: unreadable checkpoint, bad settings, or a model that does not verify.
     """
-    _check_settings(precision, opset)  # before the checkpoint is read
+    _check_settings(precision, opset, margin)  # before the checkpoint is read
     check_checkpoint(checkpoint)
     check_output(output, checkpoint)
     net, hparams = load_network(checkpoint, averaged)
     return export_network(
-        net, hparams, output, precision, opset, check, calibration_images, source=checkpoint, style_maps=style_maps
+        net,
+        hparams,
+        output,
+        precision,
+        opset,
+        check,
+        calibration_images,
+        source=checkpoint,
+        style_maps=style_maps,
+        margin=margin,
     )
 
 
@@ -526,12 +552,15 @@ def export_network(
     calibration_images: Sequence[str | Path] | None = None,
     source: str | Path | None = None,
     style_maps: bool = False,
+    margin: int | None = None,
 ) -> ExportReport:
     """Export a network (not a checkpoint) as :func:`export_onnx` does; ``hparams`` fill the metadata.
 
     ``source`` (default: ``output``) names the network in errors, e.g. the checkpoint it came from.
     """
-    _check_settings(precision, opset)
+    _check_settings(precision, opset, margin)
+    if margin is not None:  # written as fastnst.margin by _metadata, and kept out of training_settings
+        hparams = {**hparams, "margin": margin}
     output = Path(output)
     check_output(output)
     source = source if source is not None else output

@@ -17,12 +17,15 @@ STYLE_NAME_KEY = "fastnst.style_name"
 STYLE_NAMES_KEY = "fastnst.style_names"  # conditional networks: a JSON list, one name per style_weights entry
 STYLE_MAPS_KEY = "fastnst.style_maps"  # "true": style_weights is a per-pixel (1, S, h, w) map (export --style-maps)
 STRENGTH_KEY = "fastnst.strength"  # "true": the strength input was trained (model.strength=true)
+MARGIN_KEY = "fastnst.margin"  # pixels of replicated border Stylizer adds around each pass (export --margin)
+DEFAULT_MARGIN = 16  # a model without MARGIN_KEY (every export before 2026-12-06)
 PRECISIONS = ("fp32", "fp16", "int8")  # what fastnst export writes (the CLI lists them without torch)
 OPSET = 18  # the exporter's default ONNX opset
 _MAX_NAME = 64  # characters of a style name kept in output file names
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _VERSION = re.compile(r"[0-9]{1,9}")
+_PIXELS = re.compile(r"[0-9]{1,4}")
 
 
 def format_problem(value: str | None) -> str | None:
@@ -48,6 +51,31 @@ def safe_name(text: str, fallback: str = "stylized") -> str:
 
 def _clean(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("._-")[:_MAX_NAME].rstrip("._-")
+
+
+def check_margin(margin: int, what: str = "margin") -> None:
+    """A margin is a non-negative multiple of 4 pixels (the networks' sampling grid)."""
+    if margin < 0 or margin % 4:
+        raise ValueError(f"{what}={margin}: expected a multiple of 4 (0 for none)")
+
+
+def model_margin(metadata: Mapping[str, str]) -> int:
+    """The replicated margin a model asks for: its ``fastnst.margin``, else :data:`DEFAULT_MARGIN`.
+
+    The margin keeps a network's own edge effects (a band it learned along one border) out of the
+    picture, but it also enters every instance norm's statistics, which moves each network's results
+    differently (docs/quality.md): so it is recorded per network.
+
+    Raises:
+        ValueError: if the value is not a multiple of 4 pixels.
+    """
+    text = metadata.get(MARGIN_KEY)
+    if text is None:
+        return DEFAULT_MARGIN
+    if not _PIXELS.fullmatch(text):
+        raise ValueError(f"{MARGIN_KEY}={_clean(text)!r}: expected a multiple of 4 pixels")
+    check_margin(int(text), MARGIN_KEY)
+    return int(text)
 
 
 def style_names(metadata: Mapping[str, str]) -> list[str]:

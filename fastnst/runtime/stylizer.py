@@ -33,7 +33,9 @@ from fastnst.runtime.onnx_contract import (
     STRENGTH_KEY,
     STYLE_MAPS_KEY,
     STYLE_NAME_KEY,
+    check_margin,
     format_problem,
+    model_margin,
     parse_style_mix,
     safe_name,
     style_names,
@@ -157,7 +159,7 @@ def bytes_per_pixel(metadata: dict[str, str]) -> float:
     return base * (min(max(width, 0.125), 8.0) if math.isfinite(width) else 1.0)
 
 
-def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margin: int) -> None:
+def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margin: int | None) -> None:
     """Refuse sizes that make no sense (a non-positive max_size would shrink every image to 1x1)."""
     if max_size is not None and max_size < 1:
         raise ValueError(f"max_size={max_size}: expected a positive number of pixels (None: keep the size)")
@@ -165,8 +167,8 @@ def check_sizes(max_size: int | None, tile_size: int | None, overlap: int, margi
         raise ValueError(f"overlap={overlap}: expected a number of pixels >= 0")
     if tile_size is not None and tile_size < max(4 * overlap, MIN_SIDE):
         raise ValueError(f"tile_size={tile_size} must be at least 4 x overlap ({overlap}) and {MIN_SIDE}")
-    if margin < 0 or margin % 4:
-        raise ValueError(f"margin={margin}: expected a multiple of 4 (0 for none)")
+    if margin is not None:  # None: the model's own (read once the model is open)
+        check_margin(margin)
 
 
 def open_session(path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
@@ -254,7 +256,8 @@ class Stylizer:
         margin: pixels of replicated border added around every pass and cropped off after, so
             the network's own edge effects (a model can learn a band a few pixels wide along
             one border) fall outside the picture (a mirrored border leaves a line at the mirror
-            axis instead). A multiple of 4 keeps the sampling grid.
+            axis instead). A multiple of 4 keeps the sampling grid. ``None``: the model's own
+            (``fastnst export --margin``), else 16.
         masks: for a model exported with ``--style-maps``: ``(mask, style)`` pairs laid over ``style``
             in order, each mask (an image file, PIL image or array; white = its style) stretched
             over the image; ``"sky.png:wave"`` strings are accepted too. One pass, whatever the count.
@@ -273,7 +276,7 @@ class Stylizer:
         tile_size: int | None = None,
         overlap: int = 128,
         stats_size: int = 1024,
-        margin: int = 16,
+        margin: int | None = None,
         memory_budget: int | None = None,
         masks: Sequence[str | tuple[Any, str | Mapping[str, float]]] | None = None,
         threads: int | None = None,
@@ -293,6 +296,7 @@ class Stylizer:
             self.style_names = style_names(self.metadata)  # [] for a one-style model
             self.style_mix = self._choose(style)
             self.mask_layers = self._masks(masks or [])
+            self.margin = model_margin(self.metadata) if margin is None else margin
         except ValueError as e:
             raise ModelError(f"{self.path}: {e}") from None
         self.providers = self.session.get_providers()
@@ -300,14 +304,13 @@ class Stylizer:
         self.max_size = max_size
         self.overlap = overlap
         self.stats_size = stats_size
-        self.margin = margin
         if memory_budget is not None and memory_budget < 1:
             raise ValueError(f"memory_budget={memory_budget}: expected a positive number of bytes")
         self.memory_budget = memory_budget or MEMORY_BUDGET["gpu" if on_gpu else "cpu"]
         self.bytes_per_pixel = bytes_per_pixel(self.metadata)
         self.fixed_tiles = tile_size is not None  # an explicit tile size: tile by side, as asked
         self.tile_size = tile_size if tile_size is not None else self._budget_tile()
-        check_sizes(max_size, self.tile_size, overlap, margin)
+        check_sizes(max_size, self.tile_size, overlap, self.margin)
         # onnxruntime logs a failed run on stderr besides raising; the exception is reported instead.
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4
