@@ -37,9 +37,9 @@ from PIL import Image
 from fastnst.atomic import atomic_write
 from fastnst.errors import FastNSTError
 from fastnst.nn.eval_cli import find_photos
-from fastnst.nn.evaluate import JUDGE_SIZE, Judge, judged_size
+from fastnst.nn.evaluate import JUDGE_SIZE, Judge
 from fastnst.overwrite import blocking_file
-from fastnst.runtime.imageio import open_rgb
+from fastnst.runtime.imageio import fit_size, open_rgb, resize_to
 from fastnst.styles import resolve_style_image
 
 PEERS = {
@@ -54,9 +54,7 @@ def judged_input(photo: Image.Image) -> Image.Image:
     Until 2026-12-06 this enlarged smaller photos too, so a peer stylized a 451-px photo at 512 px where the
     fastnst network beside it ran at 451 px: a different picture for one side only (docs/quality.md).
     """
-    if max(photo.size) <= JUDGE_SIZE:
-        return photo
-    return photo.resize(judged_size(*photo.size, JUDGE_SIZE), Image.Resampling.LANCZOS)
+    return resize_to(photo, fit_size(*photo.size, JUDGE_SIZE))  # infer --max-size's rule, the judge's Lanczos
 
 
 class Peer:
