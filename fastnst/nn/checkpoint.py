@@ -31,3 +31,36 @@ def read_checkpoint(path: Path, key: str) -> Any:
                 what = "a damaged or truncated torch file" if f.read(4) == b"PK\x03\x04" else "not a torch file"
             raise FastNSTError(f"{key}: not a readable checkpoint ({what})") from e
         raise FastNSTError(f"{key}: not a readable checkpoint ({e.__class__.__name__}: {one_line(e)})") from e
+
+
+def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
+    """The weighted average of state dicts with the same keys and shapes (a "model soup").
+
+    Floating-point tensors are averaged with ``weights`` (normalised to sum to 1); any other tensor (a
+    counter) must be equal in all of them and is kept. The inputs are not changed. Raises ``ValueError``
+    naming the first key that differs.
+    """
+    if not state_dicts or len(state_dicts) != len(weights):
+        raise ValueError(f"{len(state_dicts)} state dicts and {len(weights)} weights; give one weight per state dict")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights {weights}: they must be non-negative and not all zero")
+    total = float(sum(weights))
+    first = state_dicts[0]
+    for i, sd in enumerate(state_dicts[1:], start=1):
+        if sd.keys() != first.keys():
+            key = sorted(sd.keys() ^ first.keys())[0]
+            raise ValueError(f"state dict {i} and state dict 0 differ in their keys ({key!r} is in one only)")
+    averaged = {}
+    for key, ref in first.items():
+        tensors = [sd[key] for sd in state_dicts]
+        if any(t.shape != ref.shape for t in tensors):
+            raise ValueError(f"{key!r}: shapes {[tuple(t.shape) for t in tensors]} differ")
+        if ref.is_floating_point():
+            # Accumulate in float64 so that the order of the inputs does not change the last bit.
+            acc = sum(t.double() * (w / total) for t, w in zip(tensors, weights, strict=True))
+            averaged[key] = acc.to(ref.dtype)
+        elif all(torch.equal(t, ref) for t in tensors):
+            averaged[key] = ref.clone()
+        else:
+            raise ValueError(f"{key!r}: a {ref.dtype} tensor that differs between the state dicts: cannot be averaged")
+    return averaged
