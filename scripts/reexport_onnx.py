@@ -23,6 +23,7 @@ from fastnst.errors import FastNSTError
 from fastnst.nn.export import TOLERANCE, export_network
 from fastnst.nn.onnx_import import network_from_onnx
 from fastnst.photos import sample_photos_dir
+from fastnst.runtime.onnx_contract import MARGIN_KEY
 from fastnst.runtime.stylizer import Stylizer
 
 
@@ -31,14 +32,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model", type=Path, help="a fastnst ONNX export (single style)")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument(
+        "--margin",
+        type=int,
+        help="record this border for Stylizer (fastnst export --margin); default: the file's own, if it has one",
+    )
     args = p.parse_args(argv)
     try:
         net, hparams = network_from_onnx(args.model)
-    except FastNSTError as e:
+        # The old file at the new file's margin, so that the comparison below is of the weights alone.
+        before = Stylizer(args.model, margin=args.margin)
+    except (FastNSTError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
+    margin = args.margin if args.margin is not None else before.metadata.get(MARGIN_KEY)
     photo = np.asarray(Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB"))
-    old = Stylizer(args.model)(photo)  # before the export, which may write over the file
-    report = export_network(net, hparams, args.output, args.precision)
+    old = before(photo)  # before the export, which may write over the file
+    report = export_network(net, hparams, args.output, args.precision, margin=None if margin is None else int(margin))
     print(report.summary())
     new = Stylizer(args.output)(photo)
     diff = float(np.abs(old.astype(np.float32) - new.astype(np.float32)).mean() / 255)

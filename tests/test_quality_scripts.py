@@ -252,6 +252,21 @@ def test_reexport_rebuilds_an_fp16_export_in_fp32(tmp_path):
     # In place, from an fp32 export of today's exporter: the same pictures
     again = run_script("reexport_onnx.py", str(tmp_path / "new.onnx"), "-o", str(tmp_path / "new.onnx"))
     assert float(again.split("mean |new - old| on chelsea.jpg ")[1].split()[0]) < 1e-5
+    # --margin is recorded, and kept by a later rebuild that names none
+    run_script("reexport_onnx.py", str(tmp_path / "new.onnx"), "-o", str(tmp_path / "m8.onnx"), "--margin", "8")
+    run_script("reexport_onnx.py", str(tmp_path / "m8.onnx"), "-o", str(tmp_path / "m8b.onnx"))
+    assert Stylizer(tmp_path / "m8.onnx").margin == Stylizer(tmp_path / "m8b.onnx").margin == 8
+    assert Stylizer(tmp_path / "new.onnx").margin == 16  # none recorded
+
+
+def test_reexport_refuses_a_bad_margin_in_one_line(tmp_path):
+    model = REPO / "fastnst" / "assets" / "models" / "udnie.onnx"
+    command = [sys.executable, REPO / "scripts" / "reexport_onnx.py", model, "-o", tmp_path / "x.onnx", "--margin", "6"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
+        "error: margin=6: expected a multiple of 4 (0 for none)"
+    ]
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_reexport_refuses_a_conditional_model_in_one_line(tmp_path, tiny_conditional_onnx):
