@@ -39,18 +39,23 @@ def pareto_odds(
 
 
 def read_scores(paths: list[Path]) -> dict[str, dict[str, np.ndarray]]:
-    """``{method: {photo: figures}}`` from `fastnst eval` scores.csv files; photos named ``<file>:<photo>``."""
+    """``{method: {photo: figures}}`` from `fastnst eval` scores.csv files, by photo name: a method judged on
+    one photo in two files (a reference judged beside two candidates) must have the same figures in both."""
     scores: dict[str, dict[str, np.ndarray]] = {}
     for path in paths:
         try:
             with path.open(newline="") as f:
-                for row in csv.DictReader(f):
-                    photo = f"{path}:{row['photo']}"
-                    scores.setdefault(row["method"], {})[photo] = np.array([float(row[k]) for k in FIGURES])
+                rows = [(r["method"], r["photo"], np.array([float(r[k]) for k in FIGURES])) for r in csv.DictReader(f)]
         except (OSError, KeyError, ValueError) as e:
-            raise SystemExit(
-                f"error: {path}: not a readable `fastnst eval` scores.csv ({e.__class__.__name__}: {e})"
-            ) from None
+            what = f"{e.__class__.__name__}: {e}"
+            raise SystemExit(f"error: {path}: not a readable `fastnst eval` scores.csv ({what})") from None
+        for method, photo, figures in rows:
+            seen = scores.setdefault(method, {}).setdefault(photo, figures)
+            if not np.allclose(seen, figures, rtol=1e-4):
+                raise SystemExit(
+                    f"error: {path}: {method} on {photo} has other figures than in an earlier file; "
+                    "two photos of one name? Rename one"
+                )
     return scores
 
 

@@ -55,11 +55,15 @@ def _scores(path, rows):
 
 def test_script_pools_files_and_prints_odds(tmp_path):
     _scores(tmp_path / "a.csv", [["ours", "x.jpg", 0.5, 0.1, 0.3], ["peer", "x.jpg", 0.6, 0.2, 0.4]])
-    _scores(tmp_path / "b.csv", [["ours", "x.jpg", 0.5, 0.1, 0.3], ["peer", "x.jpg", 0.6, 0.2, 0.4]])
+    # b.csv: another candidate beside the same reference on x.jpg, and a second photo
+    b = [["other", "x.jpg", 0.7, 0.1, 0.3], ["peer", "x.jpg", 0.6, 0.2, 0.4]]
+    b += [["ours", "y.jpg", 0.5, 0.1, 0.3], ["other", "y.jpg", 0.7, 0.1, 0.3], ["peer", "y.jpg", 0.6, 0.2, 0.4]]
+    _scores(tmp_path / "b.csv", b)
     command = [sys.executable, SCRIPT, tmp_path / "a.csv", tmp_path / "b.csv", "--reference", "peer", "--photos", "2"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    assert out.startswith("2 photos; against peer")  # x.jpg of two files: two photos
+    assert out.startswith("2 photos; against peer")
     assert "ours: pooled 0.833x / 0.500x / 0.750x" in out and "P(better on all three) 1.00" in out
+    assert "other: pooled 1.167x" in out and "P(better on all three) 0.00" in out
 
 
 @pytest.mark.parametrize(
@@ -69,7 +73,12 @@ def test_script_pools_files_and_prints_odds(tmp_path):
         (
             [["ours", "x.jpg", 0.5, 0.1, 0.3], ["peer", "x.jpg", 0.6, 0.2, 0.4], ["peer", "y.jpg", 0.6, 0.2, 0.4]],
             ["--reference", "peer"],
-            "ours: no figures for .*y.jpg; judge every method on the same photos",
+            "ours: no figures for y.jpg; judge every method on the same photos",
+        ),
+        (
+            [["peer", "x.jpg", 0.6, 0.2, 0.4], ["peer", "x.jpg", 0.7, 0.2, 0.4]],
+            ["--reference", "peer"],
+            ".*a.csv: peer on x.jpg has other figures than in an earlier file",
         ),
     ],
 )
