@@ -80,7 +80,12 @@ def test_script_writes_a_checkpoint_export_loads(script, tmp_path, capsys):
             torch.testing.assert_close(value, 0.4 * a[key] + 0.6 * b[key])
     soup = torch.load(out, weights_only=True)
     assert [s["weight"] for s in soup["averaged_from"]] == [0.4, 0.6]
-    assert "optimizer_states" not in soup  # not a training state to resume
+    assert "optimizer_states" not in soup  # not a training state to resume: ckpt_path= refuses it in one line
+    from fastnst.errors import FastNSTError
+    from fastnst.training.checks import check_checkpoint
+
+    with pytest.raises(FastNSTError, match="holds the weights only"):
+        check_checkpoint(str(out), HPARAMS, None, None)
 
 
 @pytest.mark.parametrize(
