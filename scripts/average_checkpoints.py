@@ -16,6 +16,7 @@ refuses it in one line); export it, or start a new run from it with ``init=``.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             raise FastNSTError("give two or more checkpoints to average")
         if len(weights) != len(args.checkpoints):
             raise FastNSTError(f"--weights: {len(weights)} values for {len(args.checkpoints)} checkpoints")
-        if any(w < 0 for w in weights) or sum(weights) <= 0:
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
             raise FastNSTError(f"--weights {' '.join(map(str, weights))}: non-negative, and not all zero")
         refuse_overwrite(args.output, [("checkpoint", c) for c in args.checkpoints])
         if args.output.exists() and not args.force:

@@ -2,6 +2,7 @@
 """Rebuild the network of a fastnst ONNX export and export it again with today's exporter.
 
     python scripts/reexport_onnx.py fastnst/assets/models/udnie.onnx -o udnie_fp32.onnx
+    python scripts/reexport_onnx.py fastnst/assets/models/the_scream.onnx -o the_scream.onnx --margin 8
 
 For the shipped real-time networks, whose training checkpoints were not kept: they were exported in
 fp16, which is the slower precision on CPUs, and before the exporter folded the instance-norm

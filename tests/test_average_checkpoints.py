@@ -50,6 +50,7 @@ def test_order_of_inputs_does_not_matter():
         ([{"n": torch.tensor(1)}, {"n": torch.tensor(2)}], [1, 1], "cannot be averaged"),
         ([{"w": torch.zeros(2)}, {"w": torch.zeros(2)}], [1], "one weight per state dict"),
         ([{"w": torch.zeros(2)}, {"w": torch.zeros(2)}], [1, -1], "non-negative"),
+        ([{"w": torch.zeros(2)}, {"w": torch.zeros(2)}], [1, float("inf")], "non-negative numbers"),
     ],
 )
 def test_refuses_what_cannot_be_averaged(dicts, weights, message):
@@ -95,6 +96,7 @@ def test_script_writes_a_checkpoint_export_loads(script, tmp_path, capsys):
         ({"style_name": "wave"}, [], "b.ckpt: style_name='wave'"),
         ({}, ["--weights", "1"], "--weights: 1 values for 2 checkpoints"),
         ({}, ["--weights", "0", "0"], "--weights 0.0 0.0: non-negative, and not all zero"),
+        ({}, ["--weights", "nan", "1"], "--weights nan 1.0: non-negative, and not all zero"),
     ],
 )
 def test_script_one_line_errors(script, tmp_path, settings, args, message):

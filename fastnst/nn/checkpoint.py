@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import zipfile
@@ -42,8 +43,8 @@ def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]], weights: lis
     """
     if not state_dicts or len(state_dicts) != len(weights):
         raise ValueError(f"{len(state_dicts)} state dicts and {len(weights)} weights; give one weight per state dict")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights {weights}: they must be non-negative and not all zero")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights {weights}: they must be non-negative numbers, not all zero")
     total = float(sum(weights))
     first = state_dicts[0]
     for i, sd in enumerate(state_dicts[1:], start=1):
