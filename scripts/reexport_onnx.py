@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         before = Stylizer(args.model, margin=args.margin)
     except (FastNSTError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
-    margin = args.margin if args.margin is not None else before.metadata.get(MARGIN_KEY)
+    # Recorded in the new file: the one asked for, else the old file's own (parsed and checked by Stylizer), if any.
+    margin = before.margin if args.margin is not None or MARGIN_KEY in before.metadata else None
     photo = np.asarray(Image.open(sample_photos_dir() / "chelsea.jpg").convert("RGB"))
     old = before(photo)  # before the export, which may write over the file
-    report = export_network(net, hparams, args.output, args.precision, margin=None if margin is None else int(margin))
+    report = export_network(net, hparams, args.output, args.precision, margin=margin)
     print(report.summary())
     new = Stylizer(args.output)(photo)
     diff = float(np.abs(old.astype(np.float32) - new.astype(np.float32)).mean() / 255)
